@@ -1,0 +1,180 @@
+"""Every error embedauth raises, in one tree.
+
+    EmbedAuthError
+    ├── ConfigurationError        settings or a storage URL that cannot work
+    ├── StorageError              a backend's driver failed (the driver's error is the __cause__)
+    ├── InvalidInput              a caller's mistake; the message says what to fix
+    │   ├── UnknownPermission     a scope that is not in the permission catalog
+    │   ├── InvalidCertificate    garbage, a private key, expired, or a weak key
+    │   └── InvalidSecret         a malformed secret (wrong prefix, length or checksum)
+    ├── NotFound
+    │   ├── RegistrationNotFound
+    │   ├── PermissionNotFound
+    │   ├── CredentialNotFound
+    │   └── RefreshTokenNotFound
+    ├── Conflict
+    │   ├── AlreadyExists
+    │   ├── PermissionInUse       a registration still holds the permission
+    │   └── TooManySecrets        the registration already has the most live secrets allowed
+    ├── InvalidToken              every way a token or assertion can be wrong; no oracle
+    └── OAuthError                an RFC 6749 §5.2 error: code, HTTP status, description
+        ├── InvalidRequest
+        ├── InvalidClient
+        ├── InvalidGrant
+        ├── UnauthorizedClient
+        ├── UnsupportedGrantType
+        └── InvalidScope
+
+User mistakes are `InvalidInput`, `NotFound` or `Conflict`: the CLI prints their message on one line
+and exits non-zero. `InvalidToken` deliberately carries no reason: the reason goes to the audit hook.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "ConfigurationError",
+    "Conflict",
+    "CredentialNotFound",
+    "EmbedAuthError",
+    "InvalidCertificate",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidInput",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidSecret",
+    "InvalidToken",
+    "NotFound",
+    "OAuthError",
+    "PermissionInUse",
+    "PermissionNotFound",
+    "RefreshTokenNotFound",
+    "RegistrationNotFound",
+    "StorageError",
+    "TooManySecrets",
+    "UnauthorizedClient",
+    "UnknownPermission",
+    "UnsupportedGrantType",
+]
+
+
+class EmbedAuthError(Exception):
+    """The root of every error embedauth raises."""
+
+
+class ConfigurationError(EmbedAuthError):
+    """Settings, or a storage URL, that cannot work."""
+
+
+class StorageError(EmbedAuthError):
+    """A storage backend failed; the driver's own exception is ``__cause__``."""
+
+
+class InvalidInput(EmbedAuthError, ValueError):
+    """A caller's mistake; the message says what to fix."""
+
+
+class UnknownPermission(InvalidInput):
+    """A scope that is not in the permission catalog."""
+
+
+class InvalidCertificate(InvalidInput):
+    """A certificate that cannot be a credential."""
+
+
+class InvalidSecret(InvalidInput):
+    """A secret or refresh token that is malformed (prefix, length, alphabet or checksum)."""
+
+
+class NotFound(EmbedAuthError, LookupError):
+    """The thing asked for does not exist."""
+
+
+class RegistrationNotFound(NotFound):
+    pass
+
+
+class PermissionNotFound(NotFound):
+    pass
+
+
+class CredentialNotFound(NotFound):
+    pass
+
+
+class RefreshTokenNotFound(NotFound):
+    pass
+
+
+class Conflict(EmbedAuthError):
+    """The change contradicts the stored state."""
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class PermissionInUse(Conflict):
+    """A permission cannot be removed while a registration holds it."""
+
+
+class TooManySecrets(Conflict):
+    """The registration already has the most live secrets allowed."""
+
+
+class InvalidToken(EmbedAuthError):
+    """A token or client assertion that cannot be accepted, whatever the reason.
+
+    Like ``cryptography.fernet.InvalidToken``: one type, one message, so a caller learns nothing
+    about which check failed. The reason is reported to the ``embedauth_token_denied`` hook.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("invalid token")
+
+
+class OAuthError(EmbedAuthError):
+    """An OAuth 2.0 error response (RFC 6749 §5.2) that renders itself."""
+
+    error: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.error)
+        self.description = description
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401, with ``WWW-Authenticate`` when the client used HTTP Basic."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"

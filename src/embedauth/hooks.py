@@ -1,0 +1,102 @@
+"""Hook specifications (pluggy): events to observe, extra token claims, storage schemes.
+
+Hooks observe and extend; they never replace a security check. Every :class:`~embedauth.EmbedAuth`
+has its own plugin manager (no global state); the built-in storage schemes are themselves a plugin
+on it. Setuptools entry points (group ``embedauth``) are loaded only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from embedauth.models import CertificateCredential, Registration, SecretCredential
+    from embedauth.storage.base import StorageFactory
+
+__all__ = ["PROJECT", "hookimpl", "hookspec", "make_plugin_manager"]
+
+PROJECT = "embedauth"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Specs:
+    """The hooks a plugin may implement (each by a function of the same name)."""
+
+    @hookspec
+    def embedauth_storage_schemes(self) -> Mapping[str, StorageFactory]:
+        """Return URL schemes (``"redis"``, ``"postgresql+psycopg"``) mapped to backend factories."""
+        raise NotImplementedError
+
+    @hookspec
+    def embedauth_permission_added(self, name: str) -> None:
+        """A permission was added to the catalog."""
+
+    @hookspec
+    def embedauth_permission_removed(self, name: str) -> None:
+        """A permission was removed from the catalog."""
+
+    @hookspec
+    def embedauth_registration_created(self, registration: Registration) -> None:
+        """A registration was created (its first secret with it)."""
+
+    @hookspec
+    def embedauth_registration_updated(self, registration: Registration, action: str) -> None:
+        """A registration changed; ``action`` names the change (``edit``, ``disable``, ``enable``,
+        ``renew``, ``add_secret``, ``delete_secret``, ``add_certificate``, ``remove_certificate``)."""
+
+    @hookspec
+    def embedauth_registration_deleted(self, client_id: str, tenant: str) -> None:
+        """A registration was deleted."""
+
+    @hookspec
+    def embedauth_secret_rotated(self, registration: Registration, credential: SecretCredential) -> None:
+        """A new secret replaced every earlier one; ``credential`` is the new one (no plaintext)."""
+
+    @hookspec
+    def embedauth_credential_expiring(
+        self,
+        registration: Registration,
+        credential: SecretCredential | CertificateCredential,
+        days_left: int,
+    ) -> None:
+        """A credential expires within 30 or 7 days (or has expired: ``days_left`` <= 0)."""
+
+    @hookspec
+    def embedauth_token_issued(
+        self,
+        client_id: str | None,
+        subject: str,
+        token_id: str,
+        scopes: tuple[str, ...],
+        expires_at: datetime,
+    ) -> None:
+        """An access token was issued."""
+
+    @hookspec
+    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
+        """A token request or a token was refused; ``reason`` is for the audit log only."""
+
+    @hookspec
+    def embedauth_extra_claims(
+        self, subject: str, client_id: str | None, scopes: tuple[str, ...]
+    ) -> Mapping[str, Any] | None:
+        """Extra claims for an access token; registered claims cannot be overridden."""
+
+
+def make_plugin_manager(*plugins: object, load_entrypoints: bool = False) -> pluggy.PluginManager:
+    """A fresh manager with the specs, the built-in plugins, then ``plugins``."""
+    from embedauth.storage import schemes
+
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(Specs)
+    manager.register(schemes, name="embedauth.storage.schemes")
+    for plugin in plugins:
+        manager.register(plugin)
+    if load_entrypoints:
+        manager.load_setuptools_entrypoints(PROJECT)
+    return manager

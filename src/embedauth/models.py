@@ -1,0 +1,298 @@
+"""The values embedauth stores and returns: frozen dataclasses, no behaviour beyond derived views.
+
+Secret material never appears in a ``repr``: hashes and private keys are ``repr=False``, and the
+one value that holds a plaintext secret (:class:`CreatedSecret`) hides it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Access",
+    "CertificateCredential",
+    "CreatedRefreshToken",
+    "CreatedSecret",
+    "CustomerScope",
+    "CustomerScopeKind",
+    "Page",
+    "Permission",
+    "Principal",
+    "RefreshToken",
+    "Registration",
+    "Revocation",
+    "RevocationKind",
+    "SecretCredential",
+    "SigningKey",
+    "TokenResponse",
+]
+
+T = TypeVar("T")
+
+
+class Access(StrEnum):
+    """Whether a permission reads or changes data (shown to admins when they pick permissions)."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One entry of the product's permission catalog; its ``name`` is an OAuth scope."""
+
+    name: str
+    description: str
+    access: Access
+    created_at: datetime
+
+
+class CustomerScopeKind(StrEnum):
+    ALL = "all"
+    CUSTOMERS = "customers"
+    GROUPS = "groups"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerScope:
+    """Which of the tenant's customers a registration may reach.
+
+    ``all``, or a non-empty set of customer ids, or a non-empty set of customer group ids. Its text
+    form is ``all``, ``customers:a,b`` or ``groups:g1,g2`` (parsed by
+    :func:`embedauth.validation.parse_customer_scope`).
+    """
+
+    kind: CustomerScopeKind = CustomerScopeKind.ALL
+    ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind is CustomerScopeKind.ALL:
+            return "all"
+        return f"{self.kind.value}:{','.join(self.ids)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "ids": list(self.ids)}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretCredential:
+    """A client secret as stored: an argon2id hash and a short hint, never the secret."""
+
+    id: str
+    hint: str
+    secret_hash: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+
+    def is_live(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateCredential:
+    """A certificate as stored: its public key and facts, never the certificate's private key.
+
+    ``thumbprint`` is the base64url SHA-256 of the DER certificate (the JOSE ``x5t#S256``).
+    """
+
+    id: str
+    thumbprint: str
+    subject: str
+    key_type: str
+    public_key_pem: str
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.not_after
+
+    def is_live(self, now: datetime) -> bool:
+        return self.not_before <= now < self.not_after
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """An app registration: a client of the product's API, owned by a tenant.
+
+    ``version`` grows by one with every change and is what storage compares before it writes, so
+    concurrent changes (two secret rotations, say) never overwrite one another.
+    ``registration_expires_at`` is the registration's own expiry (``None``: never);
+    :attr:`expires_at` is when it stops working, counting its credentials too.
+    """
+
+    client_id: str
+    tenant: str
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    customer_scope: CustomerScope
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    registration_expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    secrets: tuple[SecretCredential, ...] = ()
+    certificates: tuple[CertificateCredential, ...] = ()
+    version: int = 1
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """The earlier of the registration's own expiry and its last credential's expiry."""
+        credential_ends = [c.expires_at for c in self.credentials()]
+        ends = [max(credential_ends)] if credential_ends else []
+        if self.registration_expires_at is not None:
+            ends.append(self.registration_expires_at)
+        return min(ends) if ends else None
+
+    def credentials(self) -> Iterator[SecretCredential | CertificateCredential]:
+        yield from self.secrets
+        yield from self.certificates
+
+    def live_secrets(self, now: datetime) -> tuple[SecretCredential, ...]:
+        return tuple(s for s in self.secrets if s.is_live(now))
+
+    def is_active(self, now: datetime) -> bool:
+        """Enabled and not past its own expiry (credentials are checked one by one)."""
+        return self.enabled and (self.registration_expires_at is None or now < self.registration_expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSecret:
+    """A new client secret: the only value that ever holds it in plain text."""
+
+    registration: Registration
+    credential: SecretCredential
+    client_secret: str = field(repr=False)
+
+    @property
+    def client_id(self) -> str:
+        return self.registration.client_id
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A person's long-lived API refresh token as stored (argon2id hash and hint)."""
+
+    id: str
+    user: str
+    scopes: tuple[str, ...]
+    hint: str
+    token_hash: str = field(repr=False)
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    tenant: str | None = None
+
+    def idle_since(self) -> datetime:
+        return self.last_used_at or self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRefreshToken:
+    """A new refresh token: the only value that ever holds it in plain text."""
+
+    record: RefreshToken
+    refresh_token: str = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A token-signing key in the key ring.
+
+    ``private_key`` is PKCS#8 DER, encrypted with the key-encryption key when one is configured.
+    The key is published from ``created_at``, signs from ``activates_at`` until ``retires_at``, and
+    is published until ``expires_at`` (the last token it signed has expired).
+    """
+
+    kid: str
+    alg: str
+    public_jwk: str
+    private_key: bytes = field(repr=False)
+    encrypted: bool
+    created_at: datetime
+    activates_at: datetime
+    retires_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class RevocationKind(StrEnum):
+    REGISTRATION = "registration"
+    CREDENTIAL = "credential"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a name, not a secret
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Tokens tied to ``subject`` and issued at or before ``since`` are no longer accepted.
+
+    The entry is needed only while such a token could still be unexpired, so storage forgets it at
+    ``expires_at``. ``seq`` is assigned by storage and orders the change feed.
+    """
+
+    kind: RevocationKind
+    subject: str
+    since: datetime
+    expires_at: datetime
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller behind a verified access token."""
+
+    subject: str
+    client_id: str
+    tenant: str | None
+    scopes: frozenset[str]
+    customer_scope: CustomerScope
+    credential_id: str | None
+    token_id: str
+    expires_at: float
+    issued_at: float
+    claims: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+
+    def has_scopes(self, *needed: str) -> bool:
+        return self.scopes.issuperset(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """A successful token response (RFC 6749 §5.1)."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+    scope: str
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
+    refresh_token: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, with the total count of matches."""
+
+    items: Sequence[T]
+    total: int
+    offset: int
+    limit: int

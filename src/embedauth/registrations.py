@@ -1,0 +1,450 @@
+"""The registration lifecycle: create, read, edit, secrets, certificates, pause, renew, delete.
+
+Every change is read-modify-write under the storage's compare-and-set on ``version``
+(:meth:`Registrations._change`): two admins rotating the same secret at once are applied one after
+the other, never merged into two "current" secrets, and none is lost. A change that ends a
+credential's or the registration's validity also appends a revocation entry, so tokens it produced
+stop verifying everywhere (see :mod:`embedauth.revocation`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import pluggy
+
+from embedauth import validation
+from embedauth.certificates import parse_certificate
+from embedauth.clock import Clock, utcnow
+from embedauth.config import Settings
+from embedauth.errors import (
+    Conflict,
+    CredentialNotFound,
+    InvalidInput,
+    InvalidSecret,
+    RegistrationNotFound,
+    TooManySecrets,
+)
+from embedauth.models import (
+    CertificateCredential,
+    CreatedSecret,
+    CustomerScope,
+    Page,
+    Registration,
+    Revocation,
+    RevocationKind,
+    SecretCredential,
+)
+from embedauth.secrets import (
+    SecretCache,
+    SecretHasher,
+    VerifiedSecret,
+    generate_client_secret,
+    hint,
+    new_client_id,
+    new_id,
+    parse_client_secret,
+)
+from embedauth.storage.base import Storage
+
+__all__ = ["Registrations"]
+
+MAX_PAGE = 500
+_CAS_ATTEMPTS = 50
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+class Registrations:
+    """``auth.registrations``: the admin's operations on app registrations."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        clock: Clock,
+        hasher: SecretHasher,
+        secret_cache: SecretCache,
+        plugins: pluggy.PluginManager,
+    ) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._clock = clock
+        self._hasher = hasher
+        self._cache = secret_cache
+        self._hook = plugins.hook
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, client_id: str) -> Registration:
+        registration = self._storage.get_registration(client_id) if isinstance(client_id, str) else None
+        if registration is None:
+            raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
+        return registration
+
+    def list(
+        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[Registration]:
+        tenant = validation.parse_identifier(tenant, "tenant")
+        if not offset >= 0 or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
+        return self._storage.list_registrations(
+            tenant, name_contains=name_contains or None, offset=offset, limit=limit
+        )
+
+    # ------------------------------------------------------------------ creating
+
+    def create(
+        self,
+        *,
+        tenant: str,
+        name: str,
+        description: str | None = None,
+        scopes: Iterable[str] | str | None = None,
+        customer_scope: CustomerScope | str | None = None,
+        secret_days: int | None = None,
+        secret_expires_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        enabled: bool = True,
+    ) -> CreatedSecret:
+        """A new registration and its first secret: the only time that secret is visible.
+
+        ``secret_days`` is one of the configured lifetimes (365, 730, 1095 by default), or
+        ``secret_expires_at`` a custom date up to ``max_secret_days`` ahead. ``expires_at`` is an
+        optional expiry of the registration itself.
+        """
+        now = utcnow(self._clock)
+        client_secret, credential = self._new_secret(now, secret_days, secret_expires_at)
+        registration = Registration(
+            client_id=new_client_id(),
+            tenant=validation.parse_identifier(tenant, "tenant"),
+            name=validation.parse_name(name),
+            description=validation.parse_description(description),
+            scopes=validation.parse_scopes(scopes),
+            customer_scope=validation.parse_customer_scope(customer_scope),
+            enabled=bool(enabled),
+            created_at=now,
+            updated_at=now,
+            registration_expires_at=self._registration_expiry(now, expires_at),
+            secrets=(credential,),
+        )
+        self._storage.create_registration(registration)
+        self._hook.embedauth_registration_created(registration=registration)
+        return CreatedSecret(registration, credential, client_secret)
+
+    # ------------------------------------------------------------------ editing
+
+    def update(
+        self,
+        client_id: str,
+        *,
+        name: str | _Unset = UNSET,
+        description: str | _Unset | None = UNSET,
+        scopes: Iterable[str] | str | _Unset | None = UNSET,
+        customer_scope: CustomerScope | str | _Unset | None = UNSET,
+    ) -> Registration:
+        """Change name, description, permissions or customer scope; omitted fields stay."""
+        changes: dict[str, Any] = {}
+        if not isinstance(name, _Unset):
+            changes["name"] = validation.parse_name(name)
+        if not isinstance(description, _Unset):
+            changes["description"] = validation.parse_description(description)
+        if not isinstance(scopes, _Unset):
+            changes["scopes"] = validation.parse_scopes(scopes)
+        if not isinstance(customer_scope, _Unset):
+            changes["customer_scope"] = validation.parse_customer_scope(customer_scope)
+        registration, _ = self._change(
+            client_id, "edit", lambda r, now: (dataclasses.replace(r, **changes), ())
+        )
+        return registration
+
+    def disable(self, client_id: str) -> Registration:
+        """Pause: every token it holds stops verifying, and it gets no new ones until enabled."""
+        registration, _ = self._change(
+            client_id,
+            "disable",
+            lambda r, now: (
+                dataclasses.replace(r, enabled=False),
+                self._revoke(RevocationKind.REGISTRATION, r.client_id, now),
+            ),
+        )
+        return registration
+
+    def enable(self, client_id: str) -> Registration:
+        """Restore: it may get new tokens again (tokens from before the pause stay revoked)."""
+        registration, _ = self._change(
+            client_id, "enable", lambda r, now: (dataclasses.replace(r, enabled=True), ())
+        )
+        return registration
+
+    def renew(
+        self, client_id: str, *, days: int | None = None, expires_at: datetime | None = None
+    ) -> Registration:
+        """Move the registration's own expiry later: to ``expires_at``, or ``days`` from now."""
+        if (days is None) == (expires_at is None):
+            raise InvalidInput("renew takes either days or expires_at")
+
+        def renewed(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            target = expires_at if expires_at is not None else now + timedelta(days=_positive_days(days))
+            new_expiry = self._registration_expiry(now, target)
+            if (
+                r.registration_expires_at is not None
+                and new_expiry is not None
+                and new_expiry <= r.registration_expires_at
+            ):
+                raise InvalidInput(
+                    f"the registration already expires at {r.registration_expires_at.isoformat()}"
+                )
+            return dataclasses.replace(r, registration_expires_at=new_expiry), ()
+
+        registration, _ = self._change(client_id, "renew", renewed)
+        return registration
+
+    def delete(self, client_id: str) -> None:
+        if not self.delete_many([client_id]):
+            raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
+
+    def delete_many(self, client_ids: Sequence[str]) -> builtins.list[str]:
+        """Delete those that exist; return their client IDs. Their tokens stop verifying."""
+        registrations = [
+            r for r in (self._storage.get_registration(cid) for cid in dict.fromkeys(client_ids)) if r
+        ]
+        now = utcnow(self._clock)
+        for registration in registrations:
+            for revocation in self._revoke(RevocationKind.REGISTRATION, registration.client_id, now):
+                self._storage.add_revocation(revocation)
+        deleted = self._storage.delete_registrations([r.client_id for r in registrations])
+        tenants = {r.client_id: r.tenant for r in registrations}
+        for client_id in deleted:
+            self._hook.embedauth_registration_deleted(client_id=client_id, tenant=tenants[client_id])
+        return deleted
+
+    # ------------------------------------------------------------------ secrets
+
+    def rotate_secret(
+        self, client_id: str, *, secret_days: int | None = None, secret_expires_at: datetime | None = None
+    ) -> CreatedSecret:
+        """A new secret that replaces every other one: the old ones stop working at once."""
+        client_secret, credential = self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)
+
+        def rotated(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            revoked = tuple(
+                rev for old in r.secrets for rev in self._revoke(RevocationKind.CREDENTIAL, old.id, now)
+            )
+            return dataclasses.replace(r, secrets=(credential,)), revoked
+
+        registration, _ = self._change(client_id, None, rotated)
+        self._hook.embedauth_secret_rotated(registration=registration, credential=credential)
+        return CreatedSecret(registration, credential, client_secret)
+
+    def add_secret(
+        self, client_id: str, *, secret_days: int | None = None, secret_expires_at: datetime | None = None
+    ) -> CreatedSecret:
+        """A second secret beside the current one, for a switch without downtime."""
+        client_secret, credential = self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)
+
+        def added(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            live = r.live_secrets(now)
+            if len(live) >= self._settings.max_live_secrets:
+                raise TooManySecrets(
+                    f"registration {r.client_id} already has {len(live)} live secret(s), the most allowed; "
+                    "delete one first"
+                )
+            return dataclasses.replace(r, secrets=(*live, credential)), ()
+
+        registration, _ = self._change(client_id, "add_secret", added)
+        return CreatedSecret(registration, credential, client_secret)
+
+    def delete_secret(self, client_id: str, secret_id: str) -> Registration:
+        def deleted(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            if not any(s.id == secret_id for s in r.secrets):
+                raise CredentialNotFound(f"registration {r.client_id} has no secret {secret_id!r}")
+            remaining = tuple(s for s in r.secrets if s.id != secret_id)
+            return dataclasses.replace(r, secrets=remaining), self._revoke(
+                RevocationKind.CREDENTIAL, secret_id, now
+            )
+
+        registration, _ = self._change(client_id, "delete_secret", deleted)
+        return registration
+
+    def check_secret(
+        self, client_id: str, client_secret: str
+    ) -> tuple[Registration, SecretCredential] | None:
+        """The registration and the secret credential that ``client_secret`` matches, or None.
+
+        A malformed secret is refused by its checksum before any lookup. An unknown client costs
+        the same argon2 work as a wrong secret. The match is returned even if the credential or
+        the registration has expired or is disabled: the caller decides, and may say why.
+        """
+        try:
+            parse_client_secret(client_secret)
+        except InvalidSecret:
+            return None
+        registration = self._storage.get_registration(client_id) if isinstance(client_id, str) else None
+        if registration is None:
+            self._hasher.verify(None, client_secret)
+            return None
+        cached = self._cache.get(client_secret)
+        if cached is not None and cached.client_id == client_id:
+            for credential in registration.secrets:
+                if credential.id == cached.credential_id and credential.secret_hash == cached.secret_hash:
+                    return registration, credential
+        for credential in registration.secrets:
+            if self._hasher.verify(credential.secret_hash, client_secret):
+                self._cache.put(
+                    client_secret, VerifiedSecret(client_id, credential.id, credential.secret_hash)
+                )
+                if self._hasher.needs_rehash(credential.secret_hash):
+                    self._rehash(client_id, credential.id, client_secret)
+                return registration, credential
+        if not registration.secrets:
+            self._hasher.verify(None, client_secret)
+        return None
+
+    def _rehash(self, client_id: str, secret_id: str, client_secret: str) -> None:
+        """Upgrade a hash made with older argon2 parameters (best effort: a race just skips it)."""
+        new_hash = self._hasher.hash(client_secret)
+        registration = self._storage.get_registration(client_id)
+        if registration is None:
+            return
+        secrets = tuple(
+            dataclasses.replace(s, secret_hash=new_hash) if s.id == secret_id else s
+            for s in registration.secrets
+        )
+        self._storage.save_registration(
+            dataclasses.replace(registration, secrets=secrets, version=registration.version + 1),
+            expected_version=registration.version,
+        )
+
+    # ------------------------------------------------------------------ certificates
+
+    def add_certificate(self, client_id: str, certificate: bytes | str) -> CertificateCredential:
+        """Register a certificate (PEM or DER) whose private key may sign client assertions."""
+        now = utcnow(self._clock)
+        parsed = parse_certificate(certificate, now=now)
+        credential = CertificateCredential(
+            id=new_id(),
+            thumbprint=parsed.thumbprint,
+            subject=parsed.subject,
+            key_type=parsed.key_type,
+            public_key_pem=parsed.public_key_pem,
+            not_before=parsed.not_before,
+            not_after=parsed.not_after,
+            created_at=now,
+        )
+
+        def added(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            if any(c.thumbprint == credential.thumbprint for c in r.certificates):
+                raise Conflict(f"registration {r.client_id} already has this certificate")
+            return dataclasses.replace(r, certificates=(*r.certificates, credential)), ()
+
+        self._change(client_id, "add_certificate", added)
+        return credential
+
+    def remove_certificate(self, client_id: str, certificate_id: str) -> Registration:
+        """Remove a certificate by its id or thumbprint; tokens it produced stop verifying."""
+
+        def removed(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            gone = [c for c in r.certificates if certificate_id in (c.id, c.thumbprint)]
+            if not gone:
+                raise CredentialNotFound(f"registration {r.client_id} has no certificate {certificate_id!r}")
+            remaining = tuple(c for c in r.certificates if c not in gone)
+            return dataclasses.replace(r, certificates=remaining), self._revoke(
+                RevocationKind.CREDENTIAL, gone[0].id, now
+            )
+
+        registration, _ = self._change(client_id, "remove_certificate", removed)
+        return registration
+
+    # ------------------------------------------------------------------ the machinery
+
+    def _change(
+        self,
+        client_id: str,
+        action: str | None,
+        mutate: Callable[[Registration, datetime], tuple[Registration, tuple[Revocation, ...]]],
+    ) -> tuple[Registration, tuple[Revocation, ...]]:
+        """Apply ``mutate`` to the latest stored version until the compare-and-set succeeds.
+
+        Revocations are written before the change is visible, so no verifier ever sees the new
+        state without the revocation that goes with it.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            current = self.get(client_id)
+            now = utcnow(self._clock)
+            changed, revocations = mutate(current, now)
+            changed = dataclasses.replace(
+                changed, version=current.version + 1, updated_at=max(now, current.updated_at)
+            )
+            for revocation in revocations:
+                self._storage.add_revocation(revocation)
+            if self._storage.save_registration(changed, expected_version=current.version):
+                if action is not None:
+                    self._hook.embedauth_registration_updated(registration=changed, action=action)
+                return changed, revocations
+        raise Conflict(f"registration {client_id} is being changed by others; try again")
+
+    def _revoke(self, kind: RevocationKind, subject: str, now: datetime) -> tuple[Revocation, ...]:
+        """An entry that outlives every token issued up to now."""
+        ttl = timedelta(seconds=self._settings.access_token_lifetime + self._settings.leeway)
+        return (Revocation(kind, subject, since=now, expires_at=now + ttl),)
+
+    def _new_secret(
+        self, now: datetime, days: int | None, expires_at: datetime | None
+    ) -> tuple[str, SecretCredential]:
+        settings = self._settings
+        if days is not None and expires_at is not None:
+            raise InvalidInput("give either secret_days or secret_expires_at, not both")
+        if expires_at is None:
+            days = settings.default_secret_days if days is None else days
+            if days not in settings.secret_lifetime_days:
+                choices = ", ".join(str(d) for d in settings.secret_lifetime_days)
+                raise InvalidInput(f"secret lifetime must be one of {choices} days, or a custom date")
+            expires_at = now + timedelta(days=days)
+        else:
+            _check_future(expires_at, now, settings.max_secret_days, "secret expiry")
+        client_secret = generate_client_secret()
+        credential = SecretCredential(
+            id=new_id(),
+            hint=hint(client_secret),
+            secret_hash=self._hasher.hash(client_secret),
+            created_at=now,
+            expires_at=_to_millis(expires_at),
+        )
+        return client_secret, credential
+
+    def _registration_expiry(self, now: datetime, expires_at: datetime | None) -> datetime | None:
+        if expires_at is None:
+            return None
+        _check_future(expires_at, now, self._settings.max_registration_days, "registration expiry")
+        return _to_millis(expires_at)
+
+
+def _check_future(moment: datetime, now: datetime, max_days: int, what: str) -> None:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidInput(f"{what} must be a timezone-aware date and time")
+    if moment <= now:
+        raise InvalidInput(f"{what} must be in the future")
+    if moment > now + timedelta(days=max_days):
+        raise InvalidInput(f"{what} can be at most {max_days} days ahead")
+
+
+def _positive_days(days: int | None) -> int:
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise InvalidInput("days must be a whole number of at least 1")
+    return days
+
+
+def _to_millis(moment: datetime) -> datetime:
+    """Truncated to the millisecond, the precision every backend stores."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

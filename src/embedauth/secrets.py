@@ -1,0 +1,196 @@
+"""Identifiers and secrets: generation, format checks, hints, argon2id hashing, the verified cache.
+
+A client secret is ``eas_`` + 43 base62 characters (32 random bytes) + a 6-character base62 CRC-32
+of everything before it, like GitHub's tokens: a scanner finds leaks by the prefix, and a mistyped
+or truncated secret is refused by its checksum before any lookup or hash. A refresh token is
+``ear_`` + its 22-character id + the same 43 + 6 characters, so it can be found by id and then
+verified against its hash. The checksum detects accidents; the 256 random bits are the security.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets as _random
+import uuid
+import zlib
+from dataclasses import dataclass
+from hashlib import sha256
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from embedauth.errors import InvalidSecret
+from embedauth.lru import LRUCache
+
+__all__ = [
+    "CLIENT_SECRET_PREFIX",
+    "REFRESH_TOKEN_PREFIX",
+    "SecretCache",
+    "SecretHasher",
+    "VerifiedSecret",
+    "generate_client_secret",
+    "generate_refresh_token",
+    "hint",
+    "new_client_id",
+    "new_id",
+    "parse_client_secret",
+    "parse_refresh_token",
+]
+
+CLIENT_SECRET_PREFIX = "eas_"  # noqa: S105 - a prefix, not a secret
+REFRESH_TOKEN_PREFIX = "ear_"  # noqa: S105 - a prefix, not a secret
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
+BODY_LENGTH = 43  # 62**43 > 2**256
+ID_LENGTH = 22  # 62**22 > 2**128
+CHECKSUM_LENGTH = 6  # 62**6 > 2**32
+HINT_LENGTH = 3
+
+
+def _base62(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        chars.append(ALPHABET[digit])
+    if value:
+        raise ValueError("value does not fit the width")
+    return "".join(reversed(chars))
+
+
+def _checksum(text: str) -> str:
+    return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_LENGTH)
+
+
+def _random_base62(nbytes: int, width: int) -> str:
+    return _base62(int.from_bytes(_random.token_bytes(nbytes), "big"), width)
+
+
+def _with_checksum(text: str) -> str:
+    return text + _checksum(text)
+
+
+def new_id() -> str:
+    """A random 22-character base62 id (128 bits) for credentials, keys and refresh tokens."""
+    return _random_base62(16, ID_LENGTH)
+
+
+def new_client_id() -> str:
+    """A client ID: a random UUID, as Entra ID and most authorization servers issue them."""
+    return str(uuid.uuid4())
+
+
+def generate_client_secret() -> str:
+    return _with_checksum(CLIENT_SECRET_PREFIX + _random_base62(32, BODY_LENGTH))
+
+
+def generate_refresh_token() -> tuple[str, str]:
+    """A new refresh token and its id."""
+    token_id = new_id()
+    return token_id, _with_checksum(REFRESH_TOKEN_PREFIX + token_id + _random_base62(32, BODY_LENGTH))
+
+
+def _check(value: object, prefix: str, length: int, what: str) -> str:
+    if (
+        not isinstance(value, str)
+        or len(value) != length
+        or not value.startswith(prefix)
+        or any(ch not in _INDEX for ch in value[len(prefix) :])
+        or not hmac.compare_digest(_checksum(value[:-CHECKSUM_LENGTH]), value[-CHECKSUM_LENGTH:])
+    ):
+        raise InvalidSecret(f"not a well-formed {what}")
+    return value
+
+
+def parse_client_secret(value: object) -> str:
+    """The secret itself, or :class:`InvalidSecret` if its format or checksum is wrong."""
+    return _check(
+        value,
+        CLIENT_SECRET_PREFIX,
+        len(CLIENT_SECRET_PREFIX) + BODY_LENGTH + CHECKSUM_LENGTH,
+        "client secret",
+    )
+
+
+def parse_refresh_token(value: object) -> str:
+    """The refresh token's id, or :class:`InvalidSecret` if its format or checksum is wrong."""
+    prefix = REFRESH_TOKEN_PREFIX
+    token = _check(value, prefix, len(prefix) + ID_LENGTH + BODY_LENGTH + CHECKSUM_LENGTH, "refresh token")
+    return token[len(prefix) : len(prefix) + ID_LENGTH]
+
+
+def hint(secret: str) -> str:
+    """What an admin sees of a secret later: its prefix and first three random characters."""
+    prefix_end = secret.index("_") + 1
+    return secret[: prefix_end + HINT_LENGTH]
+
+
+class SecretHasher:
+    """argon2id hashing whose encoded parameters let a stored hash be upgraded on its next use."""
+
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=argon2.Type.ID,
+        )
+        self._dummy = self._hasher.hash(_random.token_urlsafe(32))
+
+    def hash(self, secret: str) -> str:
+        return self._hasher.hash(secret)
+
+    def verify(self, secret_hash: str | None, secret: str) -> bool:
+        """True if ``secret`` matches; with no hash, spends the same time and returns False.
+
+        The dummy verification keeps an unknown client as slow as a wrong secret.
+        """
+        try:
+            return self._hasher.verify(secret_hash or self._dummy, secret) and secret_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, secret_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(secret_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSecret:
+    """What a successful argon2 verification proved: this secret matches this stored hash."""
+
+    client_id: str
+    credential_id: str
+    secret_hash: str
+
+
+class SecretCache:
+    """Remembers successful verifications so repeat token requests skip argon2.
+
+    Keyed by an HMAC of the presented secret under a per-process random key: the cache holds no
+    secret, and its keys are useless outside the process. A hit is only a shortcut for the hash
+    comparison: the caller still checks that the credential is live and its hash unchanged, so a
+    rotation or deletion takes effect even before :meth:`discard` runs.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._key = _random.token_bytes(32)
+        self._entries: LRUCache[bytes, VerifiedSecret] = LRUCache(maxsize)
+
+    def _digest(self, secret: str) -> bytes:
+        return hmac.new(self._key, secret.encode(), sha256).digest()
+
+    def get(self, secret: str) -> VerifiedSecret | None:
+        return self._entries.get(self._digest(secret))
+
+    def put(self, secret: str, verified: VerifiedSecret) -> None:
+        self._entries.put(self._digest(secret), verified)
+
+    def discard(self, secret: str) -> None:
+        self._entries.pop(self._digest(secret))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

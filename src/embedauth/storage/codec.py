@@ -1,0 +1,220 @@
+"""The stored form of every model as JSON-ready dicts, for backends that store documents.
+
+Complete (hashes and encrypted keys included): this is storage's private form, never an API
+response; the public views are in :mod:`embedauth.views`. Times are ISO 8601 UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from embedauth.models import (
+    Access,
+    CertificateCredential,
+    CustomerScope,
+    CustomerScopeKind,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationKind,
+    SecretCredential,
+    SigningKey,
+)
+
+__all__ = [
+    "dump_time",
+    "load_time",
+    "permission_from_dict",
+    "permission_to_dict",
+    "refresh_token_from_dict",
+    "refresh_token_to_dict",
+    "registration_from_dict",
+    "registration_to_dict",
+    "revocation_from_dict",
+    "revocation_to_dict",
+    "signing_key_from_dict",
+    "signing_key_to_dict",
+]
+
+
+def dump_time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+def load_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _time(text: str) -> datetime:
+    moment = load_time(text)
+    assert moment is not None
+    return moment
+
+
+def permission_to_dict(p: Permission) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "description": p.description,
+        "access": p.access.value,
+        "created_at": dump_time(p.created_at),
+    }
+
+
+def permission_from_dict(d: dict[str, Any]) -> Permission:
+    return Permission(d["name"], d["description"], Access(d["access"]), _time(d["created_at"]))
+
+
+def _secret_to_dict(s: SecretCredential) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "hint": s.hint,
+        "secret_hash": s.secret_hash,
+        "created_at": dump_time(s.created_at),
+        "expires_at": dump_time(s.expires_at),
+    }
+
+
+def _secret_from_dict(d: dict[str, Any]) -> SecretCredential:
+    return SecretCredential(
+        d["id"], d["hint"], d["secret_hash"], _time(d["created_at"]), _time(d["expires_at"])
+    )
+
+
+def _certificate_to_dict(c: CertificateCredential) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "thumbprint": c.thumbprint,
+        "subject": c.subject,
+        "key_type": c.key_type,
+        "public_key_pem": c.public_key_pem,
+        "not_before": dump_time(c.not_before),
+        "not_after": dump_time(c.not_after),
+        "created_at": dump_time(c.created_at),
+    }
+
+
+def _certificate_from_dict(d: dict[str, Any]) -> CertificateCredential:
+    return CertificateCredential(
+        id=d["id"],
+        thumbprint=d["thumbprint"],
+        subject=d["subject"],
+        key_type=d["key_type"],
+        public_key_pem=d["public_key_pem"],
+        not_before=_time(d["not_before"]),
+        not_after=_time(d["not_after"]),
+        created_at=_time(d["created_at"]),
+    )
+
+
+def registration_to_dict(r: Registration) -> dict[str, Any]:
+    return {
+        "client_id": r.client_id,
+        "tenant": r.tenant,
+        "name": r.name,
+        "description": r.description,
+        "scopes": list(r.scopes),
+        "customer_scope": r.customer_scope.to_json(),
+        "enabled": r.enabled,
+        "created_at": dump_time(r.created_at),
+        "updated_at": dump_time(r.updated_at),
+        "registration_expires_at": dump_time(r.registration_expires_at),
+        "last_used_at": dump_time(r.last_used_at),
+        "secrets": [_secret_to_dict(s) for s in r.secrets],
+        "certificates": [_certificate_to_dict(c) for c in r.certificates],
+        "version": r.version,
+    }
+
+
+def registration_from_dict(d: dict[str, Any]) -> Registration:
+    scope = d["customer_scope"]
+    return Registration(
+        client_id=d["client_id"],
+        tenant=d["tenant"],
+        name=d["name"],
+        description=d["description"],
+        scopes=tuple(d["scopes"]),
+        customer_scope=CustomerScope(CustomerScopeKind(scope["kind"]), tuple(scope["ids"])),
+        enabled=d["enabled"],
+        created_at=_time(d["created_at"]),
+        updated_at=_time(d["updated_at"]),
+        registration_expires_at=load_time(d["registration_expires_at"]),
+        last_used_at=load_time(d["last_used_at"]),
+        secrets=tuple(_secret_from_dict(s) for s in d["secrets"]),
+        certificates=tuple(_certificate_from_dict(c) for c in d["certificates"]),
+        version=d["version"],
+    )
+
+
+def refresh_token_to_dict(t: RefreshToken) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "user": t.user,
+        "scopes": list(t.scopes),
+        "hint": t.hint,
+        "token_hash": t.token_hash,
+        "created_at": dump_time(t.created_at),
+        "last_used_at": dump_time(t.last_used_at),
+        "revoked_at": dump_time(t.revoked_at),
+        "tenant": t.tenant,
+    }
+
+
+def refresh_token_from_dict(d: dict[str, Any]) -> RefreshToken:
+    return RefreshToken(
+        id=d["id"],
+        user=d["user"],
+        scopes=tuple(d["scopes"]),
+        hint=d["hint"],
+        token_hash=d["token_hash"],
+        created_at=_time(d["created_at"]),
+        last_used_at=load_time(d["last_used_at"]),
+        revoked_at=load_time(d["revoked_at"]),
+        tenant=d["tenant"],
+    )
+
+
+def signing_key_to_dict(k: SigningKey) -> dict[str, Any]:
+    return {
+        "kid": k.kid,
+        "alg": k.alg,
+        "public_jwk": k.public_jwk,
+        "private_key": base64.b64encode(k.private_key).decode("ascii"),
+        "encrypted": k.encrypted,
+        "created_at": dump_time(k.created_at),
+        "activates_at": dump_time(k.activates_at),
+        "retires_at": dump_time(k.retires_at),
+        "expires_at": dump_time(k.expires_at),
+    }
+
+
+def signing_key_from_dict(d: dict[str, Any]) -> SigningKey:
+    return SigningKey(
+        kid=d["kid"],
+        alg=d["alg"],
+        public_jwk=d["public_jwk"],
+        private_key=base64.b64decode(d["private_key"]),
+        encrypted=d["encrypted"],
+        created_at=_time(d["created_at"]),
+        activates_at=_time(d["activates_at"]),
+        retires_at=load_time(d["retires_at"]),
+        expires_at=load_time(d["expires_at"]),
+    )
+
+
+def revocation_to_dict(r: Revocation) -> dict[str, Any]:
+    return {
+        "kind": r.kind.value,
+        "subject": r.subject,
+        "since": dump_time(r.since),
+        "expires_at": dump_time(r.expires_at),
+        "seq": r.seq,
+    }
+
+
+def revocation_from_dict(d: dict[str, Any]) -> Revocation:
+    return Revocation(
+        RevocationKind(d["kind"]), d["subject"], _time(d["since"]), _time(d["expires_at"]), d["seq"]
+    )

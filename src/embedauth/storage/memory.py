@@ -1,0 +1,191 @@
+"""``memory://``: everything in this process, under one lock. For tests and single-process demos.
+
+The reference backend: the simplest reading of the contract in ``base.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from embedauth.clock import Clock, from_timestamp
+from embedauth.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionInUse,
+    PermissionNotFound,
+    RefreshTokenNotFound,
+    RegistrationNotFound,
+    UnknownPermission,
+)
+from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
+from embedauth.storage.base import Storage
+
+__all__ = ["MemoryStorage"]
+
+
+class MemoryStorage(Storage):
+    def __init__(self, url: str, *, clock: Clock) -> None:
+        super().__init__(url, clock=clock)
+        self._lock = threading.RLock()
+        self._permissions: dict[str, Permission] = {}
+        self._registrations: dict[str, Registration] = {}
+        self._once: dict[str, datetime] = {}
+        self._revocations: list[Revocation] = []
+        self._seq = 0
+        self._keys: dict[str, SigningKey] = {}
+        self._refresh: dict[str, RefreshToken] = {}
+
+    def _now(self) -> datetime:
+        return from_timestamp(self.clock())
+
+    # ---------------------------------------------------------------- permission catalog
+
+    def add_permission(self, permission: Permission) -> None:
+        with self._lock:
+            if permission.name in self._permissions:
+                raise AlreadyExists(f"permission {permission.name!r} already exists")
+            self._permissions[permission.name] = permission
+
+    def get_permission(self, name: str) -> Permission | None:
+        return self._permissions.get(name)
+
+    def list_permissions(self, *, contains: str | None = None) -> list[Permission]:
+        with self._lock:
+            found = list(self._permissions.values())
+        if contains:
+            needle = contains.lower()
+            found = [p for p in found if needle in p.name.lower() or needle in p.description.lower()]
+        return sorted(found, key=lambda p: p.name)
+
+    def remove_permission(self, name: str) -> None:
+        with self._lock:
+            if name not in self._permissions:
+                raise PermissionNotFound(f"no permission {name!r}")
+            holders = sum(1 for r in self._registrations.values() if name in r.scopes)
+            if holders:
+                raise PermissionInUse(f"permission {name!r} is held by {holders} registration(s)")
+            del self._permissions[name]
+
+    # ---------------------------------------------------------------- registrations
+
+    def _check_scopes(self, scopes: Sequence[str]) -> None:
+        missing = sorted(set(scopes) - self._permissions.keys())
+        if missing:
+            raise UnknownPermission(f"not in the permission catalog: {', '.join(missing)}")
+
+    def create_registration(self, registration: Registration) -> None:
+        with self._lock:
+            if registration.client_id in self._registrations:
+                raise AlreadyExists(f"registration {registration.client_id} already exists")
+            self._check_scopes(registration.scopes)
+            self._registrations[registration.client_id] = registration
+
+    def get_registration(self, client_id: str) -> Registration | None:
+        return self._registrations.get(client_id)
+
+    def list_registrations(
+        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[Registration]:
+        with self._lock:
+            found = [r for r in self._registrations.values() if r.tenant == tenant]
+        if name_contains:
+            needle = name_contains.lower()
+            found = [r for r in found if needle in r.name.lower()]
+        found.sort(key=lambda r: (r.created_at, r.client_id))
+        return Page(items=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
+
+    def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
+        with self._lock:
+            stored = self._registrations.get(registration.client_id)
+            if stored is None:
+                raise RegistrationNotFound(f"no registration {registration.client_id}")
+            if stored.version != expected_version:
+                return False
+            self._check_scopes(registration.scopes)
+            self._registrations[registration.client_id] = dataclasses.replace(
+                registration, last_used_at=stored.last_used_at
+            )
+            return True
+
+    def record_use(self, client_id: str, at: datetime) -> None:
+        with self._lock:
+            stored = self._registrations.get(client_id)
+            if stored is not None and (stored.last_used_at is None or stored.last_used_at < at):
+                self._registrations[client_id] = dataclasses.replace(stored, last_used_at=at)
+
+    def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
+        with self._lock:
+            return [cid for cid in client_ids if self._registrations.pop(cid, None) is not None]
+
+    # ---------------------------------------------------------------- one-time keys
+
+    def consume_once(self, key: str, expires_at: datetime) -> bool:
+        now = self._now()
+        with self._lock:
+            for stale in [k for k, until in self._once.items() if until <= now]:
+                del self._once[stale]
+            if key in self._once:
+                return False
+            self._once[key] = expires_at
+            return True
+
+    # ---------------------------------------------------------------- revocations
+
+    def add_revocation(self, revocation: Revocation) -> int:
+        with self._lock:
+            self._seq += 1
+            self._revocations.append(dataclasses.replace(revocation, seq=self._seq))
+            return self._seq
+
+    def revocations_after(self, seq: int) -> list[Revocation]:
+        now = self._now()
+        with self._lock:
+            self._revocations = [r for r in self._revocations if r.expires_at > now]
+            return [r for r in self._revocations if r.seq > seq]
+
+    # ---------------------------------------------------------------- signing keys
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        with self._lock:
+            if key.kid in self._keys:
+                raise AlreadyExists(f"signing key {key.kid} already exists")
+            self._keys[key.kid] = key
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        with self._lock:
+            return sorted(self._keys.values(), key=lambda k: (k.created_at, k.kid))
+
+    def save_signing_key(self, key: SigningKey) -> None:
+        with self._lock:
+            if key.kid not in self._keys:
+                raise NotFound(f"no signing key {key.kid}")
+            self._keys[key.kid] = key
+
+    def delete_signing_key(self, kid: str) -> None:
+        with self._lock:
+            self._keys.pop(kid, None)
+
+    # ---------------------------------------------------------------- refresh tokens
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        with self._lock:
+            if token.id in self._refresh:
+                raise AlreadyExists(f"refresh token {token.id} already exists")
+            self._refresh[token.id] = token
+
+    def get_refresh_token(self, token_id: str) -> RefreshToken | None:
+        return self._refresh.get(token_id)
+
+    def list_refresh_tokens(self, user: str) -> list[RefreshToken]:
+        with self._lock:
+            found = [t for t in self._refresh.values() if t.user == user]
+        return sorted(found, key=lambda t: (t.created_at, t.id))
+
+    def save_refresh_token(self, token: RefreshToken) -> None:
+        with self._lock:
+            if token.id not in self._refresh:
+                raise RefreshTokenNotFound(f"no refresh token {token.id}")
+            self._refresh[token.id] = token

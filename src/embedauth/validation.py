@@ -1,0 +1,103 @@
+"""Parsers for what callers type: identifiers, scopes, customer scopes, names and lifetimes.
+
+Each returns the canonical value or raises :class:`~embedauth.errors.InvalidInput` with a message a
+person can act on. Property-tested in ``tests/test_validation.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from embedauth.errors import InvalidInput
+from embedauth.models import CustomerScope, CustomerScopeKind
+
+__all__ = [
+    "parse_customer_scope",
+    "parse_description",
+    "parse_identifier",
+    "parse_name",
+    "parse_permission_name",
+    "parse_scopes",
+]
+
+# A strict subset of RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E): a permission name is also
+# safe in a URL path, a Redis key and a log line.
+_PERMISSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+MAX_NAME = 200
+MAX_DESCRIPTION = 2000
+
+
+def parse_identifier(value: str, what: str) -> str:
+    """A tenant, user or customer id: 1-128 of ``A-Z a-z 0-9 . _ : @ -``, starting alphanumeric."""
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise InvalidInput(
+            f"{what} must be 1-128 characters of letters, digits and . _ : @ -, "
+            f"starting with a letter or digit; got {value!r}"
+        )
+    return value
+
+
+def parse_permission_name(value: str) -> str:
+    """A permission name (an OAuth scope token): 1-128 of ``A-Z a-z 0-9 . _ : / -``."""
+    if not isinstance(value, str) or not _PERMISSION.fullmatch(value):
+        raise InvalidInput(
+            "a permission name must be 1-128 characters of letters, digits and . _ : / -, "
+            f"starting with a letter or digit; got {value!r}"
+        )
+    return value
+
+
+def parse_scopes(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Scopes from a space-separated string (RFC 6749 §3.3) or an iterable: sorted, unique."""
+    if value is None:
+        return ()
+    items = value.split(" ") if isinstance(value, str) else list(value)
+    if isinstance(value, str) and value and "" in items:
+        raise InvalidInput("scopes are separated by single spaces")
+    return tuple(sorted({parse_permission_name(item) for item in items if item != ""}))
+
+
+def parse_customer_scope(value: str | CustomerScope | None) -> CustomerScope:
+    """``all``, ``customers:id1,id2`` or ``groups:id1,id2`` (ids sorted and unique)."""
+    if value is None:
+        return CustomerScope()
+    if isinstance(value, CustomerScope):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidInput("a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'")
+    if value == "all":
+        return CustomerScope()
+    kind_text, sep, ids_text = value.partition(":")
+    if not sep or kind_text not in (CustomerScopeKind.CUSTOMERS, CustomerScopeKind.GROUPS):
+        raise InvalidInput(f"a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'; got {value!r}")
+    ids = {parse_identifier(item, "a customer or group id") for item in ids_text.split(",")}
+    return CustomerScope(CustomerScopeKind(kind_text), tuple(sorted(ids)))
+
+
+def _printable(value: str) -> bool:
+    return not any(unicodedata.category(ch).startswith("C") for ch in value if ch not in "\n\t")
+
+
+def parse_name(value: str) -> str:
+    """A display name: 1-200 printable characters, surrounding white space removed."""
+    if not isinstance(value, str):
+        raise InvalidInput("a name must be text")
+    name = value.strip()
+    if not name or len(name) > MAX_NAME or "\n" in name or not _printable(name):
+        raise InvalidInput(f"a name must be 1-{MAX_NAME} printable characters on one line")
+    return name
+
+
+def parse_description(value: str | None) -> str:
+    """A description: up to 2000 printable characters (new lines allowed)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("a description must be text")
+    text = value.strip()
+    if len(text) > MAX_DESCRIPTION or not _printable(text):
+        raise InvalidInput(f"a description must be at most {MAX_DESCRIPTION} printable characters")
+    return text

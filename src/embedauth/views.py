@@ -1,0 +1,104 @@
+"""The public JSON form of each model: what the CLI's ``--json`` and the management API return.
+
+Hashes, encrypted keys and public-key material never appear here; a plaintext secret appears only
+in :func:`created_secret`'s output, once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from embedauth.models import (
+    CertificateCredential,
+    CreatedRefreshToken,
+    CreatedSecret,
+    Permission,
+    RefreshToken,
+    Registration,
+    SecretCredential,
+)
+
+__all__ = [
+    "certificate",
+    "created_refresh_token",
+    "created_secret",
+    "permission",
+    "refresh_token",
+    "registration",
+]
+
+
+def _time(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z``, to the millisecond."""
+    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def permission(p: Permission) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "description": p.description,
+        "access": p.access.value,
+        "created_at": _time(p.created_at),
+    }
+
+
+def secret(s: SecretCredential) -> dict[str, Any]:
+    return {"id": s.id, "hint": s.hint, "created_at": _time(s.created_at), "expires_at": _time(s.expires_at)}
+
+
+def certificate(c: CertificateCredential) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "thumbprint": c.thumbprint,
+        "subject": c.subject,
+        "key_type": c.key_type,
+        "not_before": _time(c.not_before),
+        "not_after": _time(c.not_after),
+        "created_at": _time(c.created_at),
+        "expires_at": _time(c.expires_at),
+    }
+
+
+def registration(r: Registration) -> dict[str, Any]:
+    return {
+        "client_id": r.client_id,
+        "tenant": r.tenant,
+        "name": r.name,
+        "description": r.description,
+        "scopes": list(r.scopes),
+        "customer_scope": str(r.customer_scope),
+        "enabled": r.enabled,
+        "created_at": _time(r.created_at),
+        "updated_at": _time(r.updated_at),
+        "last_used_at": _time(r.last_used_at),
+        "expires_at": _time(r.expires_at),
+        "registration_expires_at": _time(r.registration_expires_at),
+        "secrets": [secret(s) for s in r.secrets],
+        "certificates": [certificate(c) for c in r.certificates],
+    }
+
+
+def created_secret(created: CreatedSecret) -> dict[str, Any]:
+    return registration(created.registration) | {
+        "client_secret": created.client_secret,
+        "secret_id": created.credential.id,
+        "secret_expires_at": _time(created.credential.expires_at),
+    }
+
+
+def refresh_token(t: RefreshToken) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "user": t.user,
+        "tenant": t.tenant,
+        "scopes": list(t.scopes),
+        "hint": t.hint,
+        "created_at": _time(t.created_at),
+        "last_used_at": _time(t.last_used_at),
+        "revoked_at": _time(t.revoked_at),
+    }
+
+
+def created_refresh_token(created: CreatedRefreshToken) -> dict[str, Any]:
+    return refresh_token(created.record) | {"refresh_token": created.refresh_token}

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from embedauth import EmbedAuth
+from embedauth.clock import FrozenClock
+from embedauth.hooks import make_plugin_manager
+from embedauth.storage import Storage, open_storage
+from tests.services import BACKENDS, storage_url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "rfc(number, section): the RFC section a test checks")
+    for backend in BACKENDS:
+        config.addinivalue_line("markers", f"{backend}: runs against the {backend} backend")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A fixed, recent instant: real enough for servers that expire keys, and never moves by itself.
+    return FrozenClock(1_790_000_000.0)
+
+
+@pytest.fixture(params=[pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty storage URL of each backend in turn."""
+    with storage_url(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def storage(fresh_url: str, clock: FrozenClock) -> Iterator[Storage]:
+    """An empty backend of each kind in turn, on the test clock."""
+    store = open_storage(fresh_url, clock=clock, plugins=make_plugin_manager())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# argon2 at its cheapest: the tests exercise the logic, not the work factor (tests/test_secrets.py
+# checks the production parameters separately).
+FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256}
+
+
+@pytest.fixture
+def auth(clock: FrozenClock) -> Iterator[EmbedAuth]:
+    """An EmbedAuth on memory:// with the catalog the tests use."""
+    with EmbedAuth("memory://", clock=clock, **FAST_HASHING) as instance:
+        for name in ("devices:read", "devices:write", "users:read"):
+            instance.permissions.add(name, description=f"{name} access")
+        yield instance
+
+
+@pytest.fixture
+def backend_auth(fresh_url: str, clock: FrozenClock) -> Iterator[EmbedAuth]:
+    """An EmbedAuth on each backend in turn, with the same catalog."""
+    with EmbedAuth(fresh_url, clock=clock, **FAST_HASHING) as instance:
+        for name in ("devices:read", "devices:write", "users:read"):
+            instance.permissions.add(name, description=f"{name} access")
+        yield instance

@@ -1,0 +1,562 @@
+"""The storage contract (``embedauth/storage/base.py``), run against every backend on a real server."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import pytest
+
+from embedauth.clock import FrozenClock, utcnow
+from embedauth.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionInUse,
+    PermissionNotFound,
+    RefreshTokenNotFound,
+    RegistrationNotFound,
+    UnknownPermission,
+)
+from embedauth.models import (
+    Access,
+    CertificateCredential,
+    CustomerScope,
+    CustomerScopeKind,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationKind,
+    SecretCredential,
+    SigningKey,
+)
+from embedauth.secrets import new_client_id, new_id
+from embedauth.storage import Storage
+from embedauth.storage.base import SCHEMA_VERSION
+
+T = TypeVar("T")
+
+
+def now(clock: FrozenClock) -> datetime:
+    return utcnow(clock)
+
+
+def permission(
+    clock: FrozenClock, name: str = "devices:read", description: str = "List devices"
+) -> Permission:
+    return Permission(name, description, Access.READ, now(clock))
+
+
+def secret(clock: FrozenClock, days: int = 365) -> SecretCredential:
+    return SecretCredential(
+        id=new_id(),
+        hint="eas_abc",
+        secret_hash="$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        created_at=now(clock),
+        expires_at=now(clock) + timedelta(days=days),
+    )
+
+
+def certificate(clock: FrozenClock) -> CertificateCredential:
+    return CertificateCredential(
+        id=new_id(),
+        thumbprint="x" * 43,
+        subject="CN=backup",
+        key_type="EC P-256",
+        public_key_pem="-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+        not_before=now(clock) - timedelta(days=1),
+        not_after=now(clock) + timedelta(days=90),
+        created_at=now(clock),
+    )
+
+
+def registration(
+    clock: FrozenClock, tenant: str = "site-1", name: str = "Backup script", **changes: object
+) -> Registration:
+    base = Registration(
+        client_id=new_client_id(),
+        tenant=tenant,
+        name=name,
+        description="Nightly backup",
+        scopes=(),
+        customer_scope=CustomerScope(CustomerScopeKind.CUSTOMERS, ("c1", "c2")),
+        enabled=True,
+        created_at=now(clock),
+        updated_at=now(clock),
+        registration_expires_at=now(clock) + timedelta(days=700),
+        secrets=(secret(clock),),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def bump(reg: Registration, **changes: object) -> Registration:
+    return dataclasses.replace(reg, version=reg.version + 1, **changes)  # type: ignore[arg-type]
+
+
+def hammer(threads: int, work: Callable[[int], T]) -> list[T]:
+    """Run ``work(i)`` on ``threads`` threads released at the same moment."""
+    barrier = threading.Barrier(threads)
+
+    def run(i: int) -> T:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(run, range(threads)))
+
+
+# -------------------------------------------------------------------- schema
+
+
+def test_schema_is_current(storage: Storage) -> None:
+    assert storage.schema_version() == SCHEMA_VERSION
+
+
+# -------------------------------------------------------------------- permissions
+
+
+def test_permission_round_trip(storage: Storage, clock: FrozenClock) -> None:
+    p = Permission("devices:write", "Change devices — ünïcode", Access.WRITE, now(clock))
+    storage.add_permission(p)
+    assert storage.get_permission("devices:write") == p
+    assert storage.get_permission("devices:nope") is None
+
+
+def test_permission_names_are_unique(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    with pytest.raises(AlreadyExists):
+        storage.add_permission(permission(clock, description="again"))
+    assert storage.get_permission("devices:read") == permission(clock)
+
+
+def test_permission_names_are_case_sensitive(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock, "devices:read"))
+    storage.add_permission(permission(clock, "Devices:Read"))
+    assert [p.name for p in storage.list_permissions()] == ["Devices:Read", "devices:read"]
+
+
+def test_list_permissions_sorted_and_filtered(storage: Storage, clock: FrozenClock) -> None:
+    for name, description in [
+        ("users:read", "List users"),
+        ("devices:write", "Reboot"),
+        ("devices:read", "List DEVICES"),
+    ]:
+        storage.add_permission(permission(clock, name, description))
+    assert [p.name for p in storage.list_permissions()] == ["devices:read", "devices:write", "users:read"]
+    assert [p.name for p in storage.list_permissions(contains="DEVICES")] == ["devices:read", "devices:write"]
+    assert [p.name for p in storage.list_permissions(contains="list")] == ["devices:read", "users:read"]
+    assert storage.list_permissions(contains="%") == []
+    assert storage.list_permissions(contains="_") == []
+
+
+def test_remove_permission(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    storage.remove_permission("devices:read")
+    assert storage.get_permission("devices:read") is None
+    with pytest.raises(PermissionNotFound):
+        storage.remove_permission("devices:read")
+
+
+def test_permission_in_use_cannot_be_removed(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    reg = registration(clock, scopes=("devices:read",))
+    storage.create_registration(reg)
+    with pytest.raises(PermissionInUse):
+        storage.remove_permission("devices:read")
+    assert storage.save_registration(bump(reg, scopes=()), expected_version=1)
+    storage.remove_permission("devices:read")
+
+
+def test_permission_released_by_delete(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    reg = registration(clock, scopes=("devices:read",))
+    storage.create_registration(reg)
+    storage.delete_registrations([reg.client_id])
+    storage.remove_permission("devices:read")
+
+
+def test_failed_writes_hold_no_permission(storage: Storage, clock: FrozenClock) -> None:
+    """A refused create or a stale save leaves no hold on the permissions it named."""
+    storage.add_permission(permission(clock, "a:read"))
+    storage.add_permission(permission(clock, "b:read"))
+    reg = registration(clock)
+    storage.create_registration(reg)
+    with pytest.raises(AlreadyExists):
+        storage.create_registration(dataclasses.replace(reg, scopes=("a:read",)))
+    assert storage.save_registration(bump(reg, name="v2"), expected_version=1)
+    assert not storage.save_registration(bump(reg, scopes=("b:read",)), expected_version=1)
+    with pytest.raises(UnknownPermission):
+        storage.create_registration(registration(clock, scopes=("b:read", "c:read")))
+    storage.remove_permission("a:read")
+    storage.remove_permission("b:read")
+
+
+def test_remove_permission_races_create(storage: Storage, clock: FrozenClock) -> None:
+    """Removal and a registration taking the permission race; never both win."""
+    for round_ in range(5):
+        name = f"race:{round_}"
+        storage.add_permission(permission(clock, name))
+        reg = registration(clock, scopes=(name,))
+
+        def work(i: int, name: str = name, reg: Registration = reg) -> str:
+            try:
+                if i % 2:
+                    storage.remove_permission(name)
+                else:
+                    storage.create_registration(dataclasses.replace(reg, client_id=new_client_id()))
+                return "ok"
+            except (PermissionInUse, UnknownPermission, PermissionNotFound) as exc:
+                return type(exc).__name__
+
+        hammer(8, work)
+        holders = [r for r in storage.list_registrations("site-1", limit=1000).items if name in r.scopes]
+        if storage.get_permission(name) is None:
+            assert holders == []
+        else:
+            assert holders
+
+
+# -------------------------------------------------------------------- registrations
+
+
+def test_registration_round_trip(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    storage.add_permission(permission(clock, "devices:write"))
+    reg = registration(
+        clock,
+        name="Bäckup «script»",
+        scopes=("devices:read", "devices:write"),
+        secrets=(secret(clock), secret(clock, days=30)),
+        certificates=(certificate(clock),),
+    )
+    storage.create_registration(reg)
+    assert storage.get_registration(reg.client_id) == reg
+    assert storage.get_registration(new_client_id()) is None
+
+
+def test_registration_without_optional_fields(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(
+        clock, description="", registration_expires_at=None, secrets=(), customer_scope=CustomerScope()
+    )
+    storage.create_registration(reg)
+    assert storage.get_registration(reg.client_id) == reg
+
+
+def test_client_ids_are_unique(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    with pytest.raises(AlreadyExists):
+        storage.create_registration(dataclasses.replace(reg, name="Other"))
+    assert storage.get_registration(reg.client_id) == reg
+
+
+def test_unknown_scope_stores_nothing(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock))
+    reg = registration(clock, scopes=("devices:read", "nope:read"))
+    with pytest.raises(UnknownPermission, match="nope:read"):
+        storage.create_registration(reg)
+    assert storage.get_registration(reg.client_id) is None
+    assert storage.list_registrations("site-1").total == 0
+    storage.remove_permission("devices:read")  # no reference was left behind
+
+
+def test_list_registrations_by_tenant_in_creation_order(storage: Storage, clock: FrozenClock) -> None:
+    made = []
+    for i in range(5):
+        reg = registration(clock, name=f"Script {i}", created_at=now(clock))
+        storage.create_registration(reg)
+        made.append(reg)
+        clock.advance(1)
+    storage.create_registration(registration(clock, tenant="site-2"))
+    page = storage.list_registrations("site-1")
+    assert page.total == 5
+    assert [r.client_id for r in page.items] == [r.client_id for r in made]
+    assert page.items[0] == made[0]
+
+
+def test_list_registrations_pages(storage: Storage, clock: FrozenClock) -> None:
+    ids = []
+    for i in range(7):
+        reg = registration(clock, name=f"Script {i}", created_at=now(clock))
+        storage.create_registration(reg)
+        ids.append(reg.client_id)
+        clock.advance(0.5)
+    first = storage.list_registrations("site-1", offset=0, limit=3)
+    second = storage.list_registrations("site-1", offset=3, limit=3)
+    third = storage.list_registrations("site-1", offset=6, limit=3)
+    assert (first.total, second.total, third.total) == (7, 7, 7)
+    assert [r.client_id for r in (*first.items, *second.items, *third.items)] == ids
+    assert storage.list_registrations("site-1", offset=10, limit=3).items == []
+
+
+def test_name_filter_folds_case_not_accents(storage: Storage, clock: FrozenClock) -> None:
+    for name in ["Bäckup", "BACKUP", "backup"]:
+        storage.create_registration(registration(clock, name=name))
+    assert sorted(r.name for r in storage.list_registrations("site-1", name_contains="back").items) == [
+        "BACKUP",
+        "backup",
+    ]
+    assert [r.name for r in storage.list_registrations("site-1", name_contains="BÄCK").items] == ["Bäckup"]
+
+
+def test_same_instant_orders_by_client_id(storage: Storage, clock: FrozenClock) -> None:
+    regs = [registration(clock, name=f"S{i}") for i in range(4)]
+    for reg in regs:
+        storage.create_registration(reg)
+    listed = storage.list_registrations("site-1").items
+    assert [r.client_id for r in listed] == sorted(r.client_id for r in regs)
+
+
+def test_list_registrations_filters_name(storage: Storage, clock: FrozenClock) -> None:
+    for name in ["Backup script", "Nightly BACKUP", "Reporting", "100% done", "under_score"]:
+        storage.create_registration(registration(clock, name=name))
+    assert sorted(r.name for r in storage.list_registrations("site-1", name_contains="backup").items) == [
+        "Backup script",
+        "Nightly BACKUP",
+    ]
+    assert storage.list_registrations("site-1", name_contains="backup").total == 2
+    assert [r.name for r in storage.list_registrations("site-1", name_contains="%").items] == ["100% done"]
+    assert [r.name for r in storage.list_registrations("site-1", name_contains="_").items] == ["under_score"]
+    assert storage.list_registrations("site-2", name_contains="backup").total == 0
+
+
+def test_save_is_compare_and_set(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    edited = bump(reg, name="Renamed", enabled=False, updated_at=now(clock) + timedelta(seconds=5))
+    assert storage.save_registration(edited, expected_version=1)
+    assert storage.get_registration(reg.client_id) == edited
+    stale = bump(reg, name="Stale")
+    assert not storage.save_registration(stale, expected_version=1)
+    assert storage.get_registration(reg.client_id) == edited
+
+
+def test_save_replaces_credentials(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock, secrets=(secret(clock), secret(clock)), certificates=(certificate(clock),))
+    storage.create_registration(reg)
+    new_secret = secret(clock)
+    changed = bump(reg, secrets=(reg.secrets[1], new_secret), certificates=())
+    assert storage.save_registration(changed, expected_version=1)
+    assert storage.get_registration(reg.client_id) == changed
+    again = bump(changed, certificates=(certificate(clock), certificate(clock)))
+    assert storage.save_registration(again, expected_version=2)
+    assert storage.get_registration(reg.client_id) == again
+
+
+def test_save_missing_registration(storage: Storage, clock: FrozenClock) -> None:
+    with pytest.raises(RegistrationNotFound):
+        storage.save_registration(bump(registration(clock)), expected_version=1)
+
+
+def test_save_with_unknown_scope_changes_nothing(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    with pytest.raises(UnknownPermission):
+        storage.save_registration(bump(reg, scopes=("nope:read",)), expected_version=1)
+    assert storage.get_registration(reg.client_id) == reg
+
+
+def test_concurrent_saves_exactly_one_wins(storage: Storage, clock: FrozenClock) -> None:
+    """16 threads rotate the same registration's secret from the same read: one wins, one secret."""
+    reg = registration(clock)
+    storage.create_registration(reg)
+    replacements = [secret(clock) for _ in range(16)]
+
+    results = hammer(
+        16, lambda i: storage.save_registration(bump(reg, secrets=(replacements[i],)), expected_version=1)
+    )
+    assert results.count(True) == 1
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and stored.version == 2
+    assert stored.secrets == (replacements[results.index(True)],)
+
+
+def test_record_use_moves_forward_only(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    later = now(clock) + timedelta(minutes=5)
+    storage.record_use(reg.client_id, later)
+    storage.record_use(reg.client_id, later - timedelta(minutes=1))
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None
+    assert stored.last_used_at == later
+    assert stored.version == reg.version
+    storage.record_use(new_client_id(), later)  # ignored
+
+
+def test_save_keeps_last_used(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    used = now(clock) + timedelta(seconds=3)
+    storage.record_use(reg.client_id, used)
+    assert storage.save_registration(bump(reg, name="Renamed"), expected_version=1)
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and stored.last_used_at == used and stored.name == "Renamed"
+
+
+def test_delete_registrations(storage: Storage, clock: FrozenClock) -> None:
+    regs = [registration(clock, certificates=(certificate(clock),)) for _ in range(3)]
+    for reg in regs:
+        storage.create_registration(reg)
+    missing = new_client_id()
+    deleted = storage.delete_registrations([regs[2].client_id, missing, regs[0].client_id])
+    assert deleted == [regs[2].client_id, regs[0].client_id]
+    assert storage.get_registration(regs[0].client_id) is None
+    assert storage.get_registration(regs[1].client_id) == regs[1]
+    assert [r.client_id for r in storage.list_registrations("site-1").items] == [regs[1].client_id]
+    assert storage.delete_registrations([]) == []
+    assert storage.delete_registrations([regs[1].client_id, regs[1].client_id]) == [regs[1].client_id]
+    storage.create_registration(regs[0])  # the id can be used again
+    assert storage.get_registration(regs[0].client_id) == regs[0]
+
+
+# -------------------------------------------------------------------- one-time keys
+
+
+def test_consume_once(storage: Storage, clock: FrozenClock) -> None:
+    until = now(clock) + timedelta(minutes=5)
+    assert storage.consume_once("client-1:jti-1", until)
+    assert not storage.consume_once("client-1:jti-1", until)
+    assert storage.consume_once("client-1:jti-2", until)
+    assert storage.consume_once("client-2:jti-1", until)
+
+
+def test_consume_once_long_keys(storage: Storage, clock: FrozenClock) -> None:
+    until = now(clock) + timedelta(minutes=5)
+    long_key = "client:" + "j" * 300
+    assert storage.consume_once(long_key, until)
+    assert not storage.consume_once(long_key, until)
+    assert storage.consume_once(long_key[:-1] + "k", until)
+
+
+def test_consume_once_again_after_expiry(storage: Storage, clock: FrozenClock) -> None:
+    until = now(clock) + timedelta(seconds=2)
+    assert storage.consume_once("k", until)
+    clock.advance(1)
+    assert not storage.consume_once("k", until)
+    clock.advance(1.5)
+    assert storage.consume_once("k", now(clock) + timedelta(seconds=2))
+
+
+def test_consume_once_concurrently(storage: Storage, clock: FrozenClock) -> None:
+    """16 threads present the same jti: exactly one wins."""
+    until = now(clock) + timedelta(minutes=5)
+    for key in ("jti-0", "jti-1", "jti-2"):
+        results = hammer(16, lambda _i, key=key: storage.consume_once(key, until))  # type: ignore[misc]
+        assert results.count(True) == 1
+
+
+# -------------------------------------------------------------------- revocations
+
+
+def revocation(clock: FrozenClock, subject: str = "client-1", ttl: float = 3600) -> Revocation:
+    return Revocation(RevocationKind.REGISTRATION, subject, now(clock), now(clock) + timedelta(seconds=ttl))
+
+
+def test_revocations_in_order(storage: Storage, clock: FrozenClock) -> None:
+    assert storage.revocations_after(0) == []
+    seqs = [storage.add_revocation(revocation(clock, f"c{i}")) for i in range(5)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5 and seqs[0] > 0
+    entries = storage.revocations_after(0)
+    assert [e.subject for e in entries] == [f"c{i}" for i in range(5)]
+    assert [e.seq for e in entries] == seqs
+    assert entries[0] == dataclasses.replace(revocation(clock, "c0"), seq=seqs[0])
+    assert [e.subject for e in storage.revocations_after(seqs[2])] == ["c3", "c4"]
+
+
+def test_revocation_kinds_round_trip(storage: Storage, clock: FrozenClock) -> None:
+    for kind in RevocationKind:
+        storage.add_revocation(
+            Revocation(kind, f"{kind.value}-id", now(clock), now(clock) + timedelta(hours=1))
+        )
+    assert [(e.kind, e.subject) for e in storage.revocations_after(0)] == [
+        (k, f"{k.value}-id") for k in RevocationKind
+    ]
+
+
+def test_revocations_expire(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_revocation(revocation(clock, "short", ttl=10))
+    storage.add_revocation(revocation(clock, "long", ttl=100))
+    clock.advance(11)
+    assert [e.subject for e in storage.revocations_after(0)] == ["long"]
+    clock.advance(100)
+    assert storage.revocations_after(0) == []
+
+
+def test_revocation_seqs_concurrently(storage: Storage, clock: FrozenClock) -> None:
+    seqs = hammer(16, lambda i: storage.add_revocation(revocation(clock, f"c{i}")))
+    assert len(set(seqs)) == 16
+    assert [e.seq for e in storage.revocations_after(0)] == sorted(seqs)
+
+
+# -------------------------------------------------------------------- signing keys
+
+
+def signing_key(clock: FrozenClock, kid: str | None = None) -> SigningKey:
+    return SigningKey(
+        kid=kid or new_id(),
+        alg="ES256",
+        public_jwk='{"kty":"EC","crv":"P-256","x":"x","y":"y"}',
+        private_key=bytes(range(256)) * 2,
+        encrypted=True,
+        created_at=now(clock),
+        activates_at=now(clock) + timedelta(hours=1),
+    )
+
+
+def test_signing_keys(storage: Storage, clock: FrozenClock) -> None:
+    first = signing_key(clock, "k1")
+    clock.advance(1)
+    second = signing_key(clock, "k0")
+    storage.add_signing_key(first)
+    storage.add_signing_key(second)
+    with pytest.raises(AlreadyExists):
+        storage.add_signing_key(first)
+    assert storage.list_signing_keys() == [first, second]
+    retired = dataclasses.replace(first, retires_at=now(clock), expires_at=now(clock) + timedelta(hours=2))
+    storage.save_signing_key(retired)
+    assert storage.list_signing_keys() == [retired, second]
+    storage.delete_signing_key("k1")
+    storage.delete_signing_key("k1")
+    assert storage.list_signing_keys() == [second]
+    with pytest.raises(NotFound):
+        storage.save_signing_key(retired)
+
+
+# -------------------------------------------------------------------- refresh tokens
+
+
+def refresh_token(clock: FrozenClock, user: str = "alice", **changes: object) -> RefreshToken:
+    base = RefreshToken(
+        id=new_id(),
+        user=user,
+        scopes=("devices:read",),
+        hint="ear_abc",
+        token_hash="$argon2id$hash",
+        created_at=now(clock),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_refresh_tokens(storage: Storage, clock: FrozenClock) -> None:
+    first = refresh_token(clock, tenant="site-1")
+    clock.advance(1)
+    second = refresh_token(clock, scopes=())
+    storage.add_refresh_token(first)
+    storage.add_refresh_token(second)
+    storage.add_refresh_token(refresh_token(clock, user="bob"))
+    with pytest.raises(AlreadyExists):
+        storage.add_refresh_token(first)
+    assert storage.get_refresh_token(first.id) == first
+    assert storage.get_refresh_token(new_id()) is None
+    assert storage.list_refresh_tokens("alice") == [first, second]
+    revoked = dataclasses.replace(first, revoked_at=now(clock), last_used_at=now(clock))
+    storage.save_refresh_token(revoked)
+    assert storage.list_refresh_tokens("alice") == [revoked, second]
+    with pytest.raises(RefreshTokenNotFound):
+        storage.save_refresh_token(refresh_token(clock))
+    assert storage.list_refresh_tokens("carol") == []

@@ -1,0 +1,529 @@
+"""The ``embedauth`` command, run in-process through ``main([...])`` against each backend.
+
+Every ``main()`` call opens its own :class:`~embedauth.EmbedAuth`, as separate shell commands would,
+so the lifecycle runs on the persistent backends only. Bad input runs on SQLite: each case must exit
+1 (2 for argparse's usage errors) with one ``embedauth: error:`` line, no traceback, and nothing
+stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from embedauth import EmbedAuth
+from embedauth.cli import main
+from embedauth.clock import FrozenClock
+
+UNKNOWN_CLIENT = "00000000-0000-0000-0000-000000000000"
+SHOWN_ONCE = "This secret is shown only once; store it now."
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """``main()`` in-process on an injected clock, with what it printed."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], clock: FrozenClock) -> None:
+        self.capsys = capsys
+        self.clock = clock
+
+    def __call__(self, *argv: str) -> Run:
+        code = main(list(argv), clock=self.clock)
+        out, err = self.capsys.readouterr()
+        assert "Traceback" not in out + err
+        return Run(code, out, err)
+
+    def ok(self, *argv: str) -> Any:
+        """Run with ``--json``; it must succeed, print nothing on stderr and one JSON document."""
+        run = self(*argv, "--json")
+        assert (run.code, run.err) == (0, "")
+        return json.loads(run.out)
+
+
+@pytest.fixture
+def now_clock() -> FrozenClock:
+    """The real time, to the second, standing still (servers that expire keys see a real instant)."""
+    return FrozenClock(float(int(time.time())))
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], now_clock: FrozenClock) -> Cli:
+    return Cli(capsys, now_clock)
+
+
+def at(clock: FrozenClock, days: float = 0) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC) + timedelta(days=days)
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def certificate_pem(clock: FrozenClock) -> tuple[bytes, bytes]:
+    """A self-signed EC P-256 certificate valid from a day before the clock to 30 days after, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cli-test")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at(clock, -1))
+        .not_valid_after(at(clock, 30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+# ---------------------------------------------------------------------- the lifecycle, every backend
+
+
+def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock, tmp_path: Path) -> None:
+    if fresh_url.startswith("memory://"):
+        pytest.skip("memory:// does not outlive one command")
+    store = ("--storage", fresh_url)
+    # --storage both before GROUP and after VERB
+    added = cli.ok(*store, "permissions", "add", "devices:read", "--description", "List devices")
+    assert added == {
+        "name": "devices:read",
+        "description": "List devices",
+        "access": "read",
+        "created_at": at(now_clock).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    assert cli.ok("permissions", "add", "devices:write", "--access", "write", *store)["access"] == "write"
+
+    created = cli.ok(
+        *store,
+        "registrations",
+        "create",
+        "--tenant",
+        "site-1",
+        "--name",
+        "Backup script",
+        "--scope",
+        "devices:read devices:write",
+    )
+    client_id, secret = created["client_id"], created["client_secret"]
+    assert secret.startswith("eas_")
+    assert created["tenant"] == "site-1"
+    assert created["name"] == "Backup script"
+    assert created["scopes"] == ["devices:read", "devices:write"]
+    assert created["enabled"] is True
+    assert parse(created["created_at"]) == at(now_clock)
+    assert created["last_used_at"] is None
+    assert parse(created["expires_at"]) == at(now_clock, 365)
+
+    listed = cli.ok("registrations", "list", "--tenant", "site-1", *store)
+    assert isinstance(listed, list)
+    assert [r["client_id"] for r in listed] == [client_id]
+    once_only = {"client_secret", "secret_id", "secret_expires_at"}
+    registration = {k: v for k, v in created.items() if k not in once_only}
+    assert listed == [registration]
+    assert cli.ok("registrations", "show", client_id, *store) == registration
+
+    updated = cli.ok(
+        *store,
+        "registrations",
+        "update",
+        client_id,
+        "--name",
+        "Nightly backup",
+        "--scope",
+        "devices:read",
+        "--customer-scope",
+        "customers:c2,c1",
+    )
+    assert (updated["name"], updated["scopes"], updated["customer_scope"]) == (
+        "Nightly backup",
+        ["devices:read"],
+        "customers:c1,c2",
+    )
+    assert updated["description"] == created["description"]
+    assert cli.ok("registrations", "update", client_id, "--no-scopes", *store)["scopes"] == []
+
+    rotated = cli.ok("registrations", "rotate-secret", client_id, "--secret-days", "730", *store)
+    assert rotated["client_id"] == client_id
+    assert rotated["client_secret"].startswith("eas_")
+    assert rotated["client_secret"] != secret
+    assert parse(rotated["secret_expires_at"]) == at(now_clock, 730)
+    assert [s["id"] for s in rotated["secrets"]] == [rotated["secret_id"]]
+    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+        assert auth.registrations.check_secret(client_id, secret) is None
+        assert auth.registrations.check_secret(client_id, rotated["client_secret"]) is not None
+
+    custom = at(now_clock, 100).replace(microsecond=0)
+    second = cli.ok("registrations", "add-secret", client_id, "--secret-expires", custom.isoformat(), *store)
+    assert parse(second["secret_expires_at"]) == custom
+    assert [s["id"] for s in second["secrets"]] == [rotated["secret_id"], second["secret_id"]]
+    too_many = cli("registrations", "add-secret", client_id, *store)
+    assert too_many.code == 1
+    assert too_many.err.startswith("embedauth: error:")
+    remaining = cli.ok("registrations", "delete-secret", client_id, rotated["secret_id"], *store)
+    assert [s["id"] for s in remaining["secrets"]] == [second["secret_id"]]
+    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+        assert auth.registrations.check_secret(client_id, rotated["client_secret"]) is None
+        assert auth.registrations.check_secret(client_id, second["client_secret"]) is not None
+
+    pem = tmp_path / "client.pem"
+    pem.write_bytes(certificate_pem(now_clock)[0])
+    with_cert = cli.ok("registrations", "add-certificate", client_id, "--certificate", str(pem), *store)
+    new_cert = with_cert["certificate"]
+    assert new_cert["key_type"] == "EC P-256"
+    assert new_cert["subject"] == "CN=cli-test"
+    assert with_cert["client_id"] == client_id
+    assert with_cert["certificates"] == [new_cert]
+    without = cli.ok("registrations", "remove-certificate", client_id, new_cert["thumbprint"], *store)
+    assert without["certificates"] == []
+
+    assert cli.ok("registrations", "disable", client_id, *store)["enabled"] is False
+    assert cli.ok("registrations", "show", client_id, *store)["enabled"] is False
+    assert cli.ok("registrations", "enable", client_id, *store)["enabled"] is True
+
+    renewed = cli.ok("registrations", "renew", client_id, "--days", "30", *store)
+    assert parse(renewed["registration_expires_at"]) == at(now_clock, 30)
+    assert parse(renewed["expires_at"]) == at(now_clock, 30)
+
+    assert cli.ok("registrations", "delete", client_id, *store) == {"deleted": [client_id], "not_found": []}
+    assert cli("registrations", "show", client_id, *store).code == 1
+    assert cli.ok("registrations", "list", "--tenant", "site-1", *store) == []
+
+
+def test_console_script_uses_embedauth_storage(tmp_path: Path) -> None:
+    """The installed command and ``python -m embedauth.cli``, with storage from the environment only."""
+    env = {**os.environ, "EMBEDAUTH_STORAGE": sqlite_url(tmp_path)}
+    module = [sys.executable, "-m", "embedauth.cli"]
+    script = [str(Path(sys.executable).with_name("embedauth"))]
+
+    def run(command: list[str], *argv: str) -> str:
+        done = subprocess.run(
+            [*command, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (done.returncode, done.stderr) == (0, "")
+        return done.stdout
+
+    run(module, "permissions", "add", "devices:read")
+    created = json.loads(
+        run(
+            module,
+            "registrations",
+            "create",
+            "--tenant",
+            "site-1",
+            "--name",
+            "Backup",
+            "--scope",
+            "devices:read",
+            "--json",
+        )
+    )
+    listed = json.loads(run(script, "registrations", "list", "--tenant", "site-1", "--json"))
+    assert [r["client_id"] for r in listed] == [created["client_id"]]
+    table = run(script, "registrations", "list", "--tenant", "site-1")
+    assert created["client_id"] in table
+    assert "in 365 days" in table
+    assert (tmp_path / "cli.db").exists()
+    assert not (tmp_path / "embedauth.db").exists()
+
+
+# ---------------------------------------------------------------------- bad input, nothing stored
+
+
+@dataclass(frozen=True)
+class Seeded:
+    url: str
+    client_id: str
+    files: dict[str, str]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> Seeded:
+    """SQLite with two permissions and one registration holding ``devices:read``."""
+    url = sqlite_url(tmp_path)
+    cli.ok("permissions", "add", "devices:read", "--storage", url)
+    cli.ok("permissions", "add", "devices:write", "--access", "write", "--storage", url)
+    created = cli.ok(
+        "registrations",
+        "create",
+        "--tenant",
+        "site-1",
+        "--name",
+        "Seed",
+        "--scope",
+        "devices:read",
+        "--storage",
+        url,
+    )
+    cert, key = certificate_pem(now_clock)
+    files = {"certificate": cert, "garbage": b"this is not a certificate\n", "private_key": key}
+    for name, content in files.items():
+        (tmp_path / f"{name}.pem").write_bytes(content)
+    paths = {name: str(tmp_path / f"{name}.pem") for name in files}
+    return Seeded(url, created["client_id"], paths | {"missing": str(tmp_path / "missing.pem")})
+
+
+def stored_state(url: str, clock: FrozenClock) -> tuple[object, ...]:
+    with EmbedAuth(url, clock=clock) as auth:
+        return (
+            auth.permissions.list(),
+            list(auth.registrations.list("site-1", limit=500).items),
+            auth.storage.revocations_after(0),
+        )
+
+
+CREATE = ("registrations", "create", "--tenant", "site-1", "--name", "New")
+
+BAD_INPUT = [
+    pytest.param([*CREATE, "--scope", "nope:read"], 1, id="create-unknown-permission"),
+    pytest.param([*CREATE, "--scope", "devices:read nope:read"], 1, id="create-one-unknown-permission"),
+    pytest.param(
+        ["registrations", "create", "--tenant", "bad tenant", "--name", "X"], 1, id="create-bad-tenant"
+    ),
+    pytest.param(["registrations", "create", "--tenant", "site-1", "--name", ""], 1, id="create-empty-name"),
+    pytest.param([*CREATE, "--secret-days", "100"], 1, id="create-secret-days-100"),
+    pytest.param([*CREATE, "--secret-expires", "2020-01-01"], 1, id="create-past-secret-expires"),
+    pytest.param([*CREATE, "--secret-expires", "2099-01-01"], 1, id="create-secret-expires-beyond-max"),
+    pytest.param([*CREATE, "--expires", "2099-01-01T00:00:00Z"], 1, id="create-expires-beyond-max"),
+    pytest.param([*CREATE, "--customer-scope", "people:1"], 1, id="create-bad-customer-scope"),
+    pytest.param([*CREATE, "--expires", "tomorrow"], 2, id="create-malformed-date"),
+    pytest.param(
+        [*CREATE, "--secret-days", "365", "--secret-expires", "2027-01-01"], 2, id="create-days-and-date"
+    ),
+    pytest.param([*CREATE, "--secret-days", "a year"], 2, id="create-days-not-a-number"),
+    pytest.param(["registrations", "create", "--name", "X"], 2, id="create-missing-tenant"),
+    pytest.param(["registrations", "list", "--tenant", "bad tenant"], 1, id="list-bad-tenant"),
+    pytest.param(["registrations", "list", "--tenant", "site-1", "--limit", "0"], 1, id="list-limit-0"),
+    pytest.param(["registrations", "show", UNKNOWN_CLIENT], 1, id="show-unknown"),
+    pytest.param(["registrations", "rotate-secret", UNKNOWN_CLIENT], 1, id="rotate-unknown"),
+    pytest.param(["registrations", "add-secret", UNKNOWN_CLIENT], 1, id="add-secret-unknown"),
+    pytest.param(["registrations", "disable", UNKNOWN_CLIENT], 1, id="disable-unknown"),
+    pytest.param(["registrations", "enable", UNKNOWN_CLIENT], 1, id="enable-unknown"),
+    pytest.param(["registrations", "delete", UNKNOWN_CLIENT], 1, id="delete-unknown"),
+    pytest.param(["registrations", "renew", UNKNOWN_CLIENT, "--days", "30"], 1, id="renew-unknown"),
+    pytest.param(["registrations", "renew", "{cid}", "--days", "0"], 1, id="renew-zero-days"),
+    pytest.param(["registrations", "renew", "{cid}", "--expires", "2020-01-01"], 1, id="renew-past"),
+    pytest.param(["registrations", "renew", "{cid}"], 2, id="renew-neither-days-nor-date"),
+    pytest.param(
+        ["registrations", "add-certificate", UNKNOWN_CLIENT, "--certificate", "{certificate}"],
+        1,
+        id="add-certificate-unknown-client",
+    ),
+    pytest.param(
+        ["registrations", "add-certificate", "{cid}", "--certificate", "{garbage}"], 1, id="cert-garbage"
+    ),
+    pytest.param(
+        ["registrations", "add-certificate", "{cid}", "--certificate", "{missing}"], 1, id="cert-missing"
+    ),
+    pytest.param(
+        ["registrations", "add-certificate", "{cid}", "--certificate", "{private_key}"],
+        1,
+        id="cert-private-key",
+    ),
+    pytest.param(["registrations", "add-certificate", "{cid}"], 2, id="cert-no-file-given"),
+    pytest.param(
+        ["registrations", "remove-certificate", "{cid}", "nope"], 1, id="remove-certificate-unknown"
+    ),
+    pytest.param(["registrations", "delete-secret", "{cid}", "nope"], 1, id="delete-secret-unknown"),
+    pytest.param(["registrations", "update", "{cid}"], 1, id="update-nothing"),
+    pytest.param(
+        ["registrations", "update", "{cid}", "--scope", "nope:read"], 1, id="update-unknown-permission"
+    ),
+    pytest.param(["registrations", "update", "{cid}", "--name", ""], 1, id="update-empty-name"),
+    pytest.param(["registrations", "update", UNKNOWN_CLIENT, "--name", "X"], 1, id="update-unknown"),
+    pytest.param(
+        ["registrations", "update", "{cid}", "--scope", "devices:read", "--no-scopes"], 2, id="update-both"
+    ),
+    pytest.param(["permissions", "remove", "devices:read"], 1, id="permission-in-use"),
+    pytest.param(["permissions", "remove", "nope:read"], 1, id="permission-remove-unknown"),
+    pytest.param(["permissions", "add", "devices:read"], 1, id="permission-duplicate"),
+    pytest.param(["permissions", "add", "bad name"], 1, id="permission-bad-name"),
+    pytest.param(["permissions", "add", "things:read", "--access", "admin"], 2, id="permission-access-admin"),
+    pytest.param(["permissions", "list", "--storage", "nope://x"], 1, id="unknown-storage-scheme"),
+    pytest.param([], 2, id="no-group"),
+    pytest.param(["registrations"], 2, id="no-verb"),
+    pytest.param(["registrations", "frob"], 2, id="unknown-verb"),
+]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize(("argv", "code"), BAD_INPUT)
+def test_bad_input_is_one_line_and_stores_nothing(
+    seeded: Seeded, cli: Cli, now_clock: FrozenClock, argv: list[str], code: int, as_json: bool
+) -> None:
+    before = stored_state(seeded.url, now_clock)
+    values = {"cid": seeded.client_id, **seeded.files}
+    # --storage before GROUP, so that a case's own --storage after VERB overrides it
+    run = cli("--storage", seeded.url, *(a.format(**values) for a in argv), *(["--json"] if as_json else []))
+    assert run.code == code
+    if as_json and argv[:2] == ["registrations", "delete"]:  # says what it did, even if nothing
+        assert json.loads(run.out) == {"deleted": [], "not_found": argv[2:]}
+    else:
+        assert run.out == ""
+    errors = [line for line in run.err.splitlines() if line.startswith("embedauth: error:")]
+    assert len(errors) == 1
+    assert run.err.splitlines()[-1] == errors[0]
+    if code == 1:
+        assert run.err == errors[0] + "\n"
+    assert stored_state(seeded.url, now_clock) == before
+
+
+def test_delete_reports_the_missing_after_deleting_the_rest(seeded: Seeded, cli: Cli) -> None:
+    run = cli("registrations", "delete", seeded.client_id, "nope", "--storage", seeded.url, "--json")
+    assert run.code == 1
+    assert json.loads(run.out) == {"deleted": [seeded.client_id], "not_found": ["nope"]}
+    assert run.err.count("\n") == 1
+    assert run.err.startswith("embedauth: error:")
+    assert "'nope'" in run.err
+    assert cli.ok("registrations", "list", "--tenant", "site-1", "--storage", seeded.url) == []
+
+
+# ---------------------------------------------------------------------- permissions and text output
+
+
+def test_permissions(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    assert cli("permissions", "list", *store).out == "No permissions.\n"
+    assert cli.ok("permissions", "list", *store) == []
+    cli.ok("permissions", "add", "devices:read", "--description", "List devices", *store)
+    again = cli.ok("permissions", "add", "devices:read", "--description", "other", "--if-missing", *store)
+    assert again["description"] == "List devices"
+    fresh = cli.ok("permissions", "add", "sites:write", "--access", "write", "--if-missing", *store)
+    assert (fresh["name"], fresh["access"]) == ("sites:write", "write")
+    assert [p["name"] for p in cli.ok("permissions", "list", "--contains", "devices", *store)] == [
+        "devices:read"
+    ]
+    table = cli("permissions", "list", *store).out.splitlines()
+    assert table[0].split() == ["NAME", "ACCESS", "DESCRIPTION"]
+    assert table[1].split() == ["devices:read", "read", "List", "devices"]
+    assert cli.ok("permissions", "remove", "sites:write", *store) == {"removed": "sites:write"}
+    assert cli("permissions", "remove", "devices:read", *store).out == "Removed permission devices:read.\n"
+    assert cli.ok("permissions", "list", *store) == []
+
+
+def test_secret_is_printed_once(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    cli.ok("permissions", "add", "devices:read", *store)
+    run = cli(
+        "registrations", "create", "--tenant", "site-1", "--name", "Backup", "--scope", "devices:read", *store
+    )
+    assert (run.code, run.err) == (0, "")
+    fields = dict(line.split(":", 1) for line in run.out.splitlines() if ": " in line)
+    client_id, secret = fields["Client ID"].strip(), fields["Client secret"].strip()
+    assert secret.startswith("eas_")
+    assert run.out.rstrip().endswith(SHOWN_ONCE)
+    for argv in (("registrations", "show", client_id), ("registrations", "list", "--tenant", "site-1")):
+        for extra in ((), ("--json",)):
+            later = cli(*argv, *store, *extra)
+            assert later.code == 0
+            assert client_id in later.out
+            assert secret not in later.out
+    assert secret[:7] in cli("registrations", "show", client_id, *store).out  # the hint, and no more
+    rotated = cli("registrations", "rotate-secret", client_id, *store)
+    assert client_id in rotated.out
+    assert SHOWN_ONCE in rotated.out
+    assert secret not in rotated.out
+
+
+def test_list_table(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    first = cli.ok("registrations", "create", "--tenant", "site-1", "--name", "Backup script", *store)
+    second = cli.ok(
+        "registrations",
+        "create",
+        "--tenant",
+        "site-1",
+        "--name",
+        "Paused",
+        "--secret-days",
+        "730",
+        "--disabled",
+        *store,
+    )
+    lines = cli("registrations", "list", "--tenant", "site-1", *store).out.splitlines()
+    header = ["NAME", "CLIENT ID", "CREATED", "ENABLED", "LAST USED", "EXPIRES"]
+    assert re.split(r"\s{2,}", lines[0]) == header
+    today = at(now_clock).date().isoformat()
+    rows = {line.split()[-7]: line for line in lines[1:]}
+    assert re.split(r"\s{2,}", rows[first["client_id"]]) == [
+        "Backup script",
+        first["client_id"],
+        today,
+        "yes",
+        "never",
+        "in 365 days",
+    ]
+    assert re.split(r"\s{2,}", rows[second["client_id"]])[1:] == [
+        second["client_id"],
+        today,
+        "no",
+        "never",
+        "in 730 days",
+    ]
+    assert len({line.index(cid) for cid, line in rows.items()}) == 1  # aligned columns
+    now_clock.advance(400 * 86400)
+    lines = cli("registrations", "list", "--tenant", "site-1", *store).out.splitlines()
+    rows = {line.split()[-7 if line.endswith("days") else -5]: line for line in lines[1:]}
+    assert rows[first["client_id"]].endswith("  expired")
+    assert rows[second["client_id"]].endswith("  in 330 days")
+    paged = cli("registrations", "list", "--tenant", "site-1", "--limit", "1", *store).out
+    assert paged.splitlines()[-1] == "(1-1 of 2)"
+    assert cli("registrations", "list", "--tenant", "site-2", *store).out == "No registrations.\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_time"),
+    [
+        pytest.param("{date}", "00:00:00", id="date-only"),
+        pytest.param("{date}T12:30:00Z", "12:30:00", id="zulu"),
+        pytest.param("{date}T12:30:00", "12:30:00", id="naive-is-utc"),
+        pytest.param("{date}T14:30:00+02:00", "12:30:00", id="offset"),
+    ],
+)
+def test_dates(tmp_path: Path, cli: Cli, now_clock: FrozenClock, given: str, expected_time: str) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    date = at(now_clock, 100).date().isoformat()
+    value = given.format(date=date)
+    created = cli.ok(*CREATE, "--secret-expires", value, "--expires", value, *store)
+    assert created["secret_expires_at"] == f"{date}T{expected_time}.000Z"
+    assert created["registration_expires_at"] == f"{date}T{expected_time}.000Z"
+
+
+def test_update_with_repeated_scopes_and_description(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    for name in ("a:read", "b:read", "c:read"):
+        cli.ok("permissions", "add", name, *store)
+    created = cli.ok(*CREATE, "--scope", "c:read", "--description", "kept", *store)
+    updated = cli.ok(
+        "registrations", "update", created["client_id"], "--scope", "b:read", "--scope", "a:read", *store
+    )
+    assert updated["scopes"] == ["a:read", "b:read"]
+    assert (updated["name"], updated["description"]) == ("New", "kept")
+    described = cli.ok("registrations", "update", created["client_id"], "--description", "changed", *store)
+    assert (described["description"], described["scopes"]) == ("changed", ["a:read", "b:read"])

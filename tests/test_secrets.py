@@ -1,0 +1,128 @@
+"""Secret and refresh-token formats, hashing and the verified-secret cache (property-tested)."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from embedauth.config import Settings
+from embedauth.errors import InvalidSecret
+from embedauth.secrets import (
+    ALPHABET,
+    SecretCache,
+    SecretHasher,
+    VerifiedSecret,
+    generate_client_secret,
+    generate_refresh_token,
+    hint,
+    new_client_id,
+    new_id,
+    parse_client_secret,
+    parse_refresh_token,
+)
+
+secrets_ = st.builds(lambda _: generate_client_secret(), st.integers())
+refresh_tokens = st.builds(lambda _: generate_refresh_token(), st.integers())
+
+
+@given(secrets_)
+def test_client_secret_round_trip(secret: str) -> None:
+    assert parse_client_secret(secret) == secret
+    assert len(secret) == 53 and secret.startswith("eas_")
+    assert set(secret[4:]) <= set(ALPHABET)
+
+
+@given(refresh_tokens)
+def test_refresh_token_round_trip(made: tuple[str, str]) -> None:
+    token_id, token = made
+    assert parse_refresh_token(token) == token_id
+    assert token.startswith("ear_") and len(token) == 75
+
+
+@given(secrets_, st.data())
+def test_any_single_change_to_a_secret_is_refused(secret: str, data: st.DataObject) -> None:
+    i = data.draw(st.integers(0, len(secret) - 1))
+    replacement = data.draw(st.sampled_from(ALPHABET + "_-+/= ").filter(lambda ch: ch != secret[i]))
+    with pytest.raises(InvalidSecret):
+        parse_client_secret(secret[:i] + replacement + secret[i + 1 :])
+
+
+@given(secrets_, st.data())
+def test_truncated_extended_or_swapped_secrets_are_refused(secret: str, data: st.DataObject) -> None:
+    cut = data.draw(st.integers(0, len(secret) - 1))
+    for broken in (secret[:cut], secret + data.draw(st.sampled_from(ALPHABET)), secret.upper(), " " + secret):
+        if broken != secret:
+            with pytest.raises(InvalidSecret):
+                parse_client_secret(broken)
+
+
+@given(refresh_tokens, st.data())
+def test_any_single_change_to_a_refresh_token_is_refused(made: tuple[str, str], data: st.DataObject) -> None:
+    _, token = made
+    i = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.sampled_from(ALPHABET + "_").filter(lambda ch: ch != token[i]))
+    with pytest.raises(InvalidSecret):
+        parse_refresh_token(token[:i] + replacement + token[i + 1 :])
+
+
+@given(st.one_of(st.text(), st.binary(), st.none(), st.integers()))
+def test_anything_else_is_refused_cleanly(value: object) -> None:
+    for parse in (parse_client_secret, parse_refresh_token):
+        with pytest.raises(InvalidSecret):
+            parse(value)
+
+
+def test_a_secret_is_not_a_refresh_token() -> None:
+    with pytest.raises(InvalidSecret):
+        parse_refresh_token(generate_client_secret())
+    with pytest.raises(InvalidSecret):
+        parse_client_secret(generate_refresh_token()[1])
+
+
+def test_ids_and_hints() -> None:
+    assert len({generate_client_secret() for _ in range(1000)}) == 1000
+    assert len(new_id()) == 22 and set(new_id()) <= set(string.ascii_letters + string.digits)
+    assert len(new_client_id()) == 36
+    secret = generate_client_secret()
+    assert hint(secret) == secret[:7]
+    _, token = generate_refresh_token()
+    assert hint(token) == token[:7]
+
+
+def test_production_hash_parameters() -> None:
+    settings = Settings()
+    hasher = SecretHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+    secret = generate_client_secret()
+    hashed = hasher.hash(secret)
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert hasher.verify(hashed, secret)
+    assert not hasher.verify(hashed, generate_client_secret())
+    assert not hasher.verify(None, secret)
+    assert not hasher.verify("not a hash", secret)
+    assert not hasher.needs_rehash(hashed)
+    weaker = SecretHasher(time_cost=1, memory_kib=256, parallelism=1)
+    assert hasher.needs_rehash(weaker.hash(secret))
+    assert hasher.verify(weaker.hash(secret), secret)
+
+
+def test_secret_cache_is_bounded_and_keyed() -> None:
+    cache = SecretCache(maxsize=3)
+    secrets = [generate_client_secret() for _ in range(5)]
+    for i, secret in enumerate(secrets):
+        cache.put(secret, VerifiedSecret("client", f"cred-{i}", "hash"))
+    assert len(cache) == 3
+    assert cache.get(secrets[0]) is None
+    assert cache.get(secrets[4]) == VerifiedSecret("client", "cred-4", "hash")
+    cache.discard(secrets[4])
+    assert cache.get(secrets[4]) is None
+    assert all(secret.encode() not in key for secret in secrets for key in cache._entries._data)
+    disabled = SecretCache(maxsize=0)
+    disabled.put(secrets[0], VerifiedSecret("c", "i", "h"))
+    assert disabled.get(secrets[0]) is None
