@@ -17,6 +17,7 @@ from embedauth import (
     CustomerScopeKind,
     EmbedAuth,
     InvalidInput,
+    PermissionNotFound,
     RegistrationNotFound,
     TooManySecrets,
     UnknownPermission,
@@ -258,6 +259,26 @@ def test_check_secret_refuses(auth: EmbedAuth) -> None:
     assert not works(auth, "00000000-0000-4000-8000-000000000000", created.client_secret)
     assert not works(auth, created.client_id, created.client_secret[:-1] + "x")
     assert not works(auth, created.client_id, "")
+
+
+@pytest.mark.parametrize("client_id", ["a\x00b", "", "x" * 256, "é", None, 42])
+def test_impossible_client_ids_never_reach_storage(backend_auth: EmbedAuth, client_id: Any) -> None:
+    """A NUL byte would make PostgreSQL raise; such ids are refused as unknown instead."""
+    created = create(backend_auth)
+    assert not works(backend_auth, client_id, created.client_secret)
+    with pytest.raises(RegistrationNotFound):
+        backend_auth.registrations.get(client_id)
+    assert backend_auth.registrations.delete_many([client_id]) == []
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "x" * 201, "two\nlines"])
+def test_bad_search_text_is_refused(backend_auth: EmbedAuth, text: str) -> None:
+    with pytest.raises(InvalidInput):
+        backend_auth.registrations.list("site-1", name_contains=text)
+    with pytest.raises(InvalidInput):
+        backend_auth.permissions.list(text)
+    with pytest.raises(PermissionNotFound):
+        backend_auth.permissions.get(text)
 
 
 class CountingStorage(MemoryStorage):

@@ -11,14 +11,20 @@ from typing import Any
 
 import pluggy
 
+from embedauth.assertions import ClientAssertions
 from embedauth.clock import Clock, system_clock
 from embedauth.config import Settings
 from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
+from embedauth.keys import KeyRing
+from embedauth.models import Principal
 from embedauth.permissions import Permissions
+from embedauth.refresh_tokens import RefreshTokens
 from embedauth.registrations import Registrations
+from embedauth.revocation import RevocationState
 from embedauth.secrets import SecretCache, SecretHasher
 from embedauth.storage import Storage, open_storage
+from embedauth.tokens import Tokens
 
 __all__ = ["EmbedAuth"]
 
@@ -65,10 +71,54 @@ class EmbedAuth:
             parallelism=settings.argon2_parallelism,
         )
         self._secret_cache = SecretCache(settings.secret_cache_size)
+        self.revocations = RevocationState(
+            self.storage, self.clock, poll_interval=settings.revocation_poll_interval
+        )
+        self.keys = KeyRing(self.storage, settings, self.clock)
         self.permissions = Permissions(self.storage, self.clock, self.plugins)
         self.registrations = Registrations(
-            self.storage, settings, self.clock, self._hasher, self._secret_cache, self.plugins
+            self.storage,
+            settings,
+            self.clock,
+            self._hasher,
+            self._secret_cache,
+            self.plugins,
+            on_revoked=self.revocations.sync,
         )
+        self.refresh_tokens = RefreshTokens(
+            self.storage,
+            settings,
+            self.clock,
+            self._hasher,
+            self._secret_cache,
+            self.plugins,
+            on_revoked=self.revocations.sync,
+        )
+        self.tokens = Tokens(
+            storage=self.storage,
+            settings=settings,
+            clock=self.clock,
+            keys=self.keys,
+            revocations=self.revocations,
+            registrations=self.registrations,
+            refresh_tokens=self.refresh_tokens,
+            assertions=ClientAssertions(self.storage, settings, self.clock, self.plugins),
+            plugins=self.plugins,
+        )
+
+    def verify(self, token: str) -> Principal:
+        """The caller behind a valid access token, or :class:`~embedauth.errors.InvalidToken`.
+
+        The first call loads the revocation state and starts the thread that keeps it current.
+        """
+        self.revocations.start()
+        return self.tokens.verify(token)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JSON Web Key Set (RFC 7517), creating the first signing key if needed."""
+        if not self.keys.published():
+            self.keys.signing_key()
+        return self.keys.jwks()
 
     def with_settings(self, **changes: Any) -> EmbedAuth:
         """Another instance over the same storage, clock and plugins, with some settings changed."""
@@ -82,7 +132,8 @@ class EmbedAuth:
         return twin
 
     def close(self) -> None:
-        """Close the storage if this instance opened it."""
+        """Stop the revocation thread, and close the storage if this instance opened it."""
+        self.revocations.stop()
         if self._owns_storage:
             self.storage.close()
 

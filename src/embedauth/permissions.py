@@ -40,14 +40,17 @@ class Permissions:
         return permission
 
     def get(self, name: str) -> Permission:
-        permission = self._storage.get_permission(name) if isinstance(name, str) else None
+        try:
+            permission = self._storage.get_permission(validation.parse_permission_name(name))
+        except InvalidInput:
+            permission = None
         if permission is None:
             raise PermissionNotFound(f"no permission {name!r}")
         return permission
 
     def list(self, contains: str | None = None) -> list[Permission]:
         """Every permission, or those whose name or description contains the text."""
-        return self._storage.list_permissions(contains=contains or None)
+        return self._storage.list_permissions(contains=validation.parse_search(contains))
 
     def remove(self, name: str) -> None:
         """Remove it; PermissionInUse while any registration holds it."""

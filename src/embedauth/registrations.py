@@ -76,7 +76,9 @@ class Registrations:
         hasher: SecretHasher,
         secret_cache: SecretCache,
         plugins: pluggy.PluginManager,
+        on_revoked: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_revoked = on_revoked
         self._storage = storage
         self._settings = settings
         self._clock = clock
@@ -86,8 +88,14 @@ class Registrations:
 
     # ------------------------------------------------------------------ reading
 
+    def _lookup(self, client_id: object) -> Registration | None:
+        """The registration, or None; anything that cannot be a client ID never reaches storage."""
+        if not validation.is_client_id(client_id):
+            return None
+        return self._storage.get_registration(client_id)
+
     def get(self, client_id: str) -> Registration:
-        registration = self._storage.get_registration(client_id) if isinstance(client_id, str) else None
+        registration = self._lookup(client_id)
         if registration is None:
             raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
         return registration
@@ -99,7 +107,7 @@ class Registrations:
         if not offset >= 0 or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
         return self._storage.list_registrations(
-            tenant, name_contains=name_contains or None, offset=offset, limit=limit
+            tenant, name_contains=validation.parse_search(name_contains), offset=offset, limit=limit
         )
 
     # ------------------------------------------------------------------ creating
@@ -216,14 +224,14 @@ class Registrations:
 
     def delete_many(self, client_ids: Sequence[str]) -> builtins.list[str]:
         """Delete those that exist; return their client IDs. Their tokens stop verifying."""
-        registrations = [
-            r for r in (self._storage.get_registration(cid) for cid in dict.fromkeys(client_ids)) if r
-        ]
+        registrations = [r for r in (self._lookup(cid) for cid in dict.fromkeys(client_ids)) if r]
         now = utcnow(self._clock)
         for registration in registrations:
             for revocation in self._revoke(RevocationKind.REGISTRATION, registration.client_id, now):
                 self._storage.add_revocation(revocation)
         deleted = self._storage.delete_registrations([r.client_id for r in registrations])
+        if registrations:
+            self._on_revoked()
         tenants = {r.client_id: r.tenant for r in registrations}
         for client_id in deleted:
             self._hook.embedauth_registration_deleted(client_id=client_id, tenant=tenants[client_id])
@@ -290,7 +298,7 @@ class Registrations:
             parse_client_secret(client_secret)
         except InvalidSecret:
             return None
-        registration = self._storage.get_registration(client_id) if isinstance(client_id, str) else None
+        registration = self._lookup(client_id)
         if registration is None:
             self._hasher.verify(None, client_secret)
             return None
@@ -389,6 +397,8 @@ class Registrations:
             for revocation in revocations:
                 self._storage.add_revocation(revocation)
             if self._storage.save_registration(changed, expected_version=current.version):
+                if revocations:
+                    self._on_revoked()
                 if action is not None:
                     self._hook.embedauth_registration_updated(registration=changed, action=action)
                 return changed, revocations

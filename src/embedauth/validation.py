@@ -9,17 +9,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import TypeGuard
 
 from embedauth.errors import InvalidInput
 from embedauth.models import CustomerScope, CustomerScopeKind
 
 __all__ = [
+    "is_client_id",
     "parse_customer_scope",
     "parse_description",
     "parse_identifier",
     "parse_name",
     "parse_permission_name",
     "parse_scopes",
+    "parse_search",
 ]
 
 # A strict subset of RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E): a permission name is also
@@ -28,6 +31,17 @@ _PERMISSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
+
+
+_CLIENT_ID = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def is_client_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` could be a client ID at all (RFC 6749 §2.2 allows printable ASCII).
+
+    Checked before any lookup, so a NUL byte or a megabyte of text never reaches a database.
+    """
+    return isinstance(value, str) and _CLIENT_ID.fullmatch(value) is not None
 
 
 def parse_identifier(value: str, what: str) -> str:
@@ -101,3 +115,12 @@ def parse_description(value: str | None) -> str:
     if len(text) > MAX_DESCRIPTION or not _printable(text):
         raise InvalidInput(f"a description must be at most {MAX_DESCRIPTION} printable characters")
     return text
+
+
+def parse_search(value: str | None) -> str | None:
+    """Text to filter a listing by: up to 200 printable characters; empty means no filter."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_NAME or not _printable(value) or "\n" in value:
+        raise InvalidInput(f"search text must be at most {MAX_NAME} printable characters on one line")
+    return value

@@ -1,0 +1,273 @@
+"""Client authentication with ``private_key_jwt``: RFC 7523 §2.2 and §3 (and OIDC Core §9).
+
+A client proves who it is by signing a short-lived JWT (the *client assertion*) with the private key
+of a certificate an admin registered for it. :meth:`ClientAssertions.authenticate` checks one and
+returns the registration and the certificate whose key signed it. Every refusal raises the same
+``InvalidClient("client authentication failed")``: a caller learns nothing about which check failed
+(no oracle for probing client ids, key ids or clock skew); the specific reason goes to the
+``embedauth_token_denied`` hook for the audit log.
+
+Checked in this order, the cheap and unauthenticated before the costly and the stateful:
+
+1. **Shape** (:func:`embedauth.jws.parse`): size limit first, three base64url segments, a JSON
+   header that names its ``alg`` and carries no parameter that would let the token choose its own
+   key (``jwk``, ``jku``, ``x5u``, ``x5c``) or its processing (``crit``...). ``alg`` must be an
+   asymmetric one embedauth accepts (RS256, PS256, ES256, EdDSA): never ``none``, and never HS256,
+   which would let a forger key the MAC with the certificate's *public* key (RFC 8725 §2.1, §3.1).
+2. **Which client** — the payload is read, not yet trusted, only to find ``sub`` (RFC 7523 §3 item
+   2.B: the client id). It must be an RFC 6749 client id (printable ASCII) and, when the request
+   also carries ``client_id``, equal it (RFC 7521 §4.2). The registration is loaded by it.
+3. **Which key** — the registration's certificates that are valid now: the one named by the header's
+   ``x5t#S256`` thumbprint (RFC 7515 §4.1.8), else by its ``kid`` (a certificate id or thumbprint),
+   else each in turn (a client with two certificates during a switch need not say which it used).
+   A certificate whose key does not fit the header's ``alg`` is skipped, so a token cannot have an
+   RSA key checked as ECDSA or the like. Parsed public keys are kept in a bounded LRU cache.
+4. **Signature** — it must verify with one of those keys. Only now are the claims trusted.
+5. **Claims** (RFC 7523 §3): ``iss`` and ``sub`` both the client id; ``aud`` (a string, or a list of
+   strings) holds the token endpoint's URL or the issuer identifier. RFC 7523 says the token endpoint
+   URL *may* serve as the audience and OIDC Core §9 says it *should*, while RFC 7523 also allows the
+   authorization server's issuer; clients differ in practice (Authlib sends the token endpoint,
+   Node's openid-client the issuer), so both are accepted, compared exactly apart from one trailing
+   slash on the issuer. Nothing else is: an assertion meant for another server, or for another
+   endpoint of this one, is refused. ``exp`` is required and must lie in the future (within the
+   leeway) and no more than ``assertion_max_lifetime`` ahead: a client cannot mint a long-lived
+   assertion, which also bounds how long its ``jti`` must be remembered. ``nbf`` and ``iat``, when
+   present, must not be in the future; ``jti`` is required.
+6. **Replay** (RFC 7523 §3 item 7) — the ``jti`` is consumed once, atomically in storage, until the
+   assertion's ``exp`` (plus leeway) has passed. This is the last check on purpose: consuming is a
+   write, and consuming the ``jti`` of an assertion refused for another reason would let anyone who
+   saw an assertion (in a log, say) burn its ``jti`` with a forged copy, and would cost a storage
+   write per forgery. Only an assertion that is otherwise good uses up its ``jti``.
+
+Whether the registration is enabled and unexpired is *not* decided here: the caller checks it after
+authentication, when it may safely say why a known client is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pluggy
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from embedauth import jws
+from embedauth.clock import Clock, from_timestamp, utcnow
+from embedauth.config import Settings
+from embedauth.errors import InvalidClient
+from embedauth.lru import LRUCache
+from embedauth.models import CertificateCredential, Registration
+from embedauth.storage.base import Storage
+
+__all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "FAILED", "MAX_JTI_LENGTH", "ClientAssertions"]
+
+#: The ``client_assertion_type`` of RFC 7523 §2.2.
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The header ``alg`` values a client may sign with (each fits one kind of certificate key).
+ASSERTION_ALGORITHMS = frozenset(jws.ASYMMETRIC)
+MAX_JTI_LENGTH = 256
+#: The one message of every refusal.
+FAILED = "client authentication failed"
+#: RFC 6749 Appendix A.1: ``client-id = *VSCHAR`` (printable ASCII); bounded like a storage key.
+_CLIENT_ID = re.compile(r"[\x20-\x7e]{1,255}")
+_KEY_CACHE_SIZE = 1024
+
+
+class _Denied(Exception):
+    """Internal: why an assertion is refused, and for which client (when known)."""
+
+    def __init__(self, reason: str, client_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.client_id = client_id
+
+
+class ClientAssertions:
+    """Checks ``private_key_jwt`` client assertions against the registrations' certificates."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        clock: Clock,
+        plugins: pluggy.PluginManager,
+        *,
+        key_cache_size: int = _KEY_CACHE_SIZE,
+    ) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._clock = clock
+        self._plugins = plugins
+        issuer = settings.issuer.rstrip("/")
+        self._audiences = frozenset({settings.token_endpoint, settings.issuer, issuer, issuer + "/"})
+        # (certificate id, thumbprint) -> its public key, parsed once. The thumbprint in the key means
+        # an entry can only ever serve the exact certificate it was parsed from.
+        self._keys: LRUCache[tuple[str, str], PublicKeyTypes] = LRUCache(key_cache_size)
+
+    def authenticate(
+        self, assertion: str, *, client_id: str | None = None
+    ) -> tuple[Registration, CertificateCredential]:
+        """The registration and the certificate whose key signed ``assertion``.
+
+        ``client_id`` is the request's own ``client_id`` parameter, if it sent one. Every failure
+        raises ``InvalidClient("client authentication failed")``; the reason goes to the
+        ``embedauth_token_denied`` hook. A storage failure raises ``StorageError`` as usual: it says
+        nothing about the assertion.
+        """
+        try:
+            return self._authenticate(assertion, client_id)
+        except jws.Refused as exc:
+            reason, claimed = exc.reason, client_id
+        except _Denied as exc:
+            reason, claimed = exc.reason, exc.client_id if exc.client_id is not None else client_id
+        self._plugins.hook.embedauth_token_denied(client_id=claimed, reason=f"client assertion: {reason}")
+        raise InvalidClient(FAILED)
+
+    # ------------------------------------------------------------------ the checks, in order
+
+    def _authenticate(
+        self, assertion: str, form_client_id: str | None
+    ) -> tuple[Registration, CertificateCredential]:
+        # 1. shape and header, before anything costly
+        token = jws.parse(assertion, max_bytes=self._settings.max_token_bytes)
+        alg = token.header["alg"]
+        if alg not in ASSERTION_ALGORITHMS:
+            raise _Denied(f"algorithm {alg[:32]!r} is not accepted")
+        thumbprint, kid = token.header.get("x5t#S256"), token.header.get("kid")
+        if thumbprint is not None and not isinstance(thumbprint, str):
+            raise _Denied("x5t#S256 header is not a string")
+        if kid is not None and not isinstance(kid, str):
+            raise _Denied("kid header is not a string")
+
+        # 2. which client: read, not trusted, until the signature checks out
+        unverified = token.payload()
+        sub = unverified.get("sub")
+        if not isinstance(sub, str) or not _CLIENT_ID.fullmatch(sub):
+            raise _Denied("sub is missing or not a client id")
+        if form_client_id is not None and form_client_id != sub:
+            raise _Denied("client_id parameter differs from the assertion's sub", form_client_id)
+        registration = self._storage.get_registration(sub)
+        if registration is None:
+            raise _Denied("unknown client", sub)
+
+        # 3 and 4. which key, and the signature
+        certificate = self._signer(registration, token, alg, thumbprint, kid)
+
+        # 5. the claims, now trusted to be the client's
+        claims = token.payload()
+        exp = self._check_claims(claims, registration.client_id)
+
+        # 6. replay, last: only an otherwise good assertion uses up its jti
+        key = f"assertion:{registration.client_id}:{claims['jti']}"
+        if not self._storage.consume_once(key, expires_at=from_timestamp(exp + self._settings.leeway)):
+            raise _Denied("jti already used (replay)", sub)
+        return registration, certificate
+
+    def _signer(
+        self,
+        registration: Registration,
+        token: jws.Compact,
+        alg: str,
+        thumbprint: str | None,
+        kid: str | None,
+    ) -> CertificateCredential:
+        """The live certificate whose key fits ``alg`` and verifies the signature."""
+        client_id = registration.client_id
+        certificates: Sequence[CertificateCredential] = registration.certificates
+        if thumbprint is not None:
+            certificates = [c for c in certificates if c.thumbprint == thumbprint]
+        elif kid is not None:
+            certificates = [c for c in certificates if kid in (c.id, c.thumbprint)]
+        if not certificates:
+            named = "x5t#S256" if thumbprint is not None else "kid" if kid is not None else None
+            raise _Denied(
+                f"no certificate matches the {named} header" if named else "no certificate", client_id
+            )
+        now = utcnow(self._clock)
+        live = [c for c in certificates if c.is_live(now)]
+        if not live:
+            raise _Denied("certificate expired or not yet valid", client_id)
+        fitting = 0
+        for certificate in live:
+            public_key = self._public_key(certificate)
+            if public_key is None:
+                continue
+            try:
+                verify = jws.verifier(alg, public_key)
+            except jws.Refused:
+                continue  # the key is of another kind than alg: not this one
+            fitting += 1
+            if verify(token.signature, token.signing_input):
+                return certificate
+        if not fitting:
+            raise _Denied(f"no live certificate has a key for {alg}", client_id)
+        raise _Denied("signature does not verify", client_id)
+
+    def _public_key(self, certificate: CertificateCredential) -> PublicKeyTypes | None:
+        cache_key = (certificate.id, certificate.thumbprint)
+        key = self._keys.get(cache_key)
+        if key is None:
+            try:
+                key = serialization.load_pem_public_key(certificate.public_key_pem.encode("ascii"))
+            except (ValueError, UnicodeError, UnsupportedAlgorithm):
+                return None  # a damaged stored key verifies nothing (certificates.py stored it sound)
+            self._keys.put(cache_key, key)
+        return key
+
+    def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> float:
+        """RFC 7523 §3 on signed claims; returns ``exp``."""
+        leeway = self._settings.leeway
+        now = self._clock()
+
+        def deny(reason: str) -> _Denied:
+            return _Denied(reason, client_id)
+
+        if claims.get("iss") != client_id:
+            raise deny("iss is not the client id")
+        if claims.get("sub") != client_id:  # read before the signature; checked again as signed
+            raise deny("sub is not the client id")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else None
+        if not audiences or not all(isinstance(a, str) for a in audiences):
+            raise deny("aud is missing or not a string or a list of strings")
+        if self._audiences.isdisjoint(audiences):
+            raise deny("aud names neither the token endpoint nor the issuer")
+        if "exp" not in claims:
+            raise deny("exp is missing")
+        exp = claims["exp"]
+        if not _is_time(exp):
+            raise deny("exp is not a number")
+        if now >= exp + leeway:
+            raise deny("expired")
+        if exp > now + self._settings.assertion_max_lifetime + leeway:
+            raise deny("exp is further ahead than the longest assertion lifetime allowed")
+        if "nbf" in claims:
+            if not _is_time(claims["nbf"]):
+                raise deny("nbf is not a number")
+            if claims["nbf"] > now + leeway:
+                raise deny("not valid yet (nbf)")
+        if "iat" in claims:
+            if not _is_time(claims["iat"]):
+                raise deny("iat is not a number")
+            if claims["iat"] > now + leeway:
+                raise deny("issued in the future (iat)")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise deny("jti is missing")
+        # Printable (no control characters, no lone surrogates) so any backend can store the key.
+        if len(jti) > MAX_JTI_LENGTH or not jti.isprintable():
+            raise deny("jti is too long or not printable")
+        return float(exp)
+
+
+def _is_time(value: object) -> bool:
+    """A JSON NumericDate (RFC 7519 §2): a finite number, and not a boolean."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53  # beyond, no time a float (or a datetime) can hold
+    return isinstance(value, float) and math.isfinite(value)

@@ -1,0 +1,248 @@
+"""The signing key ring: generate, rotate with overlap, publish as JWKS, encrypt at rest.
+
+Like ``cryptography``'s ``MultiFernet``: one key signs, every published key verifies. A rotation
+adds the next key *published* ``key_publish_ahead`` seconds before it starts signing, so every JWKS
+cache has seen it by then; the key it replaces stops signing at that moment and stays published
+until the last token it signed has expired (``access_token_lifetime`` + leeway later). No second
+command is needed: the handover happens by time, the same in every process.
+
+Private keys are PKCS#8 DER, encrypted with AES-256-GCM under the configured key-encryption key
+(``key_encryption_key``, base64url of 32 bytes), the kid as associated data so a ciphertext cannot be
+moved to another key's row. Without a key-encryption key they are stored plain, and
+``EmbedAuth`` warns once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from embedauth import jws
+from embedauth.clock import Clock, to_timestamp, utcnow
+from embedauth.config import Settings
+from embedauth.errors import ConfigurationError
+from embedauth.models import SigningKey
+from embedauth.secrets import new_id
+from embedauth.storage.base import Storage
+
+__all__ = ["KeyRing", "LoadedKey"]
+
+_NONCE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedKey:
+    """A stored key with its signature check ready."""
+
+    record: SigningKey
+    verify: jws.Verifier
+
+    @property
+    def kid(self) -> str:
+        return self.record.kid
+
+    @property
+    def alg(self) -> str:
+        return self.record.alg
+
+
+class KeyRing:
+    """The instance's signing keys, cached in memory and reloaded from storage when needed."""
+
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._clock = clock
+        self._kek = _key_encryption_key(settings.key_encryption_key)
+        self._lock = threading.Lock()
+        self._keys: dict[str, LoadedKey] = {}
+        self._private: dict[str, Any] = {}  # decrypted on first use, for signing only
+        self._loaded_at: float | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    def reload(self) -> None:
+        """Read the ring from storage again (new keys from other processes, expiries)."""
+        records = self._storage.list_signing_keys()
+        with self._lock:
+            known = self._keys
+            self._keys = {
+                r.kid: known[r.kid] if r.kid in known and known[r.kid].record == r else self._load(r)
+                for r in records
+            }
+            self._loaded_at = self._clock()
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded_at is None or self._clock() - self._loaded_at >= self._settings.key_reload_interval:
+            self.reload()
+
+    def get(self, kid: str) -> LoadedKey | None:
+        """The published key ``kid``; an unknown kid triggers at most one reload per second."""
+        key = self._keys.get(kid)
+        if key is None and (self._loaded_at is None or self._clock() - self._loaded_at >= 1.0):
+            self.reload()
+            key = self._keys.get(kid)
+        if key is None or not self._published(key.record, self._clock()):
+            return None
+        return key
+
+    def published(self) -> list[LoadedKey]:
+        self._ensure_loaded()
+        now = self._clock()
+        return [k for k in self._keys.values() if self._published(k.record, now)]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set (RFC 7517) of every published asymmetric key."""
+        return {"keys": [json.loads(k.record.public_jwk) for k in self.published() if k.alg != "HS256"]}
+
+    @staticmethod
+    def _published(record: SigningKey, now: float) -> bool:
+        return record.expires_at is None or now < to_timestamp(record.expires_at)
+
+    # ------------------------------------------------------------------ signing
+
+    def signing_key(self) -> tuple[LoadedKey, Any]:
+        """The key that signs now, and its private key; creates the first key if there is none."""
+        self._ensure_loaded()
+        active = self._active(self._clock())
+        if active is None:
+            self._create(activates_at=utcnow(self._clock))
+            self.reload()
+            active = self._active(self._clock())
+            assert active is not None
+        private = self._private.get(active.kid)
+        if private is None:
+            private = self._private[active.kid] = self._decrypt(active.record)
+        return active, private
+
+    def _active(self, now: float) -> LoadedKey | None:
+        signing = [
+            k
+            for k in self._keys.values()
+            if to_timestamp(k.record.activates_at) <= now
+            and (k.record.retires_at is None or now < to_timestamp(k.record.retires_at))
+        ]
+        return max(signing, key=lambda k: (k.record.activates_at, k.kid), default=None)
+
+    # ------------------------------------------------------------------ rotating
+
+    def rotate(self, *, algorithm: str | None = None) -> SigningKey:
+        """Publish the next key now; it signs from ``key_publish_ahead`` seconds on.
+
+        Every key still due to sign retires at that moment and stays published until the tokens
+        it signed have expired. Keys past their publication are deleted.
+        """
+        self.reload()
+        now = utcnow(self._clock)
+        signing_now = self._active(to_timestamp(now)) is not None
+        activates_at = now + timedelta(seconds=self._settings.key_publish_ahead) if signing_now else now
+        lifetime = timedelta(seconds=self._settings.access_token_lifetime + self._settings.leeway)
+        for key in list(self._keys.values()):
+            record = key.record
+            if record.expires_at is not None and record.expires_at <= now:
+                self._storage.delete_signing_key(record.kid)
+            elif record.retires_at is None or record.retires_at > activates_at:
+                if record.activates_at < activates_at:  # signs until the new key takes over
+                    retired = dataclasses.replace(
+                        record, retires_at=activates_at, expires_at=activates_at + lifetime
+                    )
+                else:  # would never sign: withdraw it
+                    retired = dataclasses.replace(record, retires_at=record.activates_at, expires_at=now)
+                self._storage.save_signing_key(retired)
+        created = self._create(activates_at=activates_at, algorithm=algorithm)
+        self.reload()
+        return created
+
+    def _create(self, *, activates_at: datetime, algorithm: str | None = None) -> SigningKey:
+        alg = algorithm or self._settings.signing_algorithm
+        if alg not in self._settings.algorithms:
+            raise ConfigurationError(f"algorithm {alg} is not in the configured algorithms")
+        kid = new_id()
+        private_key, public_jwk = _generate(alg, kid)
+        der = (
+            private_key
+            if isinstance(private_key, bytes)
+            else private_key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        record = SigningKey(
+            kid=kid,
+            alg=alg,
+            public_jwk=json.dumps(public_jwk, separators=(",", ":"), sort_keys=True),
+            private_key=self._encrypt(kid, der),
+            encrypted=self._kek is not None,
+            created_at=utcnow(self._clock),
+            activates_at=activates_at,
+        )
+        self._storage.add_signing_key(record)
+        return record
+
+    # ------------------------------------------------------------------ at rest
+
+    def _encrypt(self, kid: str, der: bytes) -> bytes:
+        if self._kek is None:
+            return der
+        nonce = os.urandom(_NONCE)
+        return nonce + self._kek.encrypt(nonce, der, kid.encode())
+
+    def _decrypt(self, record: SigningKey) -> Any:
+        raw = record.private_key
+        if record.encrypted:
+            if self._kek is None:
+                raise ConfigurationError(f"signing key {record.kid} is encrypted: set key_encryption_key")
+            try:
+                raw = self._kek.decrypt(raw[:_NONCE], raw[_NONCE:], record.kid.encode())
+            except InvalidTag:
+                raise ConfigurationError(f"signing key {record.kid}: wrong key_encryption_key") from None
+        if record.alg == "HS256":
+            return raw
+        return serialization.load_der_private_key(raw, None)
+
+    def _load(self, record: SigningKey) -> LoadedKey:
+        if record.alg == "HS256":
+            return LoadedKey(record, jws.verifier("HS256", self._decrypt(record)))
+        public = jwt.PyJWK.from_json(record.public_jwk).key
+        return LoadedKey(record, jws.verifier(record.alg, public))
+
+
+def _generate(alg: str, kid: str) -> tuple[PrivateKeyTypes | bytes, dict[str, Any]]:
+    private: PrivateKeyTypes
+    if alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    elif alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    elif alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+        jwk = jwt.algorithms.OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    elif alg == "HS256":
+        return os.urandom(32), {"kty": "oct", "kid": kid, "alg": alg}
+    else:
+        raise ConfigurationError(f"cannot sign with {alg}: use RS256, ES256, EdDSA or HS256")
+    return private, {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+def _key_encryption_key(text: str | None) -> AESGCM | None:
+    if text is None:
+        return None
+    try:
+        raw = jws.b64decode(text.strip())
+    except jws.Refused:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigurationError("key_encryption_key must be base64url of exactly 32 bytes")
+    return AESGCM(raw)

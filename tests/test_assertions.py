@@ -1,0 +1,845 @@
+"""``private_key_jwt`` client assertions (RFC 7523): real certificates, assertions signed with PyJWT
+and Authlib as clients sign them, each refusal with its audit reason, replay on every backend, fuzzing."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jwt import api_jws
+from jwt.algorithms import RSAAlgorithm
+
+from embedauth import EmbedAuth, InvalidClient
+from embedauth.assertions import ASSERTION_TYPE, FAILED, ClientAssertions
+from embedauth.clock import FrozenClock, from_timestamp
+from embedauth.hooks import hookimpl
+from embedauth.models import CertificateCredential
+from tests.conftest import FAST_HASHING
+from tests.storage.test_contract import hammer
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+DROP = object()  # a claim value meaning "leave the claim out"
+ISSUER = "https://api.example.com"
+TOKEN_ENDPOINT = ISSUER + "/oauth/token"
+
+
+@functools.cache
+def private_key(name: str) -> PrivateKey:
+    """``rsa``, ``p256`` or ``ed25519``, optionally suffixed (``rsa-2``) for another key of the kind.
+    Generated once per run: RSA generation is slow."""
+    kind = name.split("-")[0]
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    assert kind == "ed25519"
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def certificate_pem(key: PrivateKey, *, now: float, days: int = 30, cn: str = "backup") -> bytes:
+    """A self-signed certificate for ``key``, valid from a day before ``now`` for ``days`` days."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    start = from_timestamp(now) - timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days + 1))
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def alg_for(key: PrivateKey) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "EdDSA"
+
+
+def public_pem(key: PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def forge(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"\x00" * 64) -> str:
+    """A compact JWS put together by hand, as an attacker would."""
+    return ".".join([b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature)])
+
+
+def segments(token: str) -> list[str]:
+    return token.split(".")
+
+
+# ------------------------------------------------------------------------- the test bed
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.denied: list[tuple[str | None, str]] = []
+
+    @hookimpl
+    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
+        self.denied.append((client_id, reason))
+
+
+@dataclass
+class Client:
+    """A registration and the keys of its certificates, signing as a real client would."""
+
+    bed: Bed
+    client_id: str
+    keys: dict[str, PrivateKey] = field(default_factory=dict)  # certificate id -> private key
+    credentials: list[CertificateCredential] = field(default_factory=list)
+
+    def add(self, key_name: str) -> CertificateCredential:
+        key = private_key(key_name)
+        pem = certificate_pem(key, now=self.bed.clock())
+        credential = self.bed.auth.registrations.add_certificate(self.client_id, pem)
+        self.keys[credential.id] = key
+        self.credentials.append(credential)
+        return credential
+
+    def claims(self, **changes: Any) -> dict[str, Any]:
+        now = int(self.bed.clock())
+        claims: dict[str, Any] = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.bed.auth.settings.token_endpoint,
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
+        claims.update(changes)
+        return {k: v for k, v in claims.items() if v is not DROP}
+
+    def sign(
+        self,
+        *,
+        alg: str | None = None,
+        headers: dict[str, Any] | None = None,
+        key: PrivateKey | None = None,
+        **changes: Any,
+    ) -> str:
+        """Signed with PyJWT by the first certificate's key unless ``key`` is given."""
+        key = key or self.keys[self.credentials[0].id]
+        return jwt.encode(self.claims(**changes), key, algorithm=alg or alg_for(key), headers=headers)
+
+
+@dataclass
+class Bed:
+    auth: EmbedAuth
+    clock: FrozenClock
+    recorder: Recorder
+    check: ClientAssertions
+
+    def client(self, *key_names: str) -> Client:
+        created = self.auth.registrations.create(tenant="site-1", name="Backup script")
+        client = Client(self, created.client_id)
+        for name in key_names:
+            client.add(name)
+        return client
+
+    def accepts(self, token: str, client: Client, client_id: str | None = None) -> CertificateCredential:
+        registration, credential = self.check.authenticate(token, client_id=client_id)
+        assert registration.client_id == client.client_id
+        assert credential in client.credentials
+        return credential
+
+    def refuses(self, token: Any, reason: str, *, client_id: str | None = None, who: Any = DROP) -> None:
+        """Refused with the one message; the hook got ``reason`` (and ``who``, when given)."""
+        before = len(self.recorder.denied)
+        with pytest.raises(InvalidClient) as info:
+            self.check.authenticate(token, client_id=client_id)
+        assert str(info.value) == FAILED
+        assert info.value.body() == {"error": "invalid_client", "error_description": FAILED}
+        assert info.value.__cause__ is None and info.value.__context__ is None
+        assert len(self.recorder.denied) == before + 1
+        denied_id, denied_reason = self.recorder.denied[-1]
+        assert denied_reason == f"client assertion: {reason}"
+        if who is not DROP:
+            assert denied_id == who
+
+
+@contextlib.contextmanager
+def open_bed(clock: FrozenClock, issuer: str = ISSUER) -> Iterator[Bed]:
+    recorder = Recorder()
+    with EmbedAuth("memory://", clock=clock, plugins=[recorder], issuer=issuer, **FAST_HASHING) as auth:
+        yield Bed(
+            auth, clock, recorder, ClientAssertions(auth.storage, auth.settings, auth.clock, auth.plugins)
+        )
+
+
+@pytest.fixture
+def bed(clock: FrozenClock) -> Iterator[Bed]:
+    with open_bed(clock) as opened:
+        yield opened
+
+
+# ------------------------------------------------------------------------- accepted
+
+
+@pytest.mark.rfc("7523", "2.2")
+@pytest.mark.parametrize(
+    ("key_name", "alg"), [("rsa", "RS256"), ("rsa", "PS256"), ("p256", "ES256"), ("ed25519", "EdDSA")]
+)
+def test_each_algorithm(bed: Bed, key_name: str, alg: str) -> None:
+    client = bed.client(key_name)
+    assert bed.auth.settings.token_endpoint == TOKEN_ENDPOINT
+    registration, credential = bed.check.authenticate(client.sign(alg=alg))
+    assert registration == bed.auth.registrations.get(client.client_id)
+    assert credential == client.credentials[0]
+    assert bed.recorder.denied == []
+
+
+@pytest.mark.rfc("7523", "2.2")
+def test_a_disabled_registration_still_authenticates(bed: Bed) -> None:
+    """Whether a known client may have a token is the caller's decision, taken after this one."""
+    client = bed.client("p256")
+    bed.auth.registrations.disable(client.client_id)
+    registration, _ = bed.check.authenticate(client.sign())
+    assert not registration.enabled
+
+
+@pytest.mark.rfc("7523", "2.2")
+def test_form_client_id(bed: Bed) -> None:
+    client, other = bed.client("p256"), bed.client("p256-2")
+    bed.accepts(client.sign(), client, client_id=client.client_id)
+    bed.refuses(
+        client.sign(),
+        "client_id parameter differs from the assertion's sub",
+        client_id=other.client_id,
+        who=other.client_id,
+    )
+
+
+# ------------------------------------------------------------------------- which certificate
+
+
+@pytest.mark.rfc("7515", "4.1.8")
+def test_selected_by_x5t_s256(bed: Bed) -> None:
+    client = bed.client("rsa", "rsa-2")
+    first, second = client.credentials
+    key = client.keys[second.id]
+    assert bed.accepts(client.sign(headers={"x5t#S256": second.thumbprint}, key=key), client) == second
+    # The thumbprint picks the key: naming the first certificate for the second's signature fails.
+    bed.refuses(client.sign(headers={"x5t#S256": first.thumbprint}, key=key), "signature does not verify")
+    bed.refuses(
+        client.sign(headers={"x5t#S256": b64(b"\x01" * 32)}), "no certificate matches the x5t#S256 header"
+    )
+    bed.refuses(client.sign(headers={"x5t#S256": 7}), "x5t#S256 header is not a string")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_selected_by_kid(bed: Bed) -> None:
+    client = bed.client("p256", "p256-2")
+    second = client.credentials[1]
+    key = client.keys[second.id]
+    assert bed.accepts(client.sign(headers={"kid": second.id}, key=key), client) == second
+    assert bed.accepts(client.sign(headers={"kid": second.thumbprint}, key=key), client) == second
+    bed.refuses(client.sign(headers={"kid": client.credentials[0].id}, key=key), "signature does not verify")
+    bed.refuses(client.sign(headers={"kid": "nope"}, key=key), "no certificate matches the kid header")
+    # PyJWT will not write such a header: sign it by hand.
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signing_input = f"{b64(json.dumps({'alg': 'ES256', 'kid': [second.id]}).encode())}.{b64(b'{}')}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    bed.refuses(f"{signing_input}.{b64(signature)}", "kid header is not a string")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_without_a_hint_every_certificate_is_tried(bed: Bed) -> None:
+    client = bed.client("rsa", "p256", "rsa-2")
+    for credential in client.credentials:
+        assert bed.accepts(client.sign(key=client.keys[credential.id]), client) == credential
+
+
+@pytest.mark.rfc("7523", "3")
+def test_public_keys_are_parsed_once(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = bed.client("rsa")
+    calls: list[bytes] = []
+    load = serialization.load_pem_public_key
+
+    def counting(data: bytes, backend: Any = None) -> Any:
+        calls.append(data)
+        return load(data)
+
+    monkeypatch.setattr(serialization, "load_pem_public_key", counting)
+    for _ in range(3):
+        bed.accepts(client.sign(), client)
+    assert len(calls) == 1
+
+
+@pytest.mark.rfc("7523", "3")
+def test_signed_by_an_unregistered_key(bed: Bed) -> None:
+    client = bed.client("rsa")
+    bed.refuses(
+        client.sign(key=private_key("rsa-attacker")), "signature does not verify", who=client.client_id
+    )
+
+
+@pytest.mark.rfc("7523", "3")
+def test_removed_certificate(bed: Bed) -> None:
+    client = bed.client("ed25519", "p256")
+    bed.accepts(client.sign(), client)
+    bed.auth.registrations.remove_certificate(client.client_id, client.credentials[0].id)
+    bed.refuses(client.sign(), "no live certificate has a key for EdDSA")
+    bed.auth.registrations.remove_certificate(client.client_id, client.credentials[1].thumbprint)
+    bed.refuses(client.sign(), "no certificate")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_expired_certificate(bed: Bed, clock: FrozenClock) -> None:
+    client = bed.client("p256")
+    bed.accepts(client.sign(), client)
+    clock.set(client.credentials[0].not_after)
+    bed.refuses(client.sign(), "certificate expired or not yet valid")
+    clock.advance(-0.001)
+    bed.accepts(client.sign(), client)
+
+
+# ------------------------------------------------------------------------- the claims
+
+
+@pytest.mark.rfc("7523", "3")
+@pytest.mark.parametrize(
+    "aud",
+    [
+        TOKEN_ENDPOINT,  # Authlib
+        ISSUER,  # openid-client
+        ISSUER + "/",
+        [TOKEN_ENDPOINT],
+        ["https://other.example", ISSUER],
+        ["https://other.example", TOKEN_ENDPOINT, ISSUER],
+    ],
+)
+def test_audiences_accepted(bed: Bed, aud: Any) -> None:
+    client = bed.client("p256")
+    bed.accepts(client.sign(aud=aud), client)
+
+
+@pytest.mark.rfc("7523", "3")
+@pytest.mark.parametrize(
+    "aud",
+    [
+        "https://other.example/oauth/token",
+        TOKEN_ENDPOINT + "/",
+        TOKEN_ENDPOINT.upper(),
+        ISSUER + "//",
+        ISSUER + "/oauth/introspect",
+        "http://api.example.com",
+        "",
+        ["https://other.example"],
+    ],
+)
+def test_wrong_audience(bed: Bed, aud: Any) -> None:
+    client = bed.client("p256")
+    bed.refuses(client.sign(aud=aud), "aud names neither the token endpoint nor the issuer")
+
+
+@pytest.mark.rfc("7523", "3")
+@pytest.mark.parametrize("aud", [DROP, [], None, 3, [TOKEN_ENDPOINT, 3], {"aud": TOKEN_ENDPOINT}])
+def test_malformed_audience(bed: Bed, aud: Any) -> None:
+    client = bed.client("p256")
+    bed.refuses(client.sign(aud=aud), "aud is missing or not a string or a list of strings")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_issuer_setting_with_a_trailing_slash(clock: FrozenClock) -> None:
+    with open_bed(clock, issuer=ISSUER + "/") as bed:
+        client = bed.client("p256")
+        for aud in (ISSUER, ISSUER + "/", TOKEN_ENDPOINT):
+            bed.accepts(client.sign(aud=aud), client)
+
+
+@pytest.mark.rfc("7523", "3")
+def test_expiry(bed: Bed) -> None:
+    client = bed.client("p256")
+    now = int(bed.clock())
+    leeway = bed.auth.settings.leeway
+    bed.accepts(client.sign(exp=now + 1), client)
+    bed.accepts(client.sign(exp=now - leeway + 1), client)  # within the leeway
+    bed.refuses(client.sign(exp=now - leeway), "expired")
+    bed.refuses(client.sign(exp=now - 3600), "expired")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_longest_lifetime(bed: Bed) -> None:
+    client = bed.client("p256")
+    now = int(bed.clock())
+    assert bed.auth.settings.assertion_max_lifetime == 3600
+    too_far = "exp is further ahead than the longest assertion lifetime allowed"
+    bed.accepts(client.sign(exp=now + 3600), client)  # exactly an hour, as Authlib signs
+    bed.accepts(client.sign(exp=now + 3600 + bed.auth.settings.leeway), client)
+    bed.refuses(client.sign(exp=now + 3600 + bed.auth.settings.leeway + 1), too_far)
+    bed.refuses(client.sign(exp=now + 61 * 60), too_far)
+    bed.refuses(client.sign(exp=now + 10**12), too_far)
+
+
+@pytest.mark.rfc("7519", "4.1.4")
+@pytest.mark.parametrize(
+    ("exp", "reason"),
+    [
+        (DROP, "exp is missing"),
+        (None, "exp is not a number"),
+        ("1790000300", "exp is not a number"),
+        (True, "exp is not a number"),
+        ([1790000300], "exp is not a number"),
+        (2**64, "exp is not a number"),
+    ],
+)
+def test_malformed_exp(bed: Bed, exp: Any, reason: str) -> None:
+    client = bed.client("p256")
+    bed.refuses(client.sign(exp=exp), reason)
+
+
+@pytest.mark.rfc("7519", "4.1.4")
+def test_exp_may_be_fractional(bed: Bed) -> None:
+    client = bed.client("p256")
+    bed.accepts(client.sign(exp=bed.clock() + 60.5), client)
+
+
+@pytest.mark.rfc("7519", "2")
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_times(bed: Bed, value: str) -> None:
+    """Python's JSON reads NaN and Infinity; they are not NumericDates."""
+    client = bed.client("p256")
+    claims = json.dumps(client.claims(exp=0)).replace('"exp": 0', f'"exp": {value}').encode()
+    token = api_jws.encode(claims, client.keys[client.credentials[0].id], algorithm="ES256")
+    bed.refuses(token, "exp is not a number")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_nbf_and_iat(bed: Bed) -> None:
+    client = bed.client("p256")
+    now = int(bed.clock())
+    leeway = bed.auth.settings.leeway
+    bed.accepts(client.sign(nbf=now + leeway, iat=now + leeway), client)
+    bed.accepts(client.sign(iat=DROP), client)  # iat is optional
+    bed.refuses(client.sign(nbf=now + leeway + 1), "not valid yet (nbf)")
+    bed.refuses(client.sign(iat=now + leeway + 1), "issued in the future (iat)")
+    bed.refuses(client.sign(nbf="now"), "nbf is not a number")
+    bed.refuses(client.sign(iat=False), "iat is not a number")
+
+
+@pytest.mark.rfc("7523", "3")
+@pytest.mark.parametrize(
+    ("jti", "reason"),
+    [
+        (DROP, "jti is missing"),
+        ("", "jti is missing"),
+        (42, "jti is missing"),
+        ("x" * 257, "jti is too long or not printable"),
+        ("a\x00b", "jti is too long or not printable"),
+        ("a\nb", "jti is too long or not printable"),
+    ],
+)
+def test_malformed_jti(bed: Bed, jti: Any, reason: str) -> None:
+    client = bed.client("p256")
+    bed.refuses(client.sign(jti=jti), reason)
+
+
+@pytest.mark.rfc("7523", "3")
+def test_long_and_unicode_jti(bed: Bed) -> None:
+    client = bed.client("p256")
+    bed.accepts(client.sign(jti="x" * 256), client)
+    bed.accepts(client.sign(jti="ünï:cödé ☃"), client)
+
+
+@pytest.mark.rfc("7523", "3")
+def test_iss_must_be_the_client(bed: Bed) -> None:
+    client, other = bed.client("p256"), bed.client("p256-2")
+    bed.refuses(client.sign(iss=other.client_id), "iss is not the client id", who=client.client_id)
+    bed.refuses(client.sign(iss=DROP), "iss is not the client id")
+    bed.refuses(client.sign(iss=ISSUER), "iss is not the client id")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_sub(bed: Bed) -> None:
+    client, other = bed.client("p256"), bed.client("p256-2")
+    unknown = str(uuid.uuid4())
+    bed.refuses(client.sign(sub=unknown, iss=unknown), "unknown client", who=unknown)
+    # Signed by the client, claiming to be another: the other's certificates do not verify it.
+    bed.refuses(client.sign(sub=other.client_id, iss=other.client_id), "signature does not verify")
+    for bad in (DROP, 7, "", "tab\there", "x" * 256, "ünïcode"):
+        bed.refuses(client.sign(sub=bad), "sub is missing or not a client id")
+
+
+# ------------------------------------------------------------------------- forgeries
+
+
+@pytest.mark.rfc("8725", "3.1")
+def test_alg_none(bed: Bed) -> None:
+    client = bed.client("rsa")
+    unsigned = jwt.encode(client.claims(), "", algorithm="none")
+    assert unsigned.endswith(".")
+    bed.refuses(unsigned, "not three base64url segments")
+    bed.refuses(unsigned + "AAAA", "algorithm 'none' is not accepted")
+    bed.refuses(forge({"alg": "None"}, client.claims()), "algorithm 'None' is not accepted")
+
+
+@pytest.mark.rfc("8725", "2.1")
+@pytest.mark.parametrize("pem_of", ["certificate key", "certificate"])
+def test_hs256_keyed_with_the_public_key(bed: Bed, pem_of: str) -> None:
+    """The classic confusion: an HMAC whose key is the (public) PEM the server holds."""
+    client = bed.client("rsa")
+    credential = client.credentials[0]
+    secret = (
+        credential.public_key_pem.encode() if pem_of == "certificate key" else public_pem(private_key("rsa"))
+    )
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "x5t#S256": credential.thumbprint}).encode())
+    payload = b64(json.dumps(client.claims()).encode())
+    mac = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    bed.refuses(f"{header}.{payload}.{b64(mac)}", "algorithm 'HS256' is not accepted")
+
+
+@pytest.mark.rfc("8725", "3.1")
+def test_alg_that_does_not_fit_the_key(bed: Bed) -> None:
+    client = bed.client("p256")
+    credential = client.credentials[0]
+    signed = client.sign()
+    _, p, s = segments(signed)
+    as_rs256 = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    bed.refuses(f"{as_rs256}.{p}.{s}", "no live certificate has a key for RS256")
+    named = b64(json.dumps({"alg": "RS256", "x5t#S256": credential.thumbprint}).encode())
+    bed.refuses(f"{named}.{p}.{s}", "no live certificate has a key for RS256")
+    # An ES256 header on an RSA client: the RSA certificate does not fit either.
+    rsa_client = bed.client("rsa")
+    bed.refuses(
+        rsa_client.sign(key=private_key("p256-attacker"), alg="ES256"),
+        "no live certificate has a key for ES256",
+    )
+
+
+@pytest.mark.rfc("7515", "4.1.3")
+@pytest.mark.parametrize("parameter", ["jwk", "jku", "x5c", "x5u"])
+def test_header_that_brings_its_own_key(bed: Bed, parameter: str) -> None:
+    client = bed.client("rsa")
+    attacker = private_key("rsa-attacker")
+    assert isinstance(attacker, rsa.RSAPrivateKey)
+    jwk = RSAAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
+    values = {
+        "jwk": jwk,
+        "jku": "https://evil.example/jwks",
+        "x5c": ["MIIB"],
+        "x5u": "https://evil.example/c",
+    }
+    token = client.sign(key=attacker, headers={parameter: values[parameter]})
+    bed.refuses(token, f"forbidden header parameter: ['{parameter}']", who=None)
+    bed.refuses(
+        token,
+        f"forbidden header parameter: ['{parameter}']",
+        client_id=client.client_id,
+        who=client.client_id,
+    )
+
+
+@pytest.mark.rfc("7515", "5.2")
+def test_tampered_payload(bed: Bed) -> None:
+    client = bed.client("rsa")
+    h, _, s = segments(client.sign())
+    longer = b64(json.dumps(client.claims(exp=int(bed.clock()) + 3000)).encode())
+    bed.refuses(f"{h}.{longer}.{s}", "signature does not verify", who=client.client_id)
+
+
+@pytest.mark.rfc("7515", "5.2")
+def test_stripped_or_broken_signature(bed: Bed) -> None:
+    client = bed.client("p256")
+    h, p, s = segments(client.sign())
+    bed.refuses(f"{h}.{p}.", "not three base64url segments")
+    bed.refuses(f"{h}.{p}", "not three base64url segments")
+    bed.refuses(f"{h}.{p}.{b64(base64.urlsafe_b64decode(s + '==')[:-3])}", "signature does not verify")
+    bed.refuses(
+        f"{h}.{p}.{s[:-1]}B" if s[-1] != "B" else f"{h}.{p}.{s[:-1]}C", "non-canonical signature encoding"
+    )
+    bed.refuses(f"{h}.{p}.{s[:-1]}", "bad base64url length")
+    bed.refuses(f"{h}.{p}.{s}AA", "signature does not verify")
+
+
+@pytest.mark.rfc("7523", "3")
+def test_oversized_assertion_is_refused_before_any_lookup(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = bed.client("p256")
+    token = client.sign(padding="x" * bed.auth.settings.max_token_bytes)
+    lookups: list[str] = []
+    monkeypatch.setattr(bed.auth.storage, "get_registration", lookups.append)
+    bed.refuses(token, "not a string, or over the size limit")
+    bed.refuses(forge({"alg": "HS256"}, client.claims()), "algorithm 'HS256' is not accepted")
+    bed.refuses(client.sign(headers={"jwk": {"kty": "oct"}}), "forbidden header parameter: ['jwk']")
+    assert lookups == []
+
+
+ES256_HEADER = b64(b'{"alg": "ES256"}')
+
+
+@pytest.mark.rfc("7515", "7.1")
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (None, "not a string, or over the size limit"),
+        (b"a.b.c", "not a string, or over the size limit"),
+        (42, "not a string, or over the size limit"),
+        ("", "not three base64url segments"),
+        ("....", "not three base64url segments"),
+        ("é.é.é", "not three base64url segments"),
+        ("a.b.c", "bad base64url length"),
+        ("abcd.b.c", "header is not JSON"),
+        (f"{b64(b'[1]')}.b.c", "header is not a JSON object"),
+        (f"{b64(b'{}')}.b.c", "header without alg"),
+        (f"{ES256_HEADER}.abcd.c", "bad base64url length"),
+        (f"{ES256_HEADER}.abcd.cA", "payload is not JSON"),
+        (f"{ES256_HEADER}.{b64(b'[]')}.cA", "payload is not a JSON object"),
+    ],
+)
+def test_not_a_compact_jws(bed: Bed, token: Any, reason: str) -> None:
+    bed.refuses(token, reason)
+
+
+# ------------------------------------------------------------------------- replay
+
+
+@pytest.mark.rfc("7523", "3")
+def test_replay(bed: Bed, clock: FrozenClock) -> None:
+    client = bed.client("p256")
+    jti = "one-time"
+    token = client.sign(jti=jti, exp=int(clock()) + 60)
+    bed.accepts(token, client)
+    bed.refuses(token, "jti already used (replay)", who=client.client_id)
+    bed.refuses(client.sign(jti=jti), "jti already used (replay)")  # a new assertion, the same jti
+    # Another client may use the same jti: the key is per client.
+    other = bed.client("p256-2")
+    bed.accepts(other.sign(jti=jti), other)
+    # Once the first assertion has expired (with the leeway), its jti is forgotten.
+    clock.advance(60 + bed.auth.settings.leeway)
+    bed.refuses(token, "expired")
+    bed.accepts(client.sign(jti=jti), client)
+
+
+@pytest.mark.rfc("7523", "3")
+def test_jti_consumed_only_by_an_assertion_that_passes_every_other_check(bed: Bed) -> None:
+    """A forged copy of an assertion seen in a log cannot burn its jti."""
+    client = bed.client("p256")
+    good = client.claims()
+    token = client.sign(**good)
+    h, p, s = segments(token)
+    bed.refuses(f"{h}.{p}.{s[:-8]}AAAAAAAA", "signature does not verify")
+    bed.refuses(
+        client.sign(**(good | {"aud": "https://other.example"})),
+        "aud names neither the token endpoint nor the issuer",
+    )
+    bed.refuses(
+        client.sign(**(good | {"exp": good["exp"] + 7200})),
+        "exp is further ahead than the longest assertion lifetime allowed",
+    )
+    bed.accepts(token, client)
+
+
+@pytest.mark.rfc("7523", "3")
+def test_concurrent_presentations_of_one_assertion(backend_auth: EmbedAuth, clock: FrozenClock) -> None:
+    """16 threads present the same assertion at once, on every backend: exactly one gets through."""
+    recorder = Recorder()
+    backend_auth.plugins.register(recorder)
+    check = ClientAssertions(
+        backend_auth.storage, backend_auth.settings, backend_auth.clock, backend_auth.plugins
+    )
+    client = Bed(backend_auth, clock, recorder, check).client("p256")
+    token = client.sign()
+
+    def present(_i: int) -> str:
+        try:
+            check.authenticate(token, client_id=client.client_id)
+        except InvalidClient:
+            return "refused"
+        return "accepted"
+
+    results = hammer(16, present)
+    assert results.count("accepted") == 1
+    assert recorder.denied == [(client.client_id, "client assertion: jti already used (replay)")] * 15
+
+
+# ------------------------------------------------------------------------- real clients
+
+
+@pytest.mark.rfc("7523", "2.2")
+def test_authlib_private_key_jwt_sign(bed: Bed) -> None:
+    from authlib.oauth2.rfc7523 import private_key_jwt_sign  # type: ignore[import-untyped]
+    from joserfc.jwk import RSAKey
+
+    client = bed.client("rsa")
+    pem = private_key("rsa").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    token = private_key_jwt_sign(
+        RSAKey.import_key(pem), client.client_id, bed.auth.settings.token_endpoint, issued_at=int(bed.clock())
+    )
+    claims = json.loads(base64.urlsafe_b64decode(segments(token)[1] + "=="))
+    assert claims["aud"] == TOKEN_ENDPOINT and claims["exp"] - claims["iat"] == 3600
+    bed.accepts(token, client)
+
+
+@pytest.mark.rfc("7523", "2.2")
+def test_authlib_private_key_jwt_client_auth(bed: Bed, clock: FrozenClock) -> None:
+    """Authlib's ``PrivateKeyJWT``, as ``OAuth2Session`` uses it, on the real clock it signs with."""
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from joserfc.jwk import ECKey
+
+    clock.set(time.time())
+    client = bed.client("p256")
+    key = ECKey.import_key(
+        private_key("p256").private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    method = PrivateKeyJWT(TOKEN_ENDPOINT, alg="ES256")
+    session = SimpleNamespace(client_id=client.client_id, client_secret=key)
+    _, _, body = method(session, "POST", TOKEN_ENDPOINT, {}, "grant_type=client_credentials")
+    form = {k: v[0] for k, v in parse_qs(body).items()}
+    assert form["client_assertion_type"] == ASSERTION_TYPE
+    assert "client_id" not in form
+    bed.accepts(form["client_assertion"], client, client_id=form.get("client_id"))
+    bed.refuses(form["client_assertion"], "jti already used (replay)")
+
+
+# ------------------------------------------------------------------------- no oracle
+
+
+@pytest.mark.rfc("7523", "3")
+def test_each_refusal_has_its_own_reason(bed: Bed) -> None:
+    """Every kind of failure: the same message to the caller, a distinct reason in the audit hook."""
+    client = bed.client("p256")
+    now = int(bed.clock())
+    good = client.sign()
+    h, p, _ = segments(good)
+    used = client.sign()
+    bed.accepts(used, client)
+    cases: dict[str, Callable[[], object]] = {
+        "shape": lambda: bed.check.authenticate(f"{h}.{p}"),
+        "alg": lambda: bed.check.authenticate(forge({"alg": "HS256"}, client.claims())),
+        "header": lambda: bed.check.authenticate(client.sign(headers={"jwk": {"kty": "oct"}})),
+        "sub": lambda: bed.check.authenticate(client.sign(sub=DROP)),
+        "form": lambda: bed.check.authenticate(good, client_id="someone-else"),
+        "unknown": lambda: bed.check.authenticate(client.sign(sub="ghost", iss="ghost")),
+        "kid": lambda: bed.check.authenticate(client.sign(headers={"kid": "ghost"})),
+        "key type": lambda: bed.check.authenticate(client.sign(alg="EdDSA", key=private_key("ed25519"))),
+        "signature": lambda: bed.check.authenticate(client.sign(key=private_key("p256-attacker"))),
+        "iss": lambda: bed.check.authenticate(client.sign(iss="ghost")),
+        "aud": lambda: bed.check.authenticate(client.sign(aud="https://other.example")),
+        "exp": lambda: bed.check.authenticate(client.sign(exp=now - 3600)),
+        "lifetime": lambda: bed.check.authenticate(client.sign(exp=now + 7200)),
+        "nbf": lambda: bed.check.authenticate(client.sign(nbf=now + 3600)),
+        "jti": lambda: bed.check.authenticate(client.sign(jti=DROP)),
+        "replay": lambda: bed.check.authenticate(used),
+    }
+    for name, attempt in cases.items():
+        with pytest.raises(InvalidClient) as info:
+            attempt()
+        assert str(info.value) == FAILED, name
+    reasons = [reason for _, reason in bed.recorder.denied]
+    assert len(reasons) == len(cases)
+    assert len(set(reasons)) == len(cases), reasons
+    assert all(client.client_id not in reason for reason in reasons)
+
+
+# ------------------------------------------------------------------------- fuzzing
+
+
+@pytest.mark.rfc("7523", "3")
+def test_random_text_is_refused(bed: Bed) -> None:
+    @given(
+        st.text(max_size=300)
+        | st.from_regex(r"[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*", fullmatch=True)
+    )
+    @settings(max_examples=300, deadline=None)
+    def check(text: str) -> None:
+        with pytest.raises(InvalidClient) as info:
+            bed.check.authenticate(text)
+        assert str(info.value) == FAILED
+
+    check()
+
+
+@pytest.mark.rfc("7523", "3")
+def test_mutated_assertions_are_refused(bed: Bed) -> None:
+    """Only a mutation that decodes to the very same signed bytes can pass (base64url's spare bits)."""
+    client = bed.client("p256")
+    key = client.keys[client.credentials[0].id]
+
+    @given(st.data())
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def check(data: st.DataObject) -> None:
+        token = client.sign(key=key, headers={"kid": client.credentials[0].id})
+        mutated = token
+        for _ in range(data.draw(st.integers(1, 3))):
+            at = data.draw(st.integers(0, len(mutated)))
+            change = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+            char = data.draw(st.characters(codec="utf-8") | st.sampled_from("._-=+/AQgw"))
+            end = at + 1 if change != "insert" else at
+            mutated = mutated[:at] + (char if change != "delete" else "") + mutated[end:]
+        try:
+            bed.check.authenticate(mutated)
+        except InvalidClient as exc:
+            message = str(exc)
+            assert message == FAILED
+            return
+        original, changed = segments(token), segments(mutated)
+        assert changed[:2] == original[:2]
+        assert base64.urlsafe_b64decode(changed[2] + "==") == base64.urlsafe_b64decode(original[2] + "==")
+
+    check()
+
+
+@pytest.mark.rfc("7523", "3")
+def test_signed_random_claims_never_crash(bed: Bed) -> None:
+    """Validly signed assertions with arbitrary claim values: accepted or InvalidClient, nothing else."""
+    client = bed.client("ed25519")
+    key = client.keys[client.credentials[0].id]
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=6,
+    )
+    names = st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]) | st.text(max_size=5)
+
+    @given(st.dictionaries(names, json_values, max_size=4), st.booleans())
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def check(changes: dict[str, Any], with_client_id: bool) -> None:
+        claims = json.dumps(client.claims() | changes).encode()
+        token = api_jws.encode(claims, key, algorithm="EdDSA")
+        try:
+            registration, _ = bed.check.authenticate(
+                token, client_id=client.client_id if with_client_id else None
+            )
+        except InvalidClient as exc:
+            message = str(exc)
+            assert message == FAILED
+        else:
+            assert registration.client_id == client.client_id
+
+    check()
