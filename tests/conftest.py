@@ -47,6 +47,11 @@ def storage(fresh_url: str, clock: FrozenClock) -> Iterator[Storage]:
         store.close()
 
 
+def last_changed(text: str) -> str:
+    """``text`` with its last character replaced by a different one (never the same string)."""
+    return text[:-1] + ("A" if text[-1] != "A" else "B")
+
+
 # argon2 at its cheapest: the tests exercise the logic, not the work factor (tests/test_secrets.py
 # checks the production parameters separately).
 FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256}

@@ -127,8 +127,8 @@ class RefreshTokens:
             self._hook.embedauth_token_denied(client_id=record.id, reason="refresh token revoked")
             raise InvalidGrant("the refresh token is revoked")
         if record.last_used_at is None or (now - record.last_used_at).total_seconds() >= _USE_RECORD_INTERVAL:
+            self._storage.record_refresh_token_use(record.id, now)
             record = dataclasses.replace(record, last_used_at=now)
-            self._storage.save_refresh_token(record)
         return record
 
     def _match(self, token: str) -> RefreshToken | None:

@@ -560,3 +560,18 @@ def test_refresh_tokens(storage: Storage, clock: FrozenClock) -> None:
     with pytest.raises(RefreshTokenNotFound):
         storage.save_refresh_token(refresh_token(clock))
     assert storage.list_refresh_tokens("carol") == []
+
+
+def test_refresh_token_use_never_undoes_a_revocation(storage: Storage, clock: FrozenClock) -> None:
+    token = refresh_token(clock)
+    storage.add_refresh_token(token)
+    used = now(clock) + timedelta(seconds=5)
+    storage.record_refresh_token_use(token.id, used)
+    storage.record_refresh_token_use(token.id, used - timedelta(seconds=1))
+    assert storage.get_refresh_token(token.id) == dataclasses.replace(token, last_used_at=used)
+    revoked = dataclasses.replace(token, revoked_at=used, last_used_at=used)
+    storage.save_refresh_token(revoked)
+    later = used + timedelta(seconds=5)
+    storage.record_refresh_token_use(token.id, later)
+    assert storage.get_refresh_token(token.id) == dataclasses.replace(revoked, last_used_at=later)
+    storage.record_refresh_token_use(new_id(), later)  # ignored

@@ -217,6 +217,11 @@ class Storage(abc.ABC):
         """The user's refresh tokens (revoked ones too), oldest first (``created_at``, then id)."""
 
     @abc.abstractmethod
+    def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        """Set the token's ``last_used_at`` to ``at`` unless it is already later, changing nothing
+        else (a concurrent revocation is never undone). A missing token is ignored."""
+
+    @abc.abstractmethod
     def save_refresh_token(self, token: RefreshToken) -> None:
         """Replace the stored token with the same id; ``RefreshTokenNotFound`` if absent.
         ``user`` and ``created_at`` never change."""

@@ -184,6 +184,12 @@ class MemoryStorage(Storage):
             found = [t for t in self._refresh.values() if t.user == user]
         return sorted(found, key=lambda t: (t.created_at, t.id))
 
+    def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        with self._lock:
+            stored = self._refresh.get(token_id)
+            if stored is not None and (stored.last_used_at is None or stored.last_used_at < at):
+                self._refresh[token_id] = dataclasses.replace(stored, last_used_at=at)
+
     def save_refresh_token(self, token: RefreshToken) -> None:
         with self._lock:
             if token.id not in self._refresh:

@@ -18,6 +18,7 @@ and every multi-key script below touches one tag only)::
     P:{keys}:signing              hash    kid -> signing key JSON
     P:{rt:<token_id>}             string  refresh token JSON
     P:{rtu:<user>}:tokens         zset    token id, scored by created_at ms
+    P:revocations                 channel pub/sub: every add_revocation publishes its seq here
 
 Times are stored in whole milliseconds, like the JSON of :mod:`embedauth.storage.codec`. A prefix with
 a hash tag of its own (``app{1}``) puts every key in one slot: legal, just not spread.
@@ -38,8 +39,14 @@ Atomicity (Lua scripts; "now" is always the storage clock's, passed in, never Re
   crash leaves at most a dangling member, which is harmless. (Deleting and re-creating one client ID
   at the same moment, from two processes, could leave it unlisted; client IDs are random.) Listing a
   tenant loads all its registrations: the name filter and the total are computed client-side.
-* ``add_revocation`` increments the counter and appends in one script; ``revocations_after`` purges
-  expired entries (by the ``expiry`` set) and reads, in one script.
+* ``add_revocation`` increments the counter, appends and publishes on ``P:revocations`` in one script
+  (a subscriber is woken only once the entry is readable); ``revocations_after`` purges expired
+  entries (by the ``expiry`` set) and reads, in one script.
+
+Change feed (:meth:`RedisStorage.open_change_feed`): a :class:`RedisChangeFeed` holds its own
+connection subscribed to ``P:revocations`` (channels are not keys: a prefix of its own per
+deployment, or per test run, keeps feeds apart). Messages published while it is disconnected are lost,
+which the feed reports as a ``StorageError``; the caller then re-reads by ``seq``.
 
 Migrations: ``P:schema`` holds the layout version. A future layout would add a step that
 :meth:`RedisStorage._open` runs while the stored version is lower (holding a ``SET NX PX`` lock key),
@@ -49,14 +56,21 @@ knows is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import secrets
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from embedauth.clock import Clock, from_timestamp
 from embedauth.errors import (
@@ -71,7 +85,7 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import SCHEMA_VERSION, Storage
+from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, Storage
 from embedauth.storage.codec import (
     permission_from_dict,
     permission_to_dict,
@@ -85,7 +99,7 @@ from embedauth.storage.codec import (
     signing_key_to_dict,
 )
 
-__all__ = ["RedisStorage"]
+__all__ = ["RedisChangeFeed", "RedisStorage"]
 
 # KEYS: permissions, holders. ARGV: scopes. Counts them held if all exist; returns the missing ones.
 ACQUIRE_SCOPES = """
@@ -144,6 +158,18 @@ redis.call('HSET', KEYS[1], 'used', ARGV[1])
 return 1
 """
 
+# KEYS: refresh token. ARGV: ISO 8601 time of use (fixed width, so strings compare as times).
+# Changes only last_used_at, so a revocation saved meanwhile is never undone.
+RECORD_REFRESH_USE = """
+local doc = redis.call('GET', KEYS[1])
+if not doc then return 0 end
+local token = cjson.decode(doc)
+if token.last_used_at ~= cjson.null and token.last_used_at >= ARGV[1] then return 0 end
+token.last_used_at = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(token))
+return 1
+"""
+
 # KEYS: registration. Returns the document deleted, or nil.
 DELETE_REGISTRATION = """
 local doc = redis.call('HGET', KEYS[1], 'doc')
@@ -159,7 +185,9 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-# KEYS: seq, log, expiry. ARGV: entry JSON, expires ms. Returns the new seq.
+# KEYS: seq, log, expiry. ARGV: entry JSON, expires ms, feed channel. Returns the new seq.
+# PUBLISH is not a key command, so it stays legal on a cluster; subscribers act on the message only
+# after the script (and so the write) has completed.
 ADD_REVOCATION = """
 local seq = redis.call('INCR', KEYS[1])
 local entry = cjson.decode(ARGV[1])
@@ -167,6 +195,7 @@ entry['seq'] = seq
 local member = cjson.encode(entry)
 redis.call('ZADD', KEYS[2], seq, member)
 redis.call('ZADD', KEYS[3], ARGV[2], member)
+redis.call('PUBLISH', ARGV[3], seq)
 return seq
 """
 
@@ -217,6 +246,125 @@ def _connection_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
+#: The longest one blocking read of a feed lasts: how late a :meth:`RedisChangeFeed.close` from another
+#: thread is noticed. Such a read is a local ``select`` on the socket, not a round trip.
+_FEED_SLICE = 0.25
+#: How long :meth:`RedisStorage.open_change_feed` waits for Redis to confirm the subscription.
+_SUBSCRIBE_TIMEOUT = 10.0
+#: The driver's errors and the socket's (the built-in ConnectionError is an OSError).
+_FEED_ERRORS = (redis.RedisError, OSError)
+#: TCP keepalives on the feed connection: a server that vanished without closing it is noticed within
+#: about a minute (where the platform has the options).
+_FEED_KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
+
+
+class RedisChangeFeed(ChangeFeed):
+    """Redis pub/sub on the storage's revocation channel, over a connection of its own.
+
+    Thread-safe: one :meth:`wait` runs at a time, and :meth:`close` never tears down a connection
+    another thread is reading: a blocked ``wait`` notices the close within ``_FEED_SLICE`` seconds,
+    closes the connection itself and returns False. When the connection is lost ``wait`` raises
+    ``StorageError`` once (anything published meanwhile is lost: re-read by ``seq``); the next
+    ``wait`` subscribes again on a new connection.
+    """
+
+    def __init__(self, connection_url: str, channel: str) -> None:
+        self._url = connection_url
+        self._channel = channel
+        #: The feed connection's CLIENT SETNAME (unless the URL sets ``client_name``), for CLIENT LIST.
+        self.client_name = f"embedauth-feed-{secrets.token_hex(4)}"
+        self._io = threading.Lock()  # held while the connection is in use
+        self._closed = False
+        self._client: redis.Redis | None = None
+        self._pubsub: Any = None  # a redis.client.PubSub (not typed by redis-py)
+        with self._io:
+            self._connect()
+
+    def _connect(self) -> None:
+        """Subscribe on a new connection; return once Redis has confirmed the subscription, so that
+        every message published after this returns reaches the feed."""
+        try:
+            self._client = redis.Redis.from_url(
+                self._url,
+                client_name=self.client_name,
+                retry=Retry(NoBackoff(), 0),  # no silent reconnect: it may have lost messages
+                socket_keepalive=True,
+                socket_keepalive_options=_FEED_KEEPALIVE,
+            )
+            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+            self._pubsub.subscribe(self._channel)
+            deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StorageError("RedisChangeFeed: SUBSCRIBE was not confirmed")
+                message = self._pubsub.get_message(timeout=min(remaining, _FEED_SLICE))
+                if message is not None and message["type"] == "subscribe":
+                    return
+        except _FEED_ERRORS as exc:
+            self._disconnect()
+            raise StorageError(f"RedisChangeFeed: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def _disconnect(self) -> None:
+        pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
+        if pubsub is not None:
+            with contextlib.suppress(*_FEED_ERRORS):
+                pubsub.close()
+        if client is not None:
+            with contextlib.suppress(*_FEED_ERRORS):
+                client.close()
+
+    def _next(self, timeout: float) -> bool:
+        """Read for up to ``timeout`` seconds; True at the first revocation message."""
+        message = self._pubsub.get_message(timeout=timeout)
+        return message is not None and message["type"] == "message"
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            with self._io:
+                if self._closed:
+                    return False
+                try:
+                    if self._pubsub is None:
+                        self._connect()
+                    deadline = time.monotonic() + max(0.0, timeout)
+                    while not self._closed:
+                        if self._next(min(max(0.0, deadline - time.monotonic()), _FEED_SLICE)):
+                            while self._next(0.0):  # a burst wakes the caller once
+                                pass
+                            return True
+                        if time.monotonic() >= deadline:
+                            break
+                    return False
+                except _FEED_ERRORS as exc:
+                    self._disconnect()
+                    if self._closed:
+                        return False
+                    raise StorageError(f"RedisChangeFeed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if self._closed:
+                self._teardown()
+
+    def _teardown(self) -> None:
+        """Close the connection unless another thread is using it (that thread then does)."""
+        if self._io.acquire(blocking=False):
+            try:
+                self._disconnect()
+            finally:
+                self._io.release()
+
+    def close(self) -> None:
+        self._closed = True
+        self._teardown()
+
+
 class RedisStorage(Storage):
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
 
@@ -233,6 +381,8 @@ class RedisStorage(Storage):
         self._rev_seq = f"{prefix}:{{rev}}:seq"
         self._rev_log = f"{prefix}:{{rev}}:log"
         self._rev_expiry = f"{prefix}:{{rev}}:expiry"
+        self._rev_channel = f"{prefix}:revocations"
+        self._connection_url = connection_url
         self._signing = f"{prefix}:{{keys}}:signing"
         script = self._redis.register_script
         self._acquire_scopes = script(ACQUIRE_SCOPES)
@@ -241,6 +391,7 @@ class RedisStorage(Storage):
         self._create_registration = script(CREATE_REGISTRATION)
         self._save_registration = script(SAVE_REGISTRATION)
         self._record_use = script(RECORD_USE)
+        self._record_token_use = script(RECORD_REFRESH_USE)
         self._delete_registration = script(DELETE_REGISTRATION)
         self._consume_once = script(CONSUME_ONCE)
         self._add_revocation = script(ADD_REVOCATION)
@@ -266,6 +417,9 @@ class RedisStorage(Storage):
             self._closed = True
             with self.translate_errors():
                 self._redis.close()
+
+    def open_change_feed(self) -> ChangeFeed | None:
+        return RedisChangeFeed(self._connection_url, self._rev_channel)
 
     def schema_version(self) -> int:
         with self.translate_errors():
@@ -430,7 +584,11 @@ class RedisStorage(Storage):
             return int(
                 self._add_revocation(
                     keys=[self._rev_seq, self._rev_log, self._rev_expiry],
-                    args=[_dump(revocation_to_dict(revocation)), _ms(revocation.expires_at)],
+                    args=[
+                        _dump(revocation_to_dict(revocation)),
+                        _ms(revocation.expires_at),
+                        self._rev_channel,
+                    ],
                 )
             )
 
@@ -492,6 +650,10 @@ class RedisStorage(Storage):
             docs = pipe.execute()
         found = (refresh_token_from_dict(json.loads(doc)) for doc in docs if doc is not None)
         return [t for t in found if t.user == user]
+
+    def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        with self.translate_errors():
+            self._record_token_use(keys=[self._token_key(token_id)], args=[at.isoformat(timespec="milliseconds")])
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         # The user and created_at never change, so the user's index needs no update.

@@ -21,6 +21,13 @@ Why it is safe without application locks:
   SQLite runs in WAL mode and starts every write with ``BEGIN IMMEDIATE``, so writers queue on the
   busy timeout instead of failing with "database is locked" when a read lock cannot be upgraded.
 
+Change feed (PostgreSQL only; SQLite and MariaDB are polled): ``add_revocation`` calls ``pg_notify``
+in the inserting transaction, so the notification is delivered on commit and never for a rolled-back
+entry. The channel is ``embedauth_revocations_`` and a hash of ``current_schema()``, so deployments
+(or test runs) in different schemas of one database do not wake each other; NOTIFY does not cross
+databases anyway. :class:`PostgresChangeFeed` LISTENs on a psycopg connection of its own (autocommit,
+from the same URL, ``application_name`` ending in ``feed-<random>``).
+
 Times are BIGINT microseconds since the Unix epoch: exact for any aware datetime, and compared and
 ordered as integers on every database. Text compares and identifiers sort by code point everywhere
 (``utf8mb4_bin`` on MariaDB, ``"C"`` on PostgreSQL), as in the memory backend; searches fold case
@@ -32,11 +39,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -79,6 +88,7 @@ from embedauth.errors import (
     PermissionNotFound,
     RefreshTokenNotFound,
     RegistrationNotFound,
+    StorageError,
     UnknownPermission,
 )
 from embedauth.models import (
@@ -95,9 +105,12 @@ from embedauth.models import (
     SecretCredential,
     SigningKey,
 )
-from embedauth.storage.base import SCHEMA_VERSION, Storage
+from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, Storage
 
-__all__ = ["MIGRATIONS", "SQLStorage"]
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["MIGRATIONS", "PostgresChangeFeed", "SQLStorage"]
 
 T = TypeVar("T")
 
@@ -488,6 +501,120 @@ def _create_engine(url: URL) -> Engine:
     return engine
 
 
+# ---------------------------------------------------------------- PostgreSQL change feed
+
+#: The longest one blocking read of a feed lasts: how late a :meth:`PostgresChangeFeed.close` from
+#: another thread is noticed. Such a read is a local ``select`` on the socket, not a round trip.
+_FEED_SLICE = 0.25
+#: libpq options of the feed connection unless the URL sets them: TCP keepalives notice a server that
+#: vanished without closing the connection within about a minute.
+_FEED_CONNECT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def _feed_channel(schema: str | None) -> str:
+    """The NOTIFY channel of the tables in ``schema`` (an identifier well under 63 bytes)."""
+    return "embedauth_revocations_" + hashlib.sha256((schema or "").encode()).hexdigest()[:16]
+
+
+def _feed_error(exc: BaseException) -> StorageError:
+    detail = " ".join(str(exc).split())  # libpq's messages span lines
+    return StorageError(f"PostgresChangeFeed: {type(exc).__name__}: {detail}")
+
+
+class PostgresChangeFeed(ChangeFeed):
+    """LISTEN on the storage's revocation channel, over a psycopg connection of its own.
+
+    Thread-safe: one :meth:`wait` runs at a time, and :meth:`close` never closes a connection another
+    thread is reading (libpq connections are not safe for that): a blocked ``wait`` notices the close
+    within ``_FEED_SLICE`` seconds, closes the connection itself and returns False. When the
+    connection is lost ``wait`` raises ``StorageError`` once (notifications sent meanwhile are lost:
+    re-read by ``seq``); the next ``wait`` LISTENs again on a new connection.
+    """
+
+    def __init__(self, connect_kwargs: Mapping[str, Any], channel: str) -> None:
+        self._kwargs = {**_FEED_CONNECT_DEFAULTS, **connect_kwargs}
+        self._notify_channel = channel
+        base = str(self._kwargs.get("application_name") or "embedauth")
+        #: The feed connection's ``application_name`` (in ``pg_stat_activity``): unique per feed.
+        self.application_name = f"{base[:40]} feed-{secrets.token_hex(4)}"
+        self._kwargs["application_name"] = self.application_name
+        self._io = threading.Lock()  # held while the connection is in use
+        self._closed = False
+        self._conn: psycopg.Connection[Any] | None = None
+        with self._io:
+            self._connect()
+
+    def _connect(self) -> None:
+        """LISTEN on a new connection; once this returns, every later commit's NOTIFY reaches the feed."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            self._conn = psycopg.connect(autocommit=True, **self._kwargs)
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._notify_channel)))
+        except (psycopg.Error, OSError) as exc:
+            self._disconnect()
+            raise _feed_error(exc) from exc
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def wait(self, timeout: float) -> bool:
+        import psycopg
+
+        try:
+            with self._io:
+                if self._closed:
+                    return False
+                try:
+                    if self._conn is None:
+                        self._connect()
+                    conn = self._conn
+                    assert conn is not None
+                    deadline = time.monotonic() + max(0.0, timeout)
+                    while not self._closed:
+                        remaining = max(0.0, deadline - time.monotonic())
+                        if list(conn.notifies(timeout=min(remaining, _FEED_SLICE), stop_after=1)):
+                            while list(conn.notifies(timeout=0)):  # a burst wakes the caller once
+                                pass
+                            return True
+                        if time.monotonic() >= deadline:
+                            break
+                    return False
+                except (psycopg.Error, OSError) as exc:
+                    self._disconnect()
+                    if self._closed:
+                        return False
+                    raise _feed_error(exc) from exc
+        finally:
+            if self._closed:
+                self._teardown()
+
+    def _teardown(self) -> None:
+        """Close the connection unless another thread is using it (that thread then does)."""
+        if self._io.acquire(blocking=False):
+            try:
+                self._disconnect()
+            finally:
+                self._io.release()
+
+    def close(self) -> None:
+        self._closed = True
+        self._teardown()
+
+
 class SQLStorage(Storage):
     driver_errors = (SQLAlchemyError,)
 
@@ -501,15 +628,30 @@ class SQLStorage(Storage):
             raise ConfigurationError(f"{target.drivername} needs: pip install 'embedauth[{extra}]'") from exc
         snapshot = {} if target.get_backend_name() == "sqlite" else {"isolation_level": "REPEATABLE READ"}
         self._reader = self._engine.execution_options(**{_READ: True}, **snapshot)
+        self._notify_channel: str | None = None
         try:
             with self.translate_errors():
                 self._migrate()
+                if target.get_backend_name() == "postgresql":
+                    with self._engine.connect() as conn:
+                        self._notify_channel = _feed_channel(
+                            conn.execute(select(func.current_schema())).scalar()
+                        )
         except BaseException:
             self._engine.dispose()
             raise
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def open_change_feed(self) -> ChangeFeed | None:
+        """A LISTEN feed on PostgreSQL; None (poll) on SQLite and MariaDB."""
+        if self._notify_channel is None:
+            return None
+        # The arguments SQLAlchemy connects with, URL query (``options=-csearch_path=…``) included;
+        # less its adapters map: the feed only LISTENs.
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        return PostgresChangeFeed({k: v for k, v in params.items() if k != "context"}, self._notify_channel)
 
     def _migrate(self) -> None:
         """Bring the stored layout to ``SCHEMA_VERSION``; a concurrent first use is retried."""
@@ -741,6 +883,8 @@ class SQLStorage(Storage):
         with self.translate_errors(), self._engine.begin() as conn:
             conn.execute(select(_SCHEMA.c.version).with_for_update())
             key = conn.execute(insert(_REVOCATIONS).values(row)).inserted_primary_key
+            if self._notify_channel is not None:  # delivered on commit: the entry is readable by then
+                conn.execute(select(func.pg_notify(self._notify_channel, "")))
         assert key is not None
         return int(key[0])
 
@@ -791,6 +935,15 @@ class SQLStorage(Storage):
         query = select(t).where(t.c.user == user).order_by(t.c.created_at, t.c.id)
         with self.translate_errors(), self._reader.connect() as conn:
             return [_refresh_token(row) for row in conn.execute(query)]
+
+    def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        used = _REFRESH_TOKENS.c.last_used_at
+        with self.translate_errors(), self._engine.begin() as conn:
+            conn.execute(
+                update(_REFRESH_TOKENS)
+                .where(_REFRESH_TOKENS.c.id == token_id, or_(used.is_(None), used < _us(at)))
+                .values(last_used_at=_us(at))
+            )
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         self._replace(
