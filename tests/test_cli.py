@@ -25,12 +25,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from embedauth import EmbedAuth
+from embedauth import EmbedAuth, InvalidGrant, InvalidToken
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
 
 UNKNOWN_CLIENT = "00000000-0000-0000-0000-000000000000"
+UNKNOWN_TOKEN = "0000000000000000000000"  # a well-formed refresh token id that no token has
 SHOWN_ONCE = "This secret is shown only once; store it now."
+TOKEN_SHOWN_ONCE = "This refresh token is shown only once; store it now."
+KEY_FIELDS = {"kid", "alg", "created_at", "activates_at", "retires_at", "expires_at"}
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,12 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert new_cert["subject"] == "CN=cli-test"
     assert with_cert["client_id"] == client_id
     assert with_cert["certificates"] == [new_cert]
-    without = cli.ok("registrations", "remove-certificate", client_id, new_cert["thumbprint"], *store)
-    assert without["certificates"] == []
+    # "--" ends the options: a base64url thumbprint starts with "-" one time in 64
+    removed = cli(
+        "registrations", "remove-certificate", client_id, *store, "--json", "--", new_cert["thumbprint"]
+    )
+    assert (removed.code, removed.err) == (0, "")
+    assert json.loads(removed.out)["certificates"] == []
 
     assert cli.ok("registrations", "disable", client_id, *store)["enabled"] is False
     assert cli.ok("registrations", "show", client_id, *store)["enabled"] is False
@@ -214,6 +221,97 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert cli.ok("registrations", "delete", client_id, *store) == {"deleted": [client_id], "not_found": []}
     assert cli("registrations", "show", client_id, *store).code == 1
     assert cli.ok("registrations", "list", "--tenant", "site-1", *store) == []
+
+
+def test_refresh_token_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock) -> None:
+    if fresh_url.startswith("memory://"):
+        pytest.skip("memory:// does not outlive one command")
+    store = ("--storage", fresh_url)
+    user = "alice@example.com"
+    cli.ok(*store, "permissions", "add", "devices:read")
+    cli.ok(*store, "permissions", "add", "devices:write", "--access", "write")
+
+    created = cli.ok(
+        *store, "refresh-tokens", "create", "--user", user, "--scope", "devices:read", "--tenant", "site-1"
+    )
+    token_id, token = created["id"], created["refresh_token"]
+    assert token.startswith(f"ear_{token_id}")
+    view = {
+        "id": token_id,
+        "user": user,
+        "tenant": "site-1",
+        "scopes": ["devices:read"],
+        "hint": token[:7],
+        "created_at": at(now_clock).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "last_used_at": None,
+        "revoked_at": None,
+    }
+    assert created == view | {"refresh_token": token}
+
+    # listed without the value, in either form
+    assert cli.ok("refresh-tokens", "list", "--user", user, *store) == [view]
+    for extra in ((), ("--json",)):
+        listed = cli("refresh-tokens", "list", "--user", user, *store, *extra)
+        assert (listed.code, listed.err) == (0, "")
+        assert token_id in listed.out
+        assert token not in listed.out
+    assert cli.ok("refresh-tokens", "list", "--user", "bob", *store) == []
+
+    now_clock.advance(60)
+    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+        response = auth.tokens.refresh(token)
+        assert response.scope == "devices:read"
+        assert response.refresh_token == token
+        principal = auth.verify(response.access_token)
+        assert (principal.subject, principal.tenant, principal.scopes) == (
+            user,
+            "site-1",
+            frozenset({"devices:read"}),
+        )
+    used = cli.ok("refresh-tokens", "list", "--user", user, *store)[0]
+    assert parse(used["last_used_at"]) == at(now_clock)
+
+    revoked = cli.ok("refresh-tokens", "revoke", token_id, *store)
+    assert revoked == used | {"revoked_at": revoked["revoked_at"]}
+    assert parse(revoked["revoked_at"]) == at(now_clock)
+    assert cli.ok("refresh-tokens", "revoke", token_id, *store) == revoked  # idempotent
+    assert cli.ok("refresh-tokens", "list", "--user", user, *store) == [revoked]
+    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+        with pytest.raises(InvalidGrant):
+            auth.tokens.refresh(token)
+        with pytest.raises(InvalidToken):  # and the access token it produced
+            auth.verify(response.access_token)
+
+
+def test_key_rotation(fresh_url: str, cli: Cli, now_clock: FrozenClock) -> None:
+    if fresh_url.startswith("memory://"):
+        pytest.skip("memory:// does not outlive one command")
+    store = ("--storage", fresh_url)
+    assert cli.ok("keys", "list", *store) == []
+
+    first = cli.ok("keys", "rotate", *store)
+    assert set(first) == KEY_FIELDS | {"signs_from"}
+    assert first["alg"] == "RS256"
+    assert parse(first["signs_from"]) == parse(first["activates_at"]) == at(now_clock)  # no key signed yet
+    second = cli.ok("keys", "rotate", "--algorithm", "ES256", *store)
+    assert second["alg"] == "ES256"
+    signs_from = parse(second["signs_from"])
+    assert signs_from == parse(second["activates_at"]) == at(now_clock) + timedelta(seconds=600)
+    assert (second["retires_at"], second["expires_at"]) == (None, None)
+
+    listed = cli.ok("keys", "list", *store)
+    assert [k["kid"] for k in listed] == [first["kid"], second["kid"]]
+    for key in listed:
+        assert set(key) == KEY_FIELDS
+        assert not any("private" in name or name == "d" for name in key)
+    previous = listed[0]
+    assert parse(previous["retires_at"]) == signs_from
+    assert parse(previous["expires_at"]) == signs_from + timedelta(seconds=3600 + 30)
+    text = cli("keys", "list", *store)
+    assert '"d"' not in text.out
+    assert "private" not in text.out.lower()
+    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+        assert {k["kid"] for k in auth.jwks()["keys"]} == {first["kid"], second["kid"]}
 
 
 def test_console_script_uses_embedauth_storage(tmp_path: Path) -> None:
@@ -265,7 +363,7 @@ class Seeded:
 
 @pytest.fixture
 def seeded(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> Seeded:
-    """SQLite with two permissions and one registration holding ``devices:read``."""
+    """SQLite with two permissions, one registration and one refresh token holding ``devices:read``."""
     url = sqlite_url(tmp_path)
     cli.ok("permissions", "add", "devices:read", "--storage", url)
     cli.ok("permissions", "add", "devices:write", "--access", "write", "--storage", url)
@@ -281,6 +379,7 @@ def seeded(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> Seeded:
         "--storage",
         url,
     )
+    cli.ok("refresh-tokens", "create", "--user", "user-1", "--scope", "devices:read", "--storage", url)
     cert, key = certificate_pem(now_clock)
     files = {"certificate": cert, "garbage": b"this is not a certificate\n", "private_key": key}
     for name, content in files.items():
@@ -295,6 +394,8 @@ def stored_state(url: str, clock: FrozenClock) -> tuple[object, ...]:
             auth.permissions.list(),
             list(auth.registrations.list("site-1", limit=500).items),
             auth.storage.revocations_after(0),
+            auth.refresh_tokens.list("user-1"),
+            auth.storage.list_signing_keys(),
         )
 
 
@@ -366,6 +467,24 @@ BAD_INPUT = [
     pytest.param(["permissions", "add", "bad name"], 1, id="permission-bad-name"),
     pytest.param(["permissions", "add", "things:read", "--access", "admin"], 2, id="permission-access-admin"),
     pytest.param(["permissions", "list", "--storage", "nope://x"], 1, id="unknown-storage-scheme"),
+    pytest.param(
+        ["refresh-tokens", "create", "--user", "user-1", "--scope", "nope:read"],
+        1,
+        id="refresh-token-unknown-permission",
+    ),
+    pytest.param(["refresh-tokens", "create", "--user", "bad user"], 1, id="refresh-token-bad-user"),
+    pytest.param(
+        ["refresh-tokens", "create", "--user", "user-1", "--tenant", "bad tenant"],
+        1,
+        id="refresh-token-bad-tenant",
+    ),
+    pytest.param(["refresh-tokens", "create"], 2, id="refresh-token-no-user"),
+    pytest.param(["refresh-tokens", "list", "--user", "bad user"], 1, id="refresh-tokens-list-bad-user"),
+    pytest.param(["refresh-tokens", "revoke", UNKNOWN_TOKEN], 1, id="refresh-token-revoke-unknown"),
+    pytest.param(["refresh-tokens", "revoke", "not an id"], 1, id="refresh-token-revoke-malformed"),
+    pytest.param(["refresh-tokens", "revoke"], 2, id="refresh-token-revoke-no-id"),
+    pytest.param(["keys", "rotate", "--algorithm", "HS512"], 2, id="keys-rotate-hs512"),
+    pytest.param(["keys", "rotate", "--algorithm", "HS256"], 2, id="keys-rotate-hs256"),
     pytest.param([], 2, id="no-group"),
     pytest.param(["registrations"], 2, id="no-verb"),
     pytest.param(["registrations", "frob"], 2, id="unknown-verb"),
@@ -449,6 +568,84 @@ def test_secret_is_printed_once(tmp_path: Path, cli: Cli) -> None:
     assert client_id in rotated.out
     assert SHOWN_ONCE in rotated.out
     assert secret not in rotated.out
+
+
+def test_refresh_token_is_printed_once(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    cli.ok("permissions", "add", "devices:read", *store)
+    run = cli("refresh-tokens", "create", "--user", "alice", "--scope", "devices:read", *store)
+    assert (run.code, run.err) == (0, "")
+    fields = dict(line.split(":", 1) for line in run.out.splitlines() if ": " in line)
+    token_id, token = fields["Refresh token ID"].strip(), fields["Refresh token"].strip()
+    assert token.startswith(f"ear_{token_id}")
+    assert fields["Scopes"].strip() == "devices:read"
+    assert run.out.rstrip().endswith(TOKEN_SHOWN_ONCE)
+    unlimited = cli.ok("refresh-tokens", "create", "--user", "alice", *store)
+    assert unlimited["scopes"] == []
+
+    lines = cli("refresh-tokens", "list", "--user", "alice", *store).out.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["ID", "HINT", "SCOPES", "CREATED", "LAST USED", "STATUS"]
+    today = at(now_clock).date().isoformat()
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[1:]}
+    assert rows[token_id] == [token_id, f"{token[:7]}...", "devices:read", today, "never", "active"]
+    assert rows[unlimited["id"]][2:] == ["(every permission)", today, "never", "active"]
+    assert token not in "\n".join(lines)
+
+    revoked = cli("refresh-tokens", "revoke", token_id, *store)
+    assert (revoked.code, revoked.err) == (0, "")
+    assert f"Revoked:          {at(now_clock).isoformat().replace('+00:00', 'Z')}" in revoked.out
+    assert token not in revoked.out
+    now_clock.advance(366 * 86400)  # unused past refresh_token_idle_days: refused at its next use
+    later = {
+        line.split()[0]: line
+        for line in cli("refresh-tokens", "list", "--user", "alice", *store).out.splitlines()
+    }
+    assert later[token_id].endswith("  revoked")
+    assert later[unlimited["id"]].endswith("  expired (idle)")
+    assert cli("refresh-tokens", "list", "--user", "bob", *store).out == "No refresh tokens for bob.\n"
+
+
+def test_keys_text(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    assert cli("keys", "list", *store).out == "No published signing keys.\n"
+    now = at(now_clock).isoformat().replace("+00:00", "Z")
+    first = cli("keys", "rotate", "--algorithm", "EdDSA", *store)
+    assert (first.code, first.err) == (0, "")
+    first_kid = first.out.split()[2]
+    assert (
+        first.out == f"New key {first_kid} published now; it signs from {now}; there was no previous key.\n"
+    )
+    second = cli("keys", "rotate", *store)
+    second_kid = second.out.split()[2]
+    signs_from = (at(now_clock) + timedelta(seconds=600)).isoformat().replace("+00:00", "Z")
+    until = (at(now_clock) + timedelta(seconds=600 + 3630)).isoformat().replace("+00:00", "Z")
+    assert second.out == (
+        f"New key {second_kid} published now; it signs from {signs_from}; "
+        f"the previous key stays published until {until}.\n"
+    )
+    lines = cli("keys", "list", *store).out.splitlines()
+    assert [re.split(r"\s{2,}", line) for line in lines] == [
+        ["KID", "ALG", "STATUS", "SIGNS FROM", "RETIRES", "PUBLISHED UNTIL"],
+        [first_kid, "EdDSA", "signing", now, signs_from, until],
+        [second_kid, "RS256", "next", signs_from, "-", "-"],
+    ]
+    now_clock.advance(600)
+    statuses = [line.split()[2] for line in cli("keys", "list", *store).out.splitlines()[1:]]
+    assert statuses == ["retired", "signing"]
+
+
+def test_keys_rotate_refuses_an_unconfigured_algorithm(
+    tmp_path: Path, cli: Cli, now_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before anything changes: the key signing now is not retired without a successor."""
+    url = sqlite_url(tmp_path)
+    cli.ok("keys", "rotate", "--storage", url)
+    before = stored_state(url, now_clock)
+    monkeypatch.setenv("EMBEDAUTH_ALGORITHMS", "RS256")
+    run = cli("keys", "rotate", "--algorithm", "ES256", "--storage", url)
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "embedauth: error: algorithm ES256 is not in the configured algorithms (RS256)\n"
+    assert stored_state(url, now_clock) == before
 
 
 def test_list_table(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:

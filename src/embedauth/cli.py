@@ -4,10 +4,11 @@
 
 Storage is ``--storage URL`` (before GROUP or after VERB), else ``EMBEDAUTH_STORAGE``, else
 ``sqlite:///embedauth.db``; other settings come from ``EMBEDAUTH_*`` variables. Each verb is one row of
-:data:`COMMANDS`; its handler returns a model (or a small result value below) and :func:`_render`
+:data:`COMMANDS`; its handler returns a model (or a small result value below) and :func:`_print`
 turns that into either the public JSON form of :mod:`embedauth.views` (``--json``: exactly one
-document on stdout) or a few lines of text. An :class:`~embedauth.errors.EmbedAuthError` is printed
-as one ``embedauth: error: ...`` line on stderr with exit status 1; argparse's usage errors exit 2.
+document on stdout) or a few lines of text; a signing key's JSON form is
+:func:`embedauth.views.signing_key` (public fields only). An :class:`~embedauth.errors.EmbedAuthError` is printed as one
+``embedauth: error: ...`` line on stderr with exit status 1; argparse's usage errors exit 2.
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ from embedauth import views
 from embedauth.clock import Clock, system_clock, utcnow
 from embedauth.config import DEFAULT_STORAGE, Settings
 from embedauth.core import EmbedAuth
-from embedauth.errors import AlreadyExists, EmbedAuthError, InvalidInput
-from embedauth.models import Access, CertificateCredential, CreatedSecret, Page, Permission, Registration
+from embedauth.errors import AlreadyExists, ConfigurationError, EmbedAuthError, InvalidInput
+from embedauth.models import (
+    Access,
+    CertificateCredential,
+    CreatedRefreshToken,
+    CreatedSecret,
+    Page,
+    Permission,
+    RefreshToken,
+    Registration,
+    SigningKey,
+)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -62,6 +73,30 @@ class CertificateAdded:
 
     registration: Registration
     certificate: CertificateCredential
+
+
+@dataclass(frozen=True, slots=True)
+class UserRefreshTokens:
+    """``refresh-tokens list``: a user's refresh tokens, revoked ones included, without their values."""
+
+    user: str
+    tokens: list[RefreshToken]
+    idle_days: int  # unused this long, a token is refused (and revoked) at its next use
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotated:
+    """``keys rotate``: the new key, and until when the key it replaces stays published (if any)."""
+
+    key: SigningKey
+    previous_published_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedKeys:
+    """``keys list``: the keys in the JWKS now, oldest first to sign."""
+
+    keys: list[SigningKey]
 
 
 # ---------------------------------------------------------------------- argument types and helpers
@@ -119,6 +154,14 @@ _SCOPE = arg(
 _CUSTOMER_SCOPE = arg(
     "--customer-scope", metavar="SCOPE", help="'all', 'customers:ID,...' or 'groups:ID,...'"
 )
+_TOKEN_SCOPE = arg(
+    "--scope",
+    action="append",
+    metavar="SCOPE",
+    help="limit the token to this permission (repeat it, or give several separated by spaces); "
+    "without --scope, every permission in the catalog",
+)
+_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _SECRET_LIFETIME = one_of(
     arg("--secret-days", type=int, metavar="DAYS", help="the secret's lifetime: 365 (default), 730 or 1095"),
     arg("--secret-expires", type=_moment, metavar="DATE", help="a custom expiry of the secret (ISO 8601)"),
@@ -176,6 +219,30 @@ def _add_certificate(auth: EmbedAuth, a: argparse.Namespace) -> CertificateAdded
 def _delete(auth: EmbedAuth, a: argparse.Namespace) -> Deleted:
     deleted = auth.registrations.delete_many(a.client_ids)
     return Deleted(deleted, [cid for cid in dict.fromkeys(a.client_ids) if cid not in deleted])
+
+
+def _list_refresh_tokens(auth: EmbedAuth, a: argparse.Namespace) -> UserRefreshTokens:
+    tokens = auth.refresh_tokens.list(a.user)
+    return UserRefreshTokens(a.user, tokens, auth.settings.refresh_token_idle_days)
+
+
+def _rotate_key(auth: EmbedAuth, a: argparse.Namespace) -> KeyRotated:
+    algorithm = a.algorithm or auth.settings.signing_algorithm
+    if algorithm not in auth.settings.algorithms:  # checked here: rotate() retires the old key first
+        configured = ", ".join(auth.settings.algorithms)
+        raise ConfigurationError(f"algorithm {algorithm} is not in the configured algorithms ({configured})")
+    key = auth.keys.rotate(algorithm=algorithm)
+    handed_over = [
+        k.record.expires_at
+        for k in auth.keys.published()
+        if k.kid != key.kid and k.record.retires_at == key.activates_at and k.record.expires_at is not None
+    ]
+    return KeyRotated(key, max(handed_over, default=None))
+
+
+def _published_keys(auth: EmbedAuth, a: argparse.Namespace) -> PublishedKeys:
+    records = sorted((k.record for k in auth.keys.published()), key=lambda r: (r.activates_at, r.kid))
+    return PublishedKeys(records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +341,14 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "remove-certificate": Command(
             lambda auth, a: auth.registrations.remove_certificate(a.client_id, a.certificate_id),
             "remove a certificate",
-            (_CLIENT_ID, arg("certificate_id", metavar="CERT_ID_OR_THUMBPRINT")),
+            (
+                _CLIENT_ID,
+                arg(
+                    "certificate_id",
+                    metavar="CERT_ID_OR_THUMBPRINT",
+                    help="put -- before a thumbprint that starts with -",
+                ),
+            ),
         ),
         "disable": Command(
             lambda auth, a: auth.registrations.disable(a.client_id),
@@ -304,9 +378,49 @@ COMMANDS: dict[str, dict[str, Command]] = {
             (arg("client_ids", nargs="+", metavar="CLIENT_ID"),),
         ),
     },
+    "refresh-tokens": {
+        "create": Command(
+            lambda auth, a: auth.refresh_tokens.create(a.user, scopes=_scopes(a.scope), tenant=a.tenant),
+            "create a person's API refresh token and print it (shown only once)",
+            (
+                arg("--user", required=True, help="the person's user id"),
+                _TOKEN_SCOPE,
+                arg("--tenant", help="the tenant its access tokens name"),
+            ),
+        ),
+        "list": Command(
+            _list_refresh_tokens,
+            "list a person's refresh tokens (never their values)",
+            (arg("--user", required=True, help="the person's user id"),),
+        ),
+        "revoke": Command(
+            lambda auth, a: auth.refresh_tokens.revoke(a.token_id),
+            "revoke a refresh token and every access token it produced",
+            (arg("token_id", metavar="ID"),),
+        ),
+    },
+    "keys": {
+        "rotate": Command(
+            _rotate_key,
+            "publish a new signing key now; it signs once every JWKS cache has seen it",
+            (
+                arg(
+                    "--algorithm",
+                    choices=_ALGORITHMS,
+                    help="the new key's algorithm (default: the configured signing_algorithm)",
+                ),
+            ),
+        ),
+        "list": Command(_published_keys, "list the published signing keys (public fields only)"),
+    },
 }
 
-_GROUP_HELP = {"permissions": "the permission catalog", "registrations": "app registrations"}
+_GROUP_HELP = {
+    "permissions": "the permission catalog",
+    "registrations": "app registrations",
+    "refresh-tokens": "people's API refresh tokens",
+    "keys": "the token-signing keys",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -330,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
     )
     parser = _Parser(
-        prog=PROG, parents=[common], description="Manage embedauth's permissions and app registrations."
+        prog=PROG,
+        parents=[common],
+        description="Manage embedauth's permissions, app registrations, refresh tokens and signing keys.",
     )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     for group_name, verbs in COMMANDS.items():
@@ -406,8 +522,49 @@ def _registration_text(r: Registration, now: datetime) -> str:
     )
 
 
+def _key_status(key: SigningKey, now: datetime) -> str:
+    if now < key.activates_at:
+        return "next"
+    return "signing" if key.retires_at is None or now < key.retires_at else "retired"
+
+
+def _token_scopes(t: RefreshToken) -> str:
+    return " ".join(t.scopes) or "(every permission)"
+
+
+def _token_status(t: RefreshToken, idle_days: int, now: datetime) -> str:
+    if t.revoked_at is not None:
+        return "revoked"
+    return "expired (idle)" if (now - t.idle_since()).total_seconds() > idle_days * _DAY else "active"
+
+
+def _refresh_token_text(t: RefreshToken) -> str:
+    return _fields(
+        [
+            ("Refresh token ID", t.id),
+            ("User", t.user),
+            ("Tenant", t.tenant or "(none)"),
+            ("Scopes", _token_scopes(t)),
+            ("Hint", f"{t.hint}..."),
+            ("Created", _iso(t.created_at)),
+            ("Last used", _iso(t.last_used_at) if t.last_used_at else "never"),
+            ("Revoked", _iso(t.revoked_at) if t.revoked_at else "no"),
+        ]
+    )
+
+
 def _to_json(result: object) -> Any:
     match result:
+        case CreatedRefreshToken():
+            return views.created_refresh_token(result)
+        case RefreshToken():
+            return views.refresh_token(result)
+        case UserRefreshTokens():
+            return [views.refresh_token(t) for t in result.tokens]
+        case KeyRotated():
+            return views.signing_key(result.key) | {"signs_from": views.time(result.key.activates_at)}
+        case PublishedKeys():
+            return [views.signing_key(k) for k in result.keys]
         case CreatedSecret():
             return views.created_secret(result)
         case Registration():
@@ -485,6 +642,60 @@ def _to_text(result: object, now: datetime) -> str:
             return f"Removed permission {result.name}."
         case Deleted():
             return "\n".join(f"Deleted {client_id}." for client_id in result.deleted)
+        case CreatedRefreshToken():
+            return (
+                _fields(
+                    [
+                        ("Refresh token ID", result.id),
+                        ("User", result.record.user),
+                        ("Tenant", result.record.tenant or "(none)"),
+                        ("Scopes", _token_scopes(result.record)),
+                        ("Refresh token", result.refresh_token),
+                    ]
+                )
+                + "\nThis refresh token is shown only once; store it now."
+            )
+        case RefreshToken():
+            return _refresh_token_text(result)
+        case UserRefreshTokens():
+            if not result.tokens:
+                return f"No refresh tokens for {result.user}."
+            tokens = [
+                (
+                    t.id,
+                    f"{t.hint}...",
+                    _token_scopes(t),
+                    t.created_at.date().isoformat(),
+                    t.last_used_at.date().isoformat() if t.last_used_at else "never",
+                    _token_status(t, result.idle_days, now),
+                )
+                for t in result.tokens
+            ]
+            return _table(("ID", "HINT", "SCOPES", "CREATED", "LAST USED", "STATUS"), tokens)
+        case KeyRotated():
+            key = result.key
+            previous = result.previous_published_until
+            handover = (
+                "there was no previous key"
+                if previous is None
+                else f"the previous key stays published until {_iso(previous)}"
+            )
+            return f"New key {key.kid} published now; it signs from {_iso(key.activates_at)}; {handover}."
+        case PublishedKeys():
+            if not result.keys:
+                return "No published signing keys."
+            rows = [
+                (
+                    k.kid,
+                    k.alg,
+                    _key_status(k, now),
+                    _iso(k.activates_at),
+                    _iso(k.retires_at) if k.retires_at else "-",
+                    _iso(k.expires_at) if k.expires_at else "-",
+                )
+                for k in result.keys
+            ]
+            return _table(("KID", "ALG", "STATUS", "SIGNS FROM", "RETIRES", "PUBLISHED UNTIL"), rows)
     raise TypeError(f"no text form for {type(result).__name__}")
 
 

@@ -111,7 +111,6 @@ class EmbedAuth:
 
         The first call loads the revocation state and starts the thread that keeps it current.
         """
-        self.revocations.start()
         return self.tokens.verify(token)
 
     def jwks(self) -> dict[str, Any]:

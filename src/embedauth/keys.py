@@ -144,6 +144,7 @@ class KeyRing:
         Every key still due to sign retires at that moment and stays published until the tokens
         it signed have expired. Keys past their publication are deleted.
         """
+        alg = self._checked_algorithm(algorithm)
         self.reload()
         now = utcnow(self._clock)
         signing_now = self._active(to_timestamp(now)) is not None
@@ -161,14 +162,18 @@ class KeyRing:
                 else:  # would never sign: withdraw it
                     retired = dataclasses.replace(record, retires_at=record.activates_at, expires_at=now)
                 self._storage.save_signing_key(retired)
-        created = self._create(activates_at=activates_at, algorithm=algorithm)
+        created = self._create(activates_at=activates_at, algorithm=alg)
         self.reload()
         return created
 
-    def _create(self, *, activates_at: datetime, algorithm: str | None = None) -> SigningKey:
+    def _checked_algorithm(self, algorithm: str | None) -> str:
         alg = algorithm or self._settings.signing_algorithm
         if alg not in self._settings.algorithms:
             raise ConfigurationError(f"algorithm {alg} is not in the configured algorithms")
+        return alg
+
+    def _create(self, *, activates_at: datetime, algorithm: str | None = None) -> SigningKey:
+        alg = self._checked_algorithm(algorithm)
         kid = new_id()
         private_key, public_jwk = _generate(alg, kid)
         der = (

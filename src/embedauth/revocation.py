@@ -41,6 +41,7 @@ class RevocationState:
         self._credentials: dict[str, tuple[float, float]] = {}
         self._tokens: dict[str, tuple[float, float]] = {}
         self._stop = threading.Event()
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._feed: ChangeFeed | None = None
         self.synced_at: float | None = None
@@ -87,12 +88,15 @@ class RevocationState:
         self._seq = max(self._seq, entry.seq)
 
     def start(self) -> None:
-        """Load the state, then keep it current in a daemon thread (idempotent)."""
+        """Load the state, then keep it current in a daemon thread (idempotent, thread-safe)."""
         if self._thread is not None:
             return
-        self.sync()
-        self._thread = threading.Thread(target=self._run, name="embedauth-revocations", daemon=True)
-        self._thread.start()
+        with self._starting:
+            if self._thread is None:
+                self.sync()
+                thread = threading.Thread(target=self._run, name="embedauth-revocations", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def stop(self) -> None:
         self._stop.set()

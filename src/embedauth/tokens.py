@@ -285,6 +285,7 @@ class Tokens:
             self._cache.pop(token)
             self._deny(principal.client_id, "expired or revoked")
             raise InvalidToken
+        self._revocations.start()  # loads the state on the first miss; a no-op afterwards
         try:
             verified = self._verify(token, now)
         except jws.Refused as refused:

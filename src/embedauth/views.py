@@ -17,6 +17,7 @@ from embedauth.models import (
     RefreshToken,
     Registration,
     SecretCredential,
+    SigningKey,
 )
 
 __all__ = [
@@ -26,10 +27,12 @@ __all__ = [
     "permission",
     "refresh_token",
     "registration",
+    "signing_key",
+    "time",
 ]
 
 
-def _time(moment: datetime | None) -> str | None:
+def time(moment: datetime | None) -> str | None:
     """ISO 8601 UTC with a ``Z``, to the millisecond."""
     return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -39,12 +42,12 @@ def permission(p: Permission) -> dict[str, Any]:
         "name": p.name,
         "description": p.description,
         "access": p.access.value,
-        "created_at": _time(p.created_at),
+        "created_at": time(p.created_at),
     }
 
 
 def secret(s: SecretCredential) -> dict[str, Any]:
-    return {"id": s.id, "hint": s.hint, "created_at": _time(s.created_at), "expires_at": _time(s.expires_at)}
+    return {"id": s.id, "hint": s.hint, "created_at": time(s.created_at), "expires_at": time(s.expires_at)}
 
 
 def certificate(c: CertificateCredential) -> dict[str, Any]:
@@ -53,10 +56,10 @@ def certificate(c: CertificateCredential) -> dict[str, Any]:
         "thumbprint": c.thumbprint,
         "subject": c.subject,
         "key_type": c.key_type,
-        "not_before": _time(c.not_before),
-        "not_after": _time(c.not_after),
-        "created_at": _time(c.created_at),
-        "expires_at": _time(c.expires_at),
+        "not_before": time(c.not_before),
+        "not_after": time(c.not_after),
+        "created_at": time(c.created_at),
+        "expires_at": time(c.expires_at),
     }
 
 
@@ -69,11 +72,11 @@ def registration(r: Registration) -> dict[str, Any]:
         "scopes": list(r.scopes),
         "customer_scope": str(r.customer_scope),
         "enabled": r.enabled,
-        "created_at": _time(r.created_at),
-        "updated_at": _time(r.updated_at),
-        "last_used_at": _time(r.last_used_at),
-        "expires_at": _time(r.expires_at),
-        "registration_expires_at": _time(r.registration_expires_at),
+        "created_at": time(r.created_at),
+        "updated_at": time(r.updated_at),
+        "last_used_at": time(r.last_used_at),
+        "expires_at": time(r.expires_at),
+        "registration_expires_at": time(r.registration_expires_at),
         "secrets": [secret(s) for s in r.secrets],
         "certificates": [certificate(c) for c in r.certificates],
     }
@@ -83,7 +86,7 @@ def created_secret(created: CreatedSecret) -> dict[str, Any]:
     return registration(created.registration) | {
         "client_secret": created.client_secret,
         "secret_id": created.credential.id,
-        "secret_expires_at": _time(created.credential.expires_at),
+        "secret_expires_at": time(created.credential.expires_at),
     }
 
 
@@ -94,11 +97,23 @@ def refresh_token(t: RefreshToken) -> dict[str, Any]:
         "tenant": t.tenant,
         "scopes": list(t.scopes),
         "hint": t.hint,
-        "created_at": _time(t.created_at),
-        "last_used_at": _time(t.last_used_at),
-        "revoked_at": _time(t.revoked_at),
+        "created_at": time(t.created_at),
+        "last_used_at": time(t.last_used_at),
+        "revoked_at": time(t.revoked_at),
     }
 
 
 def created_refresh_token(created: CreatedRefreshToken) -> dict[str, Any]:
     return refresh_token(created.record) | {"refresh_token": created.refresh_token}
+
+
+def signing_key(k: SigningKey) -> dict[str, Any]:
+    """Public fields only: never the private key, nor the JWK (that is in the JWKS)."""
+    return {
+        "kid": k.kid,
+        "alg": k.alg,
+        "created_at": time(k.created_at),
+        "activates_at": time(k.activates_at),
+        "retires_at": time(k.retires_at),
+        "expires_at": time(k.expires_at),
+    }

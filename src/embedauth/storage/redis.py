@@ -653,7 +653,9 @@ class RedisStorage(Storage):
 
     def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
         with self.translate_errors():
-            self._record_token_use(keys=[self._token_key(token_id)], args=[at.isoformat(timespec="milliseconds")])
+            self._record_token_use(
+                keys=[self._token_key(token_id)], args=[at.isoformat(timespec="milliseconds")]
+            )
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         # The user and created_at never change, so the user's index needs no update.
