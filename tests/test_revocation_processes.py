@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +25,17 @@ class Verifier:
 
     def __init__(self, url: str, poll_interval: float, tokens: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.verifier_process", url, ISSUER, str(poll_interval), *tokens],
+            [
+                sys.executable,
+                "-X",
+                "faulthandler",
+                "-m",
+                "tests.verifier_process",
+                url,
+                ISSUER,
+                str(poll_interval),
+                *tokens,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -51,9 +62,11 @@ class Verifier:
         with self.arrived:
             if self.arrived.wait_for(lambda: len(found()) >= nth, timeout=timeout):
                 return found()[nth - 1]
-        self.process.kill()
+        self.process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
         _, err = self.process.communicate()
-        raise AssertionError(f"the verifier process did not print {prefix!r} within {timeout} s:\n{err}")
+        raise AssertionError(
+            f"the verifier process did not print {prefix!r} within {timeout} s; it printed {self.lines}:\n{err}"
+        )
 
     def stop(self) -> None:
         if self.process.stdin is not None:

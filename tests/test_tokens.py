@@ -436,7 +436,7 @@ def test_cache_is_bounded(clock: FrozenClock) -> None:
     made = auth.registrations.create(tenant="t", name="n")
     for _ in range(50):
         auth.verify(auth.tokens.client_credentials(made.client_id, made.client_secret).access_token)
-    assert len(auth.tokens._cache) == 10
+    assert auth.tokens._verifier.cache_size() == 10
 
 
 def count_signature_checks(auth: EmbedAuth) -> Any:

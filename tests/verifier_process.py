@@ -15,6 +15,15 @@ import time
 from embedauth import EmbedAuth, InvalidToken
 from embedauth.storage.base import ChangeFeed
 
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line per write, under a lock: the feed thread and the main thread both report."""
+    with _printing:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
 
 def main() -> None:
     url, issuer, poll_interval, *tokens = sys.argv[1:]
@@ -24,13 +33,13 @@ def main() -> None:
     def announce() -> ChangeFeed | None:
         feed = opened()
         name = getattr(feed, "client_name", None) or getattr(feed, "application_name", None)
-        print(f"feed {name}", flush=True)
+        say(f"feed {name}")
         return feed
 
     auth.storage.open_change_feed = announce  # type: ignore[method-assign]
     for token in tokens:
         auth.verify(token)
-    print("ready", flush=True)
+    say("ready")
     told_to_stop = threading.Event()
 
     def stop_when_told() -> None:
@@ -44,7 +53,7 @@ def main() -> None:
             try:
                 auth.verify(tokens[i])
             except InvalidToken:
-                print(f"refused {i} {time.monotonic()}", flush=True)
+                say(f"refused {i} {time.monotonic()}")
                 live.discard(i)
         time.sleep(0.002)
     auth.close()

@@ -1,0 +1,111 @@
+"""Bearer-token checks for protected APIs (RFC 6750), free of any web framework.
+
+The Starlette and Flask adapters call :meth:`BearerGuard.authenticate` with the request's
+``Authorization`` header and :meth:`BearerGuard.authorize` with the scopes a route needs; a
+:class:`BearerError` renders itself as the RFC 6750 §3 response, so both frameworks send the same
+status, ``WWW-Authenticate`` challenge and JSON body.
+
+* No ``Authorization`` header: anonymous (``None``); a route that needs a caller answers 401 with a
+  bare challenge, ``Bearer realm="…"`` (§3.1: no error code when no credentials were sent).
+* A header that is not ``Bearer <token68>`` (the scheme is case-insensitive, RFC 7235 §2.1): 400
+  ``invalid_request``.
+* A token that does not verify, for any reason: 401 ``invalid_token``, one description, no oracle.
+* A valid token without a needed scope: 403 ``insufficient_scope`` with the ``scope`` needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Protocol
+
+from embedauth.errors import InvalidToken
+from embedauth.models import Principal
+from embedauth.oauth import Response
+
+__all__ = ["BearerError", "BearerGuard", "TokenVerifier"]
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
+_JSON = ("Content-Type", "application/json")
+
+
+class TokenVerifier(Protocol):
+    """Anything that turns an access token into a :class:`Principal` or raises ``InvalidToken``."""
+
+    def verify(self, token: str) -> Principal: ...
+
+
+class BearerError(Exception):
+    """A refusal of a protected request, rendered by :meth:`response`."""
+
+    def __init__(
+        self, status: int, error: str | None, description: str | None = None, scope: str | None = None
+    ) -> None:
+        super().__init__(error or "unauthorized")
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scope = scope
+
+    def response(self, realm: str) -> Response:
+        """RFC 6750 §3: the challenge, and the same facts as a JSON body."""
+        params = [("realm", realm)]
+        body: dict[str, str] = {}
+        if self.error is not None:
+            params.append(("error", self.error))
+            body["error"] = self.error
+        if self.description is not None:
+            params.append(("error_description", self.description))
+            body["error_description"] = self.description
+        if self.scope is not None:
+            params.append(("scope", self.scope))
+            body["scope"] = self.scope
+        challenge = "Bearer " + ", ".join(f'{name}="{_quoted(value)}"' for name, value in params)
+        if not body:
+            body = {"error": "unauthorized", "error_description": "a bearer token is required"}
+        return Response(
+            self.status, (_JSON, ("WWW-Authenticate", challenge), ("Cache-Control", "no-store")), body
+        )
+
+
+class BearerGuard:
+    """Checks the ``Authorization`` header of a protected request and the scopes a route needs."""
+
+    def __init__(self, verifier: TokenVerifier, *, realm: str) -> None:
+        self.verifier = verifier
+        self.realm = realm
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The caller, or None when the request carries no ``Authorization`` header."""
+        if authorization is None:
+            return None
+        match = _CREDENTIALS.fullmatch(authorization)
+        if match is None:
+            raise BearerError(400, "invalid_request", "the Authorization header must be: Bearer <token>")
+        try:
+            return self.verifier.verify(match.group(1))
+        except InvalidToken:
+            raise BearerError(
+                401, "invalid_token", "the access token is invalid, expired or revoked"
+            ) from None
+
+    def authorize(self, principal: Principal | None, scopes: Iterable[str] = ()) -> Principal:
+        """``principal`` if present and holding every scope in ``scopes``; else the RFC 6750 refusal."""
+        if principal is None:
+            raise BearerError(401, None)
+        needed = tuple(scopes)
+        if not principal.scopes.issuperset(needed):
+            raise BearerError(
+                403, "insufficient_scope", "the access token lacks a scope this needs", " ".join(needed)
+            )
+        return principal
+
+    def check(self, authorization: str | None, scopes: Iterable[str] = ()) -> Principal:
+        """:meth:`authenticate`, then :meth:`authorize`."""
+        return self.authorize(self.authenticate(authorization), scopes)
+
+
+def _quoted(value: str) -> str:
+    """A quoted-string's content (RFC 7230 §3.2.6): backslash and double quote escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

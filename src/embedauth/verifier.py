@@ -1,0 +1,176 @@
+"""Access-token verification: the hot path of every protected request.
+
+A :class:`Verifier` needs a source of public keys (the local key ring, or a remote issuer's JWKS)
+and a revocation view; it touches no storage and no network in steady state. A token seen before is
+answered from a bounded cache keyed by the token itself, and a hit still checks expiry and
+revocation. Every failure is the one :class:`~embedauth.errors.InvalidToken`; the reason goes to
+the ``embedauth_token_denied`` hook.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol, TypeGuard
+
+import pluggy
+
+from embedauth import jws
+from embedauth.clock import Clock
+from embedauth.config import Settings
+from embedauth.errors import InvalidToken
+from embedauth.lru import LRUCache
+from embedauth.models import Principal
+from embedauth.validation import parse_customer_scope
+
+__all__ = ["ACCESS_TOKEN_TYPES", "KeySource", "RevocationView", "Verifier", "VerifyingKey"]
+
+#: RFC 9068 §2.1: ``typ`` is ``at+jwt`` (``application/at+jwt`` accepted, RFC 7515 §4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+class VerifyingKey(Protocol):
+    @property
+    def kid(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def verify(self) -> jws.Verifier: ...
+
+
+class KeySource(Protocol):
+    def get(self, kid: str) -> VerifyingKey | None:
+        """The published key ``kid``, or None."""
+
+
+class RevocationView(Protocol):
+    def start(self) -> None:
+        """Load the state and keep it current (idempotent)."""
+
+    def is_revoked(
+        self, *, client_id: str, credential_id: str | None, token_id: str, issued_at: float
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires: float  # exp plus leeway
+
+
+class Verifier:
+    """``verify(token) -> Principal`` against one issuer's keys and revocations."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        keys: KeySource,
+        revocations: RevocationView,
+        plugins: pluggy.PluginManager,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._keys = keys
+        self._revocations = revocations
+        self._hook = plugins.hook
+        self._cache: LRUCache[str, _Verified] = LRUCache(settings.token_cache_size)
+        self._audiences = frozenset(settings.audiences or (settings.issuer,))
+
+    def verify(self, token: str) -> Principal:
+        """The caller behind a valid access token, or :class:`InvalidToken`."""
+        now = self._clock()
+        cached = self._cache.get(token) if isinstance(token, str) else None
+        if cached is not None:
+            principal = cached.principal
+            if now < cached.expires and not self._revocations.is_revoked(
+                client_id=principal.client_id,
+                credential_id=principal.credential_id,
+                token_id=principal.token_id,
+                issued_at=principal.issued_at,
+            ):
+                return principal
+            self._cache.pop(token)
+            self._deny(principal.client_id, "expired or revoked")
+            raise InvalidToken
+        self._revocations.start()  # loads the state on the first miss; a no-op afterwards
+        try:
+            verified = self._verify(token, now)
+        except jws.Refused as refused:
+            self._deny(None, refused.reason)
+            raise InvalidToken from None
+        self._cache.put(token, verified)
+        return verified.principal
+
+    def _verify(self, token: str, now: float) -> _Verified:
+        settings = self._settings
+        compact = jws.parse(token, max_bytes=settings.max_token_bytes)
+        header = compact.header
+        if header.get("typ") not in ACCESS_TOKEN_TYPES:
+            raise jws.Refused("typ is not at+jwt")
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise jws.Refused("unknown kid")
+        if header["alg"] != key.alg:
+            raise jws.Refused("alg does not match the key")
+        if not key.verify(compact.signature, compact.signing_input):
+            raise jws.Refused("bad signature")
+        claims = compact.payload()
+        if claims.get("iss") != settings.issuer:
+            raise jws.Refused("wrong issuer")
+        audience = claims.get("aud")
+        audiences = (
+            [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
+        )
+        if not self._audiences.intersection(a for a in audiences if isinstance(a, str)):
+            raise jws.Refused("wrong audience")
+        leeway = settings.leeway
+        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
+        if not _number(exp) or not _number(iat) or not _number(nbf):
+            raise jws.Refused("exp, iat or nbf missing or not a number")
+        if now >= exp + leeway:
+            raise jws.Refused("expired")
+        if iat > now + leeway or nbf > now + leeway:
+            raise jws.Refused("not yet valid")
+        subject, client_id, token_id = claims.get("sub"), claims.get("client_id"), claims.get("jti")
+        scope, credential_id = claims.get("scope", ""), claims.get("cred")
+        if not (isinstance(subject, str) and isinstance(client_id, str) and isinstance(token_id, str)):
+            raise jws.Refused("sub, client_id or jti missing")
+        if not isinstance(scope, str) or not (credential_id is None or isinstance(credential_id, str)):
+            raise jws.Refused("scope or cred malformed")
+        if self._revocations.is_revoked(
+            client_id=client_id, credential_id=credential_id, token_id=token_id, issued_at=iat
+        ):
+            raise jws.Refused("revoked")
+        tenant = claims.get("tenant")
+        try:
+            customer_scope = parse_customer_scope(claims.get("customer_scope", "all"))
+        except ValueError:
+            raise jws.Refused("customer_scope malformed") from None
+        principal = Principal(
+            subject=subject,
+            client_id=client_id,
+            tenant=tenant if isinstance(tenant, str) else None,
+            scopes=frozenset(scope.split()),
+            customer_scope=customer_scope,
+            credential_id=credential_id,
+            token_id=token_id,
+            expires_at=float(exp),
+            issued_at=float(iat),
+            claims=MappingProxyType(claims),
+        )
+        return _Verified(principal, exp + leeway)
+
+    def _deny(self, client_id: str | None, reason: str) -> None:
+        self._hook.embedauth_token_denied(client_id=client_id, reason=reason)
+
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    """A JSON number that is finite (``bool`` is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,80 @@
+"""RFC 6750 checks, framework-free (the adapters' conformance table checks them over HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedauth import EmbedAuth
+from embedauth.bearer import BearerError, BearerGuard
+
+REALM = "api.example.com"
+
+
+@pytest.fixture
+def guard(auth: EmbedAuth) -> BearerGuard:
+    return BearerGuard(auth, realm=REALM)
+
+
+@pytest.fixture
+def token(auth: EmbedAuth) -> str:
+    made = auth.registrations.create(tenant="site-1", name="Job", scopes=["devices:read"])
+    return auth.tokens.client_credentials(made.client_id, made.client_secret).access_token
+
+
+def refusal(guard: BearerGuard, header: str | None, scopes: tuple[str, ...] = ()) -> BearerError:
+    with pytest.raises(BearerError) as caught:
+        guard.check(header, scopes)
+    return caught.value
+
+
+@pytest.mark.rfc("6750", "2.1")
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_scheme_is_case_insensitive(guard: BearerGuard, token: str, scheme: str) -> None:
+    assert guard.check(f"{scheme} {token}").scopes == {"devices:read"}
+
+
+@pytest.mark.rfc("6750", "3.1")
+def test_no_token_is_a_bare_challenge(guard: BearerGuard) -> None:
+    assert guard.authenticate(None) is None
+    response = refusal(guard, None).response(REALM)
+    assert response.status == 401
+    assert response.header("WWW-Authenticate") == f'Bearer realm="{REALM}"'
+
+
+@pytest.mark.rfc("6750", "3.1")
+@pytest.mark.parametrize(
+    "header", ["Basic abc", "Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Token abc", ""]
+)
+def test_malformed_header_is_invalid_request(guard: BearerGuard, header: str) -> None:
+    response = refusal(guard, header).response(REALM)
+    assert response.status == 400
+    challenge = response.header("WWW-Authenticate") or ""
+    assert challenge.startswith(f'Bearer realm="{REALM}", error="invalid_request"')
+    assert response.body is not None and response.body["error"] == "invalid_request"
+
+
+@pytest.mark.rfc("6750", "3.1")
+def test_bad_token_is_invalid_token(guard: BearerGuard, token: str) -> None:
+    response = refusal(guard, f"Bearer {token}x").response(REALM)
+    assert response.status == 401
+    assert response.header("WWW-Authenticate") == (
+        f'Bearer realm="{REALM}", error="invalid_token", error_description="the access token is invalid, expired or revoked"'
+    )
+
+
+@pytest.mark.rfc("6750", "3.1")
+def test_missing_scope_is_insufficient_scope(guard: BearerGuard, token: str) -> None:
+    response = refusal(guard, f"Bearer {token}", ("devices:read", "devices:write")).response(REALM)
+    assert response.status == 403
+    assert 'error="insufficient_scope"' in (response.header("WWW-Authenticate") or "")
+    assert 'scope="devices:read devices:write"' in (response.header("WWW-Authenticate") or "")
+    assert response.body == {
+        "error": "insufficient_scope",
+        "error_description": "the access token lacks a scope this needs",
+        "scope": "devices:read devices:write",
+    }
+
+
+def test_realm_is_quoted() -> None:
+    challenge = BearerError(401, None).response('a"b\\c').header("WWW-Authenticate")
+    assert challenge == 'Bearer realm="a\\"b\\\\c"'
