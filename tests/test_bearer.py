@@ -43,7 +43,7 @@ def test_no_token_is_a_bare_challenge(guard: BearerGuard) -> None:
 
 @pytest.mark.rfc("6750", "3.1")
 @pytest.mark.parametrize(
-    "header", ["Basic abc", "Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Token abc", ""]
+    "header", ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "bearer  a\tb", "Bearer é"]
 )
 def test_malformed_header_is_invalid_request(guard: BearerGuard, header: str) -> None:
     response = refusal(guard, header).response(REALM)
@@ -51,6 +51,13 @@ def test_malformed_header_is_invalid_request(guard: BearerGuard, header: str) ->
     challenge = response.header("WWW-Authenticate") or ""
     assert challenge.startswith(f'Bearer realm="{REALM}", error="invalid_request"')
     assert response.body is not None and response.body["error"] == "invalid_request"
+
+
+@pytest.mark.rfc("7235", "2.1")
+@pytest.mark.parametrize("header", ["Basic YTpi", "Token abc", "", "Bearerabc"])
+def test_other_schemes_carry_no_bearer_credentials(guard: BearerGuard, header: str) -> None:
+    assert guard.authenticate(header) is None
+    assert refusal(guard, header).status == 401
 
 
 @pytest.mark.rfc("6750", "3.1")

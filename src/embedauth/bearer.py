@@ -5,10 +5,11 @@ The Starlette and Flask adapters call :meth:`BearerGuard.authenticate` with the 
 :class:`BearerError` renders itself as the RFC 6750 §3 response, so both frameworks send the same
 status, ``WWW-Authenticate`` challenge and JSON body.
 
-* No ``Authorization`` header: anonymous (``None``); a route that needs a caller answers 401 with a
-  bare challenge, ``Bearer realm="…"`` (§3.1: no error code when no credentials were sent).
-* A header that is not ``Bearer <token68>`` (the scheme is case-insensitive, RFC 7235 §2.1): 400
-  ``invalid_request``.
+* No ``Authorization`` header, or one of another scheme (``Basic …`` is the token endpoint's): no
+  bearer credentials, so anonymous (``None``); a route that needs a caller answers 401 with a bare
+  challenge, ``Bearer realm="…"`` (§3.1: no error code when no credentials were sent).
+* A ``Bearer`` header (the scheme is case-insensitive, RFC 7235 §2.1) whose credentials are not one
+  b64token: 400 ``invalid_request``.
 * A token that does not verify, for any reason: 401 ``invalid_token``, one description, no oracle.
 * A valid token without a needed scope: 403 ``insufficient_scope`` with the ``scope`` needed.
 """
@@ -26,6 +27,7 @@ from embedauth.oauth import Response
 __all__ = ["BearerError", "BearerGuard", "TokenVerifier"]
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr](?: |$)")
 _CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
 _JSON = ("Content-Type", "application/json")
 
@@ -77,8 +79,8 @@ class BearerGuard:
         self.realm = realm
 
     def authenticate(self, authorization: str | None) -> Principal | None:
-        """The caller, or None when the request carries no ``Authorization`` header."""
-        if authorization is None:
+        """The caller, or None when the request carries no bearer credentials."""
+        if authorization is None or not _BEARER.match(authorization):
             return None
         match = _CREDENTIALS.fullmatch(authorization)
         if match is None:
