@@ -53,19 +53,22 @@ def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_TO_STANDARD = str.maketrans("-_", "+/")
+
+
 def b64decode(segment: str) -> bytes:
     """Unpadded base64url (RFC 7515 §2); the caller has checked the alphabet."""
     if len(segment) % 4 == 1:
         raise Refused("bad base64url length")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise Refused("bad base64url") from None
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = json.loads(data.decode("utf-8"))  # from str: json skips guessing the encoding
     except (ValueError, RecursionError):
         raise Refused(f"{what} is not JSON") from None
     if not isinstance(value, dict):

@@ -21,7 +21,7 @@ from embedauth.clock import Clock
 from embedauth.config import Settings
 from embedauth.errors import InvalidToken
 from embedauth.lru import LRUCache
-from embedauth.models import Principal
+from embedauth.models import CustomerScope, Principal
 from embedauth.validation import parse_customer_scope
 
 __all__ = ["ACCESS_TOKEN_TYPES", "KeySource", "RevocationView", "Verifier", "VerifyingKey"]
@@ -78,6 +78,7 @@ class Verifier:
         self._hook = plugins.hook
         self._cache: LRUCache[str, _Verified] = LRUCache(settings.token_cache_size)
         self._audiences = frozenset(settings.audiences or (settings.issuer,))
+        self._customer_scopes: LRUCache[str, CustomerScope] = LRUCache(1024)
 
     def verify(self, token: str) -> Principal:
         """The caller behind a valid access token, or :class:`InvalidToken`."""
@@ -146,10 +147,7 @@ class Verifier:
         ):
             raise jws.Refused("revoked")
         tenant = claims.get("tenant")
-        try:
-            customer_scope = parse_customer_scope(claims.get("customer_scope", "all"))
-        except ValueError:
-            raise jws.Refused("customer_scope malformed") from None
+        customer_scope = self._customer_scope(claims.get("customer_scope", "all"))
         principal = Principal(
             subject=subject,
             client_id=client_id,
@@ -163,6 +161,19 @@ class Verifier:
             claims=MappingProxyType(claims),
         )
         return _Verified(principal, exp + leeway)
+
+    def _customer_scope(self, text: object) -> CustomerScope:
+        """Parsed once per distinct value: a deployment has few, and every token carries one."""
+        if not isinstance(text, str):
+            raise jws.Refused("customer_scope malformed")
+        scope = self._customer_scopes.get(text)
+        if scope is None:
+            try:
+                scope = parse_customer_scope(text)
+            except ValueError:
+                raise jws.Refused("customer_scope malformed") from None
+            self._customer_scopes.put(text, scope)
+        return scope
 
     def _deny(self, client_id: str | None, reason: str) -> None:
         self._hook.embedauth_token_denied(client_id=client_id, reason=reason)

@@ -61,7 +61,6 @@ import dataclasses
 import json
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -85,7 +84,7 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, Storage
+from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, ConnectionFeed, Storage
 from embedauth.storage.codec import (
     permission_from_dict,
     permission_to_dict,
@@ -248,7 +247,6 @@ def _connection_url(url: str) -> tuple[str, str]:
 
 #: The longest one blocking read of a feed lasts: how late a :meth:`RedisChangeFeed.close` from another
 #: thread is noticed. Such a read is a local ``select`` on the socket, not a round trip.
-_FEED_SLICE = 0.25
 #: How long :meth:`RedisStorage.open_change_feed` waits for Redis to confirm the subscription.
 _SUBSCRIBE_TIMEOUT = 10.0
 #: The driver's errors and the socket's (the built-in ConnectionError is an OSError).
@@ -262,55 +260,42 @@ _FEED_KEEPALIVE = {
 }
 
 
-class RedisChangeFeed(ChangeFeed):
-    """Redis pub/sub on the storage's revocation channel, over a connection of its own.
+class RedisChangeFeed(ConnectionFeed):
+    """Redis pub/sub on the storage's revocation channel, over a connection of its own."""
 
-    Thread-safe: one :meth:`wait` runs at a time, and :meth:`close` never tears down a connection
-    another thread is reading: a blocked ``wait`` notices the close within ``_FEED_SLICE`` seconds,
-    closes the connection itself and returns False. When the connection is lost ``wait`` raises
-    ``StorageError`` once (anything published meanwhile is lost: re-read by ``seq``); the next
-    ``wait`` subscribes again on a new connection.
-    """
+    errors = _FEED_ERRORS
 
     def __init__(self, connection_url: str, channel: str) -> None:
         self._url = connection_url
         self._channel = channel
         #: The feed connection's CLIENT SETNAME (unless the URL sets ``client_name``), for CLIENT LIST.
         self.client_name = f"embedauth-feed-{secrets.token_hex(4)}"
-        self._io = threading.Lock()  # held while the connection is in use
-        self._closed = False
         self._client: redis.Redis | None = None
         self._pubsub: Any = None  # a redis.client.PubSub (not typed by redis-py)
-        with self._io:
-            self._connect()
+        super().__init__()
 
     def _connect(self) -> None:
-        """Subscribe on a new connection; return once Redis has confirmed the subscription, so that
-        every message published after this returns reaches the feed."""
-        try:
-            self._client = redis.Redis.from_url(
-                self._url,
-                client_name=self.client_name,
-                retry=Retry(NoBackoff(), 0),  # no silent reconnect: it may have lost messages
-                socket_keepalive=True,
-                socket_keepalive_options=_FEED_KEEPALIVE,
-            )
-            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
-            self._pubsub.subscribe(self._channel)
-            deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StorageError("RedisChangeFeed: SUBSCRIBE was not confirmed")
-                message = self._pubsub.get_message(timeout=min(remaining, _FEED_SLICE))
-                if message is not None and message["type"] == "subscribe":
-                    return
-        except _FEED_ERRORS as exc:
-            self._disconnect()
-            raise StorageError(f"RedisChangeFeed: {type(exc).__name__}: {exc}") from exc
-        except BaseException:
-            self._disconnect()
-            raise
+        """Subscribe; return once Redis has confirmed the subscription."""
+        self._client = redis.Redis.from_url(
+            self._url,
+            client_name=self.client_name,
+            retry=Retry(NoBackoff(), 0),  # no silent reconnect: it may have lost messages
+            socket_keepalive=True,
+            socket_keepalive_options=_FEED_KEEPALIVE,
+        )
+        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(self._channel)
+        deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StorageError("RedisChangeFeed: SUBSCRIBE was not confirmed")
+            message = self._pubsub.get_message(timeout=min(remaining, self.SLICE))
+            if message is not None and message["type"] == "subscribe":
+                return
+
+    def _connected(self) -> bool:
+        return self._pubsub is not None
 
     def _disconnect(self) -> None:
         pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
@@ -322,47 +307,8 @@ class RedisChangeFeed(ChangeFeed):
                 client.close()
 
     def _next(self, timeout: float) -> bool:
-        """Read for up to ``timeout`` seconds; True at the first revocation message."""
         message = self._pubsub.get_message(timeout=timeout)
         return message is not None and message["type"] == "message"
-
-    def wait(self, timeout: float) -> bool:
-        try:
-            with self._io:
-                if self._closed:
-                    return False
-                try:
-                    if self._pubsub is None:
-                        self._connect()
-                    deadline = time.monotonic() + max(0.0, timeout)
-                    while not self._closed:
-                        if self._next(min(max(0.0, deadline - time.monotonic()), _FEED_SLICE)):
-                            while self._next(0.0):  # a burst wakes the caller once
-                                pass
-                            return True
-                        if time.monotonic() >= deadline:
-                            break
-                    return False
-                except _FEED_ERRORS as exc:
-                    self._disconnect()
-                    if self._closed:
-                        return False
-                    raise StorageError(f"RedisChangeFeed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if self._closed:
-                self._teardown()
-
-    def _teardown(self) -> None:
-        """Close the connection unless another thread is using it (that thread then does)."""
-        if self._io.acquire(blocking=False):
-            try:
-                self._disconnect()
-            finally:
-                self._io.release()
-
-    def close(self) -> None:
-        self._closed = True
-        self._teardown()
 
 
 class RedisStorage(Storage):

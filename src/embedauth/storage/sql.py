@@ -40,7 +40,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -88,7 +87,6 @@ from embedauth.errors import (
     PermissionNotFound,
     RefreshTokenNotFound,
     RegistrationNotFound,
-    StorageError,
     UnknownPermission,
 )
 from embedauth.models import (
@@ -105,7 +103,7 @@ from embedauth.models import (
     SecretCredential,
     SigningKey,
 )
-from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, Storage
+from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, ConnectionFeed, Storage
 
 if TYPE_CHECKING:
     import psycopg
@@ -505,7 +503,6 @@ def _create_engine(url: URL) -> Engine:
 
 #: The longest one blocking read of a feed lasts: how late a :meth:`PostgresChangeFeed.close` from
 #: another thread is noticed. Such a read is a local ``select`` on the socket, not a round trip.
-_FEED_SLICE = 0.25
 #: libpq options of the feed connection unless the URL sets them: TCP keepalives notice a server that
 #: vanished without closing the connection within about a minute.
 _FEED_CONNECT_DEFAULTS: dict[str, Any] = {
@@ -522,48 +519,32 @@ def _feed_channel(schema: str | None) -> str:
     return "embedauth_revocations_" + hashlib.sha256((schema or "").encode()).hexdigest()[:16]
 
 
-def _feed_error(exc: BaseException) -> StorageError:
-    detail = " ".join(str(exc).split())  # libpq's messages span lines
-    return StorageError(f"PostgresChangeFeed: {type(exc).__name__}: {detail}")
-
-
-class PostgresChangeFeed(ChangeFeed):
-    """LISTEN on the storage's revocation channel, over a psycopg connection of its own.
-
-    Thread-safe: one :meth:`wait` runs at a time, and :meth:`close` never closes a connection another
-    thread is reading (libpq connections are not safe for that): a blocked ``wait`` notices the close
-    within ``_FEED_SLICE`` seconds, closes the connection itself and returns False. When the
-    connection is lost ``wait`` raises ``StorageError`` once (notifications sent meanwhile are lost:
-    re-read by ``seq``); the next ``wait`` LISTENs again on a new connection.
-    """
+class PostgresChangeFeed(ConnectionFeed):
+    """LISTEN on the storage's revocation channel, over a psycopg connection of its own."""
 
     def __init__(self, connect_kwargs: Mapping[str, Any], channel: str) -> None:
+        import psycopg
+
+        self.errors = (psycopg.Error, OSError)
         self._kwargs = {**_FEED_CONNECT_DEFAULTS, **connect_kwargs}
         self._notify_channel = channel
         base = str(self._kwargs.get("application_name") or "embedauth")
         #: The feed connection's ``application_name`` (in ``pg_stat_activity``): unique per feed.
         self.application_name = f"{base[:40]} feed-{secrets.token_hex(4)}"
         self._kwargs["application_name"] = self.application_name
-        self._io = threading.Lock()  # held while the connection is in use
-        self._closed = False
         self._conn: psycopg.Connection[Any] | None = None
-        with self._io:
-            self._connect()
+        super().__init__()
 
     def _connect(self) -> None:
-        """LISTEN on a new connection; once this returns, every later commit's NOTIFY reaches the feed."""
+        """LISTEN; once this returns, every later commit's NOTIFY reaches the feed."""
         import psycopg
         from psycopg import sql
 
-        try:
-            self._conn = psycopg.connect(autocommit=True, **self._kwargs)
-            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._notify_channel)))
-        except (psycopg.Error, OSError) as exc:
-            self._disconnect()
-            raise _feed_error(exc) from exc
-        except BaseException:
-            self._disconnect()
-            raise
+        self._conn = psycopg.connect(autocommit=True, **self._kwargs)
+        self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._notify_channel)))
+
+    def _connected(self) -> bool:
+        return self._conn is not None
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -571,48 +552,9 @@ class PostgresChangeFeed(ChangeFeed):
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def wait(self, timeout: float) -> bool:
-        import psycopg
-
-        try:
-            with self._io:
-                if self._closed:
-                    return False
-                try:
-                    if self._conn is None:
-                        self._connect()
-                    conn = self._conn
-                    assert conn is not None
-                    deadline = time.monotonic() + max(0.0, timeout)
-                    while not self._closed:
-                        remaining = max(0.0, deadline - time.monotonic())
-                        if list(conn.notifies(timeout=min(remaining, _FEED_SLICE), stop_after=1)):
-                            while list(conn.notifies(timeout=0)):  # a burst wakes the caller once
-                                pass
-                            return True
-                        if time.monotonic() >= deadline:
-                            break
-                    return False
-                except (psycopg.Error, OSError) as exc:
-                    self._disconnect()
-                    if self._closed:
-                        return False
-                    raise _feed_error(exc) from exc
-        finally:
-            if self._closed:
-                self._teardown()
-
-    def _teardown(self) -> None:
-        """Close the connection unless another thread is using it (that thread then does)."""
-        if self._io.acquire(blocking=False):
-            try:
-                self._disconnect()
-            finally:
-                self._io.release()
-
-    def close(self) -> None:
-        self._closed = True
-        self._teardown()
+    def _next(self, timeout: float) -> bool:
+        assert self._conn is not None
+        return bool(list(self._conn.notifies(timeout=timeout, stop_after=1)))
 
 
 class SQLStorage(Storage):
