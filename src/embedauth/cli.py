@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -460,7 +461,33 @@ def build_parser() -> argparse.ArgumentParser:
             for add in command.arguments:
                 add(verb)
             verb.set_defaults(handler=command.handler)
+    serve = groups.add_parser("serve", parents=[common], help=SERVE_HELP, description=SERVE_HELP)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--issuer", metavar="URL", help="the issuer URL (default: $EMBEDAUTH_ISSUER, else http://HOST:PORT)"
+    )
+    serve.add_argument("--framework", choices=["starlette", "flask"], default="starlette")
+    serve.set_defaults(handler=_serve)
     return parser
+
+
+SERVE_HELP = (
+    "serve the OAuth endpoints and the demo API (/demo/public, /demo/whoami, /demo/devices) with uvicorn"
+)
+
+
+def _serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
+    import uvicorn
+
+    from embedauth.service import asgi_app
+
+    auth.keys.signing_key()  # the first key exists before the first request
+    auth.revocations.start()  # changes made with this command elsewhere arrive within a second
+    print(
+        f"{PROG}: serving {auth.settings.issuer} ({a.framework}) on http://{a.host}:{a.port}", file=sys.stderr
+    )
+    uvicorn.run(asgi_app(auth, a.framework), host=a.host, port=a.port, log_level="warning")
 
 
 # ---------------------------------------------------------------------- printing
@@ -701,7 +728,7 @@ def _to_text(result: object, now: datetime) -> str:
 
 def _print(result: object, as_json: bool, now: datetime) -> None:
     text = json.dumps(_to_json(result), indent=2) if as_json else _to_text(result, now)
-    if text:
+    if text and result is not None:
         print(text)
 
 
@@ -713,6 +740,15 @@ def _error(message: str) -> int:
 # ---------------------------------------------------------------------- entry point
 
 
+def _issuer(args: argparse.Namespace) -> str | None:
+    """``serve``'s issuer: ``--issuer``, else ``$EMBEDAUTH_ISSUER``, else where it listens."""
+    if args.group != "serve":
+        return None
+    if args.issuer is None and "EMBEDAUTH_ISSUER" not in os.environ:
+        return f"http://{args.host}:{args.port}"
+    return str(args.issuer) if args.issuer is not None else None
+
+
 def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> int:
     """Run the command; return its exit status (0, 1 for an error, 2 for a usage error)."""
     try:
@@ -720,7 +756,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> i
     except SystemExit as exc:  # argparse exits on a usage error (2) and after --help (0)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = Settings.from_env(storage=getattr(args, "storage", None))
+        settings = Settings.from_env(storage=getattr(args, "storage", None), issuer=_issuer(args))
         with EmbedAuth(settings=settings, clock=clock, load_entrypoints=True) as auth:
             result = args.handler(auth, args)
             now = utcnow(auth.clock)

@@ -90,9 +90,11 @@ from embedauth.models import CertificateCredential, Registration, SecretCredenti
 __all__ = [
     "MAX_FORM_BYTES",
     "MAX_FORM_FIELDS",
+    "UNAVAILABLE",
     "OAuthEndpoints",
     "Request",
     "Response",
+    "body_too_large",
     "error_response",
     "parse_basic_authorization",
     "parse_form",
@@ -166,6 +168,19 @@ class Response:
         return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
+#: The answer to a :class:`~embedauth.errors.StorageError`: the request may succeed in a moment.
+UNAVAILABLE = Response(
+    503,
+    (_JSON, *_NO_STORE, ("Retry-After", "1")),
+    {"error": "temporarily_unavailable"},
+)
+
+
+def body_too_large() -> InvalidRequest:
+    """The refusal of a form body over :data:`MAX_FORM_BYTES` (adapters refuse it while reading)."""
+    return InvalidRequest(f"the request body is larger than {MAX_FORM_BYTES} bytes")
+
+
 def error_response(error: OAuthError) -> Response:
     """The response to an OAuth error, as the endpoints send it (RFC 6749 §5.2, no-store headers).
 
@@ -195,7 +210,7 @@ def parse_form(body: bytes, content_type: str | None) -> Sequence[tuple[str, str
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
             raise InvalidRequest("the request body must be UTF-8")
     if len(body) > MAX_FORM_BYTES:
-        raise InvalidRequest(f"the request body is larger than {MAX_FORM_BYTES} bytes")
+        raise body_too_large()
     try:
         text = body.decode("utf-8")
         return urllib.parse.parse_qsl(

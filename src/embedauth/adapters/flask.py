@@ -1,0 +1,240 @@
+"""Flask: the OAuth endpoints as a blueprint, and bearer checks for views.
+
+::
+
+    embedauth = EmbedAuthFlask(app, auth)          # or EmbedAuthFlask(auth=auth).init_app(app)
+
+    @app.get("/devices")
+    @require_scopes("devices:read")
+    def devices() -> Response:
+        return jsonify(client=current_principal.client_id)
+
+The routes and answers are those of :mod:`embedauth.adapters.starlette`, byte for byte:
+
+* The blueprint's rules take every method, so the endpoint answers 405 itself (same JSON body, same
+  ``Allow``), and Flask adds no automatic ``OPTIONS``.
+* Responses carry exactly the endpoint's headers, names lower-cased, then ``content-length``:
+  Werkzeug's default ``text/html`` content type is not added to the revocation's empty body, nor is
+  its own ``Content-Length``. Werkzeug drops the body of a ``HEAD``, keeping the ``GET`` length.
+* The form is read up to :data:`~embedauth.oauth.MAX_FORM_BYTES`, never past it;
+  :class:`~embedauth.errors.StorageError` becomes 503 with ``Retry-After``.
+
+``required=True`` protects every view (a ``before_request`` hook) except the extension's own
+endpoints and the ``exempt`` paths (an exact path, or every path under one ending with ``/``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.sansio.blueprints import BlueprintSetupState
+from werkzeug.local import LocalProxy
+
+from embedauth import oauth
+from embedauth.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.core import EmbedAuth
+from embedauth.errors import ConfigurationError, OAuthError, StorageError
+from embedauth.models import Principal
+
+__all__ = ["EXTENSION_KEY", "EmbedAuthFlask", "current_principal", "require_scopes"]
+
+log = logging.getLogger(__name__)
+
+#: The key of the extension in ``app.extensions``.
+EXTENSION_KEY = "embedauth"
+
+_P = ParamSpec("_P")
+
+
+class _ExactResponse(Response):
+    """A response with exactly the headers given: no default content type, no computed length."""
+
+    default_mimetype = None
+    automatically_set_content_length = False
+
+
+def _flask_response(response: oauth.Response) -> Response:
+    body = response.json_bytes()
+    headers = [(name.lower(), value) for name, value in response.headers]
+    headers.append(("content-length", str(len(body))))
+    return _ExactResponse(body, status=response.status, headers=headers)
+
+
+def _read_form_body() -> bytes:
+    """The body, refused with ``InvalidRequest`` past :data:`~embedauth.oauth.MAX_FORM_BYTES`."""
+    declared = request.content_length
+    if declared is not None and declared > oauth.MAX_FORM_BYTES:
+        raise oauth.body_too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := request.stream.read(oauth.MAX_FORM_BYTES + 1 - size):
+        size += len(chunk)
+        if size > oauth.MAX_FORM_BYTES:
+            raise oauth.body_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _respond(handle: Callable[[oauth.Request], oauth.Response], *, reads_form: bool) -> Response:
+    form: Sequence[tuple[str, str]] = ()
+    if reads_form and request.method == "POST":
+        try:
+            form = oauth.parse_form(_read_form_body(), request.headers.get("Content-Type"))
+        except OAuthError as error:
+            return _flask_response(oauth.error_response(error))
+    value = oauth.Request(
+        method=request.method,
+        url=request.url,
+        headers={name.lower(): value for name, value in request.headers.items()},
+        form=form,
+    )
+    try:
+        return _flask_response(handle(value))
+    except StorageError:
+        log.warning("embedauth: storage unavailable for %s %s", request.method, request.path, exc_info=True)
+        return _flask_response(oauth.UNAVAILABLE)
+
+
+class EmbedAuthFlask:
+    """The Flask extension: the OAuth endpoints of ``auth`` and the bearer guard of protected views.
+
+    ``verifier`` defaults to ``auth`` and ``realm`` to ``auth.settings.issuer``; an API that only
+    checks tokens passes ``verifier`` (any :class:`~embedauth.bearer.TokenVerifier`) and ``realm``
+    without ``auth``. ``prefix`` defaults to ``auth.settings.endpoint_prefix``, the prefix the
+    metadata advertises. The extension is kept in ``app.extensions["embedauth"]``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        auth: EmbedAuth | None = None,
+        *,
+        verifier: TokenVerifier | None = None,
+        realm: str | None = None,
+        prefix: str | None = None,
+        required: bool = False,
+        exempt: Sequence[str] = (),
+    ) -> None:
+        self.auth = auth
+        self.endpoints = None if auth is None else oauth.OAuthEndpoints(auth)
+        if verifier is None:
+            verifier = auth
+        if realm is None and auth is not None:
+            realm = auth.settings.issuer
+        if verifier is not None and realm is None:
+            raise ConfigurationError("EmbedAuthFlask needs a realm when it is given no EmbedAuth")
+        self.guard = None if verifier is None or realm is None else BearerGuard(verifier, realm=realm)
+        if prefix is None:
+            prefix = "" if auth is None else auth.settings.endpoint_prefix
+        self.prefix = prefix.rstrip("/")
+        self.required = required
+        if required and self.guard is None:
+            raise ConfigurationError("required=True needs a verifier (or an EmbedAuth)")
+        self._exempt_paths = frozenset(path for path in exempt if not path.endswith("/"))
+        self._exempt_prefixes = tuple(path for path in exempt if path.endswith("/"))
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the endpoints (when there is an ``auth``) and, with ``required``, the hook."""
+        app.extensions[EXTENSION_KEY] = self
+        if self.endpoints is not None:
+            app.register_blueprint(self.blueprint(self.endpoints))
+        if self.required:
+            app.before_request(self._require_caller)
+
+    def blueprint(self, endpoints: oauth.OAuthEndpoints) -> Blueprint:
+        """A blueprint named ``embedauth`` with the routes of :func:`~embedauth.adapters.starlette.oauth_routes`.
+
+        Its rules take every method (Werkzeug's ``methods=None``, which ``add_url_rule`` cannot
+        express), so the endpoint answers 405 itself, even to ``PROPFIND``, as under Starlette.
+        """
+        blueprint = Blueprint(EXTENSION_KEY, __name__)
+
+        def add(path: str, name: str, handle: Callable[[oauth.Request], oauth.Response], form: bool) -> None:
+            def view() -> Response:
+                return _respond(handle, reads_form=form)
+
+            def register(state: BlueprintSetupState) -> None:
+                endpoint = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
+                rule = state.app.url_rule_class(path, endpoint=endpoint, methods=None, strict_slashes=True)
+                state.app.url_map.add(rule)
+                state.app.view_functions[endpoint] = view
+
+            blueprint.record(register)
+
+        add(self.prefix + oauth.TOKEN_PATH, "token", endpoints.token, True)
+        add(self.prefix + oauth.REVOKE_PATH, "revoke", endpoints.revoke, True)
+        add(self.prefix + oauth.INTROSPECT_PATH, "introspect", endpoints.introspect, True)
+        add("/.well-known/oauth-authorization-server", "metadata", endpoints.metadata, False)
+        add("/.well-known/openid-configuration", "openid_configuration", endpoints.metadata, False)
+        add(self.prefix + oauth.JWKS_PATH, "jwks", endpoints.jwks, False)
+        if self.prefix:
+            add(oauth.JWKS_PATH, "root_jwks", endpoints.jwks, False)
+        return blueprint
+
+    def is_exempt(self, path: str) -> bool:
+        return path in self._exempt_paths or path.startswith(self._exempt_prefixes)
+
+    def check(self, scopes: Sequence[str]) -> Response | None:
+        """The refusal when this request's caller lacks ``scopes`` (None: proceed, ``g`` holds it)."""
+        if self.guard is None:
+            raise RuntimeError("EmbedAuthFlask has no verifier: pass auth= or verifier= and realm=")
+        try:
+            principal = g.get("embedauth_principal")
+            if principal is None:
+                principal = self.guard.authenticate(request.headers.get("Authorization"))
+            g.embedauth_principal = self.guard.authorize(principal, scopes)
+        except BearerError as error:
+            return _flask_response(error.response(self.guard.realm))
+        except StorageError:  # only while the revocation state first loads
+            log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
+            return _flask_response(oauth.UNAVAILABLE)
+        return None
+
+    def _require_caller(self) -> Response | None:
+        if request.blueprint == EXTENSION_KEY or self.is_exempt(request.path):
+            return None
+        return self.check(())
+
+
+def _extension() -> EmbedAuthFlask:
+    extension = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(extension, EmbedAuthFlask):
+        raise RuntimeError("EmbedAuthFlask is not initialised on this app")
+    return extension
+
+
+def require_scopes(*scopes: str) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    """Protect a view: 401 without a valid bearer token, 403 without every one of ``scopes`` (RFC 6750).
+
+    The caller is then :data:`current_principal` (also ``g.embedauth_principal``).
+    """
+    needed = tuple(scopes)
+
+    def decorator(view: Callable[_P, Any]) -> Callable[_P, Any]:
+        @functools.wraps(view)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+            refusal = _extension().check(needed)
+            if refusal is not None:
+                return refusal
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _current_principal() -> Principal:
+    principal = g.get("embedauth_principal")
+    if not isinstance(principal, Principal):
+        raise RuntimeError("no authenticated caller: protect the view with require_scopes() or required=True")
+    return principal
+
+
+#: The caller of the current request, once :func:`require_scopes` (or ``required``) let it in.
+current_principal: Principal = LocalProxy(_current_principal)  # type: ignore[assignment]

@@ -1,0 +1,445 @@
+"""Starlette and FastAPI: the OAuth routes, a pure ASGI bearer middleware, and a FastAPI dependency.
+
+Serving the endpoints::
+
+    app = Starlette(routes=[...])
+    mount_oauth(app, auth)        # POST /oauth/token, /oauth/revoke, /oauth/introspect, GET /.well-known/…
+
+Protecting an API (the model is Starlette's own ``AuthenticationMiddleware``: one call to the guard,
+the same objects in ``scope["auth"]`` and ``scope["user"]``, so ``@requires("devices:read")`` and
+``request.user`` work as usual)::
+
+    app.add_middleware(BearerMiddleware, verifier=auth, realm="api", exempt=["/oauth/", "/.well-known/"])
+
+    @requires_scopes("devices:read")          # RFC 6750 401/403 with the challenge
+    async def devices(request: Request) -> Response:
+        principal = request.user.principal
+
+With FastAPI, a security dependency that also declares the bearer scheme in OpenAPI::
+
+    bearer = BearerPrincipal(auth, realm="api")
+    install_bearer_errors(app)                # its refusals then match the middleware's, byte for byte
+
+    @app.get("/devices")
+    def devices(principal: Principal = Security(bearer, scopes=["devices:read"])) -> ...
+
+Decisions:
+
+* **The OAuth routes are ASGI apps, not request functions**, so a route takes every method and the
+  endpoint answers 405 itself, with the same JSON body and ``Allow`` header as under Flask.
+  They read the form (at most :data:`~embedauth.oauth.MAX_FORM_BYTES`: a larger declared
+  ``Content-Length`` is refused unread, and a streamed body is counted as it arrives), then run the
+  endpoint in the thread pool: it touches storage and may spend argon2 time.
+  :class:`~embedauth.errors.StorageError` becomes 503 with ``Retry-After``.
+* **Responses are written as raw ASGI messages**: header names lower-cased, in the endpoint's order,
+  ``content-length`` last; a ``HEAD`` gets the ``GET`` headers and no body. Nothing is added.
+* **The middleware verifies inline**: verification is I/O-free (keys and revocations are in memory),
+  a thread hop would cost more than the check. Non-HTTP scopes (lifespan) pass straight through; a
+  WebSocket handshake is checked like a request, and refused with close code 1008.
+* **Exempt paths are not looked at**: the middleware does not read their ``Authorization`` header
+  and marks them anonymous. List the OAuth endpoints there when the middleware wraps them: a
+  ``Bearer`` header sent to ``/oauth/token`` is then the endpoint's ``invalid_client``, as under
+  Flask, not the middleware's ``invalid_token`` (``Basic`` needs no exemption: another scheme is no
+  bearer credentials). An entry matches its exact path, or every path under it when it ends with ``/``.
+* **FastAPI refusals.** A dependency cannot return a response, only raise. :class:`BearerRefusal` is
+  an ``HTTPException`` carrying the exact RFC 6750 response: with the handler that
+  :func:`install_bearer_errors` registers, the bytes are the middleware's; without it, FastAPI's
+  default handler still sends the right status, ``WWW-Authenticate`` and ``Cache-Control``, with
+  the body wrapped as ``{"detail": {...}}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec
+
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from embedauth import oauth
+from embedauth.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.core import EmbedAuth
+from embedauth.errors import OAuthError, StorageError
+from embedauth.models import Principal
+
+try:  # FastAPI is optional: BearerPrincipal exists when it is installed.
+    from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+    from fastapi.security import SecurityScopes
+    from fastapi.security.base import SecurityBase
+except ImportError:  # pragma: no cover - exercised only without FastAPI
+    HAS_FASTAPI = False
+else:
+    HAS_FASTAPI = True
+
+__all__ = [
+    "GUARD_SCOPE_KEY",
+    "BearerMiddleware",
+    "BearerRefusal",
+    "PrincipalUser",
+    "install_bearer_errors",
+    "mount_oauth",
+    "oauth_routes",
+    "requires_scopes",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where :class:`BearerMiddleware` leaves its :class:`~embedauth.bearer.BearerGuard` in the scope.
+GUARD_SCOPE_KEY = "embedauth.guard"
+#: WebSocket close codes (RFC 6455 §7.4.1): policy violation, and try again later.
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+
+_P = ParamSpec("_P")
+
+
+# ---------------------------------------------------------------------------- ASGI plumbing
+
+
+def _authorization(scope: Scope) -> str | None:
+    """The ``Authorization`` header; repeats joined with ``", "`` as WSGI servers do (then refused)."""
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    if not values:
+        return None
+    return b", ".join(values).decode("latin-1")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Every header, names lower-cased, repeats joined with ``", "`` (what a WSGI environ holds)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def _send(response: oauth.Response, scope: Scope, send: Send) -> None:
+    """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
+    body = response.json_bytes()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+def _starlette_response(response: oauth.Response) -> Response:
+    """``response`` as a Starlette :class:`~starlette.responses.Response` (for handlers and decorators)."""
+    return Response(response.json_bytes(), response.status, headers=dict(response.headers))
+
+
+# ---------------------------------------------------------------------------- the OAuth routes
+
+
+async def _read_form_body(request: Request) -> bytes:
+    """The body, refused with ``InvalidRequest`` past :data:`~embedauth.oauth.MAX_FORM_BYTES`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > oauth.MAX_FORM_BYTES:
+        raise oauth.body_too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > oauth.MAX_FORM_BYTES:
+            raise oauth.body_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _OAuthEndpoint:
+    """One :class:`~embedauth.oauth.OAuthEndpoints` method as an ASGI app taking every method."""
+
+    def __init__(self, handle: Callable[[oauth.Request], oauth.Response], *, reads_form: bool) -> None:
+        self.handle = handle
+        self.reads_form = reads_form
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._respond(request)
+        except ClientDisconnect:
+            return
+        await _send(response, scope, send)
+
+    async def _respond(self, request: Request) -> oauth.Response:
+        form: Sequence[tuple[str, str]] = ()
+        if self.reads_form and request.method == "POST":
+            try:
+                form = oauth.parse_form(await _read_form_body(request), request.headers.get("content-type"))
+            except OAuthError as error:
+                return oauth.error_response(error)
+        value = oauth.Request(
+            method=request.method, url=str(request.url), headers=_headers(request.scope), form=form
+        )
+        try:
+            return await run_in_threadpool(self.handle, value)
+        except StorageError:
+            log.warning(
+                "embedauth: storage unavailable for %s %s", request.method, request.url.path, exc_info=True
+            )
+            return oauth.UNAVAILABLE
+
+
+def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRoute]:
+    """The routes of the OAuth endpoints of ``auth``.
+
+    ``POST {prefix}/oauth/token``, ``{prefix}/oauth/revoke``, ``{prefix}/oauth/introspect`` and
+    ``GET {prefix}/.well-known/jwks.json``, the URLs the metadata advertises; the metadata documents
+    ``/.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration`` at the root
+    (RFC 8414 §3), and, with a prefix, the JWKS at the root too. ``prefix`` defaults to
+    ``auth.settings.endpoint_prefix``: change that setting rather than this argument, or the
+    metadata will point elsewhere.
+    """
+    prefix = (auth.settings.endpoint_prefix if prefix is None else prefix).rstrip("/")
+    endpoints = oauth.OAuthEndpoints(auth)
+    token = _OAuthEndpoint(endpoints.token, reads_form=True)
+    revoke = _OAuthEndpoint(endpoints.revoke, reads_form=True)
+    introspect = _OAuthEndpoint(endpoints.introspect, reads_form=True)
+    metadata = _OAuthEndpoint(endpoints.metadata, reads_form=False)
+    jwks = _OAuthEndpoint(endpoints.jwks, reads_form=False)
+    routes: list[BaseRoute] = [
+        Route(prefix + oauth.TOKEN_PATH, token, name="embedauth:token", include_in_schema=False),
+        Route(prefix + oauth.REVOKE_PATH, revoke, name="embedauth:revoke", include_in_schema=False),
+        Route(
+            prefix + oauth.INTROSPECT_PATH, introspect, name="embedauth:introspect", include_in_schema=False
+        ),
+        Route(
+            "/.well-known/oauth-authorization-server",
+            metadata,
+            name="embedauth:metadata",
+            include_in_schema=False,
+        ),
+        Route(
+            "/.well-known/openid-configuration",
+            metadata,
+            name="embedauth:openid-configuration",
+            include_in_schema=False,
+        ),
+        Route(prefix + oauth.JWKS_PATH, jwks, name="embedauth:jwks", include_in_schema=False),
+    ]
+    if prefix:
+        routes.append(Route(oauth.JWKS_PATH, jwks, name="embedauth:root-jwks", include_in_schema=False))
+    return routes
+
+
+def mount_oauth(app: Starlette, auth: EmbedAuth, *, prefix: str | None = None) -> None:
+    """Append :func:`oauth_routes` to an existing Starlette or FastAPI app."""
+    app.router.routes.extend(oauth_routes(auth, prefix=prefix))
+
+
+# ---------------------------------------------------------------------------- the bearer middleware
+
+
+class PrincipalUser(BaseUser):
+    """``request.user`` for a verified bearer token; the :class:`~embedauth.models.Principal` is ``.principal``."""
+
+    __slots__ = ("principal",)
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.subject
+
+    @property
+    def identity(self) -> str:
+        return self.principal.subject
+
+    def __repr__(self) -> str:
+        return f"PrincipalUser({self.principal!r})"
+
+
+class BearerMiddleware:
+    """Pure ASGI middleware that checks the bearer token of every HTTP request and WebSocket handshake.
+
+    Success puts ``AuthCredentials(scopes)`` in ``scope["auth"]`` and a :class:`PrincipalUser` in
+    ``scope["user"]``; no bearer credentials give ``AuthCredentials()`` and
+    ``UnauthenticatedUser()``, or, when ``required``, the RFC 6750 401. A malformed ``Bearer``
+    header or a token that does not verify is refused here (400 or 401). Scopes are checked per route
+    (:func:`requires_scopes`, Starlette's ``requires``). Paths in ``exempt`` are not checked.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        *,
+        realm: str,
+        required: bool = False,
+        exempt: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.guard = BearerGuard(verifier, realm=realm)
+        self.required = required
+        self._exempt_paths = frozenset(path for path in exempt if not path.endswith("/"))
+        self._exempt_prefixes = tuple(path for path in exempt if path.endswith("/"))
+
+    def is_exempt(self, path: str) -> bool:
+        return path in self._exempt_paths or path.startswith(self._exempt_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        scope[GUARD_SCOPE_KEY] = self.guard
+        principal = None
+        if not self.is_exempt(scope["path"]):
+            try:
+                principal = self.guard.authenticate(_authorization(scope))
+                if principal is None and self.required:
+                    self.guard.authorize(None)
+            except BearerError as error:
+                await self._refuse(error.response(self.guard.realm), scope, send, POLICY_VIOLATION)
+                return
+            except StorageError:  # only while the revocation state first loads
+                log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
+                await self._refuse(oauth.UNAVAILABLE, scope, send, TRY_AGAIN_LATER)
+                return
+        if principal is None:
+            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+        else:
+            scope["auth"], scope["user"] = AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(response: oauth.Response, scope: Scope, send: Send, close_code: int) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": close_code})
+        else:
+            await _send(response, scope, send)
+
+
+# ---------------------------------------------------------------------------- per-route scopes
+
+
+def _connection(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HTTPConnection:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError("requires_scopes: the endpoint receives no Request or WebSocket")
+
+
+def _refusal(conn: HTTPConnection, scopes: Sequence[str]) -> oauth.Response | None:
+    """The RFC 6750 response when the caller lacks ``scopes``, or None when it may proceed."""
+    guard = conn.scope.get(GUARD_SCOPE_KEY)
+    if not isinstance(guard, BearerGuard):
+        raise RuntimeError("requires_scopes needs BearerMiddleware in front of the endpoint")
+    user = conn.scope.get("user")
+    try:
+        guard.authorize(user.principal if isinstance(user, PrincipalUser) else None, scopes)
+    except BearerError as error:
+        return error.response(guard.realm)
+    return None
+
+
+def requires_scopes(*scopes: str) -> Callable[[Callable[_P, Any]], Callable[_P, Any]]:
+    """Protect a Starlette endpoint (sync or async, HTTP or WebSocket) behind :class:`BearerMiddleware`.
+
+    No caller: 401 with the bare challenge; a caller without every one of ``scopes``: 403
+    ``insufficient_scope`` (RFC 6750 §3.1), the same bytes as every other refusal. A WebSocket is
+    closed with code 1008 instead.
+    """
+    needed = tuple(scopes)
+
+    def decorator(endpoint: Callable[_P, Any]) -> Callable[_P, Any]:
+        if inspect.iscoroutinefunction(endpoint):
+
+            @functools.wraps(endpoint)
+            async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+                conn = _connection(args, kwargs)
+                refusal = _refusal(conn, needed)
+                if refusal is None:
+                    return await endpoint(*args, **kwargs)
+                if isinstance(conn, WebSocket):
+                    await conn.close(code=POLICY_VIOLATION)
+                    return None
+                return _starlette_response(refusal)
+
+            return async_wrapper
+
+        @functools.wraps(endpoint)
+        def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+            refusal = _refusal(_connection(args, kwargs), needed)
+            if refusal is None:
+                return endpoint(*args, **kwargs)
+            return _starlette_response(refusal)
+
+        return sync_wrapper
+
+    return decorator
+
+
+# ---------------------------------------------------------------------------- FastAPI
+
+
+class BearerRefusal(HTTPException):
+    """An RFC 6750 refusal raised by :class:`BearerPrincipal`; ``response`` is the exact answer."""
+
+    def __init__(self, response: oauth.Response) -> None:
+        headers = {name: value for name, value in response.headers if name.lower() != "content-type"}
+        super().__init__(response.status, detail=response.body, headers=headers)  # type: ignore[arg-type]
+        self.response = response
+
+
+async def _render_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BearerRefusal)
+    return _starlette_response(exc.response)
+
+
+def install_bearer_errors(app: Starlette) -> None:
+    """Render :class:`BearerRefusal` exactly as :class:`BearerMiddleware` does (FastAPI or Starlette)."""
+    app.add_exception_handler(BearerRefusal, _render_refusal)
+
+
+if HAS_FASTAPI:
+    __all__ += ["BearerPrincipal"]
+
+    class BearerPrincipal(SecurityBase):
+        """A FastAPI security dependency giving the handler the caller's :class:`~embedauth.models.Principal`.
+
+        ``principal: Principal = Security(bearer, scopes=["devices:read"])``. It declares the HTTP
+        bearer scheme in OpenAPI, checks the scopes FastAPI collects (``SecurityScopes``), and
+        raises :class:`BearerRefusal`; call :func:`install_bearer_errors` once so refusals match
+        the middleware's bytes. Behind :class:`BearerMiddleware` the caller it verified is reused.
+        """
+
+        def __init__(
+            self,
+            verifier: TokenVerifier,
+            *,
+            realm: str,
+            scheme_name: str | None = None,
+            description: str | None = None,
+        ) -> None:
+            self.guard = BearerGuard(verifier, realm=realm)
+            self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
+            self.scheme_name = scheme_name or type(self).__name__
+
+        async def __call__(self, request: HTTPConnection, security_scopes: SecurityScopes) -> Principal:
+            user = request.scope.get("user")
+            try:
+                if isinstance(user, PrincipalUser):
+                    principal: Principal | None = user.principal
+                else:
+                    principal = self.guard.authenticate(_authorization(request.scope))
+                return self.guard.authorize(principal, security_scopes.scopes)
+            except BearerError as error:
+                raise BearerRefusal(error.response(self.guard.realm)) from None
+            except StorageError:
+                log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
+                raise BearerRefusal(oauth.UNAVAILABLE) from None

@@ -1,0 +1,129 @@
+"""What ``embedauth serve`` runs: the OAuth endpoints and a small demo API behind bearer tokens.
+
+The demo API shows what an embedding product writes, in each framework:
+
+* ``GET /demo/public``: no token needed;
+* ``GET /demo/whoami``: any valid token; answers the caller as JSON;
+* ``GET /demo/devices``: needs the scope ``devices:read``; lists the demo devices the token's
+  customer scope reaches.
+
+Both frameworks answer byte for byte the same: their JSON goes through :func:`json_bytes`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from embedauth.core import EmbedAuth
+from embedauth.models import CustomerScopeKind, Principal
+
+__all__ = ["DEMO_DEVICES", "asgi_app", "flask_app", "json_bytes", "starlette_app", "visible_devices"]
+
+Framework = Literal["starlette", "flask"]
+
+DEMO_DEVICES: tuple[Mapping[str, str], ...] = (
+    {"id": "dev-1", "name": "Front door camera", "customer": "c1", "group": "north"},
+    {"id": "dev-2", "name": "Warehouse thermostat", "customer": "c2", "group": "north"},
+    {"id": "dev-3", "name": "Lobby badge reader", "customer": "c3", "group": "south"},
+)
+
+
+def json_bytes(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def whoami(principal: Principal) -> dict[str, Any]:
+    return {
+        "subject": principal.subject,
+        "client_id": principal.client_id,
+        "tenant": principal.tenant,
+        "scopes": sorted(principal.scopes),
+        "customer_scope": str(principal.customer_scope),
+        "token_id": principal.token_id,
+        "expires_at": int(principal.expires_at),
+    }
+
+
+def visible_devices(principal: Principal) -> list[Mapping[str, str]]:
+    """The demo devices within the token's customer scope."""
+    scope = principal.customer_scope
+    if scope.kind is CustomerScopeKind.ALL:
+        return list(DEMO_DEVICES)
+    field = "customer" if scope.kind is CustomerScopeKind.CUSTOMERS else "group"
+    return [device for device in DEMO_DEVICES if device[field] in scope.ids]
+
+
+def starlette_app(auth: EmbedAuth) -> Any:
+    """A Starlette app: the OAuth routes, the demo API and the bearer middleware."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from embedauth.adapters.starlette import BearerMiddleware, oauth_routes, requires_scopes
+
+    def reply(body: Any) -> Response:
+        return Response(json_bytes(body), media_type="application/json")
+
+    async def public(request: Request) -> Response:
+        return reply({"message": "no token needed"})
+
+    @requires_scopes()
+    async def who(request: Request) -> Response:
+        return reply(whoami(request.user.principal))
+
+    @requires_scopes("devices:read")
+    async def devices(request: Request) -> Response:
+        return reply({"devices": visible_devices(request.user.principal)})
+
+    routes = [
+        *oauth_routes(auth),
+        Route("/demo/public", public),
+        Route("/demo/whoami", who),
+        Route("/demo/devices", devices),
+    ]
+    # The OAuth endpoints authenticate clients themselves (a Bearer header there is not ours).
+    exempt = ("/oauth/", "/.well-known/", "/demo/public")
+    middleware = [Middleware(BearerMiddleware, verifier=auth, realm=auth.settings.issuer, exempt=exempt)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def flask_app(auth: EmbedAuth) -> Any:
+    """A Flask app with the same endpoints and demo API."""
+    from flask import Flask, Response
+
+    from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
+
+    app = Flask("embedauth")
+    EmbedAuthFlask(app, auth)
+
+    def reply(body: Any) -> Response:
+        return Response(json_bytes(body), content_type="application/json")
+
+    @app.get("/demo/public")
+    def public() -> Response:
+        return reply({"message": "no token needed"})
+
+    @app.get("/demo/whoami")
+    @require_scopes()
+    def who() -> Response:
+        return reply(whoami(current_principal))
+
+    @app.get("/demo/devices")
+    @require_scopes("devices:read")
+    def devices() -> Response:
+        return reply({"devices": visible_devices(current_principal)})
+
+    return app
+
+
+def asgi_app(auth: EmbedAuth, framework: Framework = "starlette") -> Any:
+    """The app to hand to uvicorn: Starlette's directly, Flask's through a2wsgi."""
+    if framework == "flask":
+        from a2wsgi import WSGIMiddleware
+
+        return WSGIMiddleware(flask_app(auth))
+    return starlette_app(auth)
