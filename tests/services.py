@@ -24,9 +24,10 @@ REDIS_URL = os.environ.get("EMBEDAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0
 BACKENDS = ("memory", "sqlite", "postgres", "mysql", "redis")
 
 
-def unavailable(name: str, reason: str) -> None:
+def unavailable(name: str, reason: str, hint: str | None = None) -> None:
     """Skip, or under EMBEDAUTH_REQUIRE_SERVICES=1 fail, because ``name`` is unreachable."""
-    message = f"{name} unreachable ({reason}); set EMBEDAUTH_TEST_{name.upper()}_URL"
+    hint = hint or f"set EMBEDAUTH_TEST_{name.upper()}_URL"
+    message = f"{name} unavailable ({reason}); {hint}"
     if os.environ.get("EMBEDAUTH_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message}, and EMBEDAUTH_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(message)
