@@ -45,8 +45,6 @@ authentication, when it may safely say why a known client is refused.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +60,7 @@ from embedauth.errors import InvalidClient
 from embedauth.lru import LRUCache
 from embedauth.models import CertificateCredential, Registration
 from embedauth.storage.base import Storage
+from embedauth.validation import is_client_id
 
 __all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "FAILED", "MAX_JTI_LENGTH", "ClientAssertions"]
 
@@ -72,8 +71,6 @@ ASSERTION_ALGORITHMS = frozenset(jws.ASYMMETRIC)
 MAX_JTI_LENGTH = 256
 #: The one message of every refusal.
 FAILED = "client authentication failed"
-#: RFC 6749 Appendix A.1: ``client-id = *VSCHAR`` (printable ASCII); bounded like a storage key.
-_CLIENT_ID = re.compile(r"[\x20-\x7e]{1,255}")
 _KEY_CACHE_SIZE = 1024
 
 
@@ -146,7 +143,7 @@ class ClientAssertions:
         # 2. which client: read, not trusted, until the signature checks out
         unverified = token.payload()
         sub = unverified.get("sub")
-        if not isinstance(sub, str) or not _CLIENT_ID.fullmatch(sub):
+        if not is_client_id(sub):
             raise _Denied("sub is missing or not a client id")
         if form_client_id is not None and form_client_id != sub:
             raise _Denied("client_id parameter differs from the assertion's sub", form_client_id)
@@ -239,19 +236,19 @@ class ClientAssertions:
         if "exp" not in claims:
             raise deny("exp is missing")
         exp = claims["exp"]
-        if not _is_time(exp):
+        if not jws.is_numeric_date(exp):
             raise deny("exp is not a number")
         if now >= exp + leeway:
             raise deny("expired")
         if exp > now + self._settings.assertion_max_lifetime + leeway:
             raise deny("exp is further ahead than the longest assertion lifetime allowed")
         if "nbf" in claims:
-            if not _is_time(claims["nbf"]):
+            if not jws.is_numeric_date(claims["nbf"]):
                 raise deny("nbf is not a number")
             if claims["nbf"] > now + leeway:
                 raise deny("not valid yet (nbf)")
         if "iat" in claims:
-            if not _is_time(claims["iat"]):
+            if not jws.is_numeric_date(claims["iat"]):
                 raise deny("iat is not a number")
             if claims["iat"] > now + leeway:
                 raise deny("issued in the future (iat)")
@@ -262,12 +259,3 @@ class ClientAssertions:
         if len(jti) > MAX_JTI_LENGTH or not jti.isprintable():
             raise deny("jti is too long or not printable")
         return float(exp)
-
-
-def _is_time(value: object) -> bool:
-    """A JSON NumericDate (RFC 7519 §2): a finite number, and not a boolean."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return abs(value) < 2**53  # beyond, no time a float (or a datetime) can hold
-    return isinstance(value, float) and math.isfinite(value)

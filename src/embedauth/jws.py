@@ -15,11 +15,12 @@ import base64
 import binascii
 import hmac
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +30,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from embedauth.errors import InvalidToken
 
-__all__ = ["ASYMMETRIC", "Compact", "Refused", "Verifier", "b64decode", "b64encode", "parse", "verifier"]
+__all__ = [
+    "ASYMMETRIC",
+    "Compact",
+    "Refused",
+    "Verifier",
+    "b64decode",
+    "b64encode",
+    "is_numeric_date",
+    "parse",
+    "verifier",
+]
 
 #: The asymmetric algorithms embedauth signs or accepts, by key type.
 ASYMMETRIC = ("RS256", "PS256", "ES256", "EdDSA")
@@ -47,6 +58,15 @@ class Refused(InvalidToken):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+
+
+def is_numeric_date(value: object) -> TypeGuard[int | float]:
+    """A JSON NumericDate (RFC 7519 §2): a finite number, not a boolean, within what a float holds."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def b64encode(data: bytes) -> str:

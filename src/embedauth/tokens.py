@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 import pluggy
 
-from embedauth.assertions import ClientAssertions
+from embedauth.assertions import FAILED, ClientAssertions
 from embedauth.clock import Clock, from_timestamp, utcnow
 from embedauth.config import Settings
 from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, UnauthorizedClient
@@ -61,7 +61,6 @@ REGISTERED_CLAIMS = frozenset(
         "cred",
     }
 )
-AUTHENTICATION_FAILED = "client authentication failed"
 _USE_RECORD_INTERVAL = 60.0
 
 
@@ -140,7 +139,7 @@ class Tokens:
         match = self._registrations.check_secret(client_id, client_secret)
         if match is None:
             self._deny(client_id if isinstance(client_id, str) else None, "unknown client or wrong secret")
-            raise InvalidClient(AUTHENTICATION_FAILED)
+            raise InvalidClient(FAILED)
         registration, credential = match
         self._check_usable(registration, credential)
         return registration, credential

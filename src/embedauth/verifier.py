@@ -9,10 +9,9 @@ the ``embedauth_token_denied`` hook.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol, TypeGuard
+from typing import Protocol
 
 import pluggy
 
@@ -130,7 +129,8 @@ class Verifier:
             raise jws.Refused("wrong audience")
         leeway = settings.leeway
         exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
-        if not _number(exp) or not _number(iat) or not _number(nbf):
+        number = jws.is_numeric_date
+        if not number(exp) or not number(iat) or not number(nbf):
             raise jws.Refused("exp, iat or nbf missing or not a number")
         if now >= exp + leeway:
             raise jws.Refused("expired")
@@ -180,8 +180,3 @@ class Verifier:
 
     def cache_size(self) -> int:
         return len(self._cache)
-
-
-def _number(value: object) -> TypeGuard[int | float]:
-    """A JSON number that is finite (``bool`` is not a number here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
