@@ -73,15 +73,14 @@ def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-_TO_STANDARD = str.maketrans("-_", "+/")
-
-
 def b64decode(segment: str) -> bytes:
     """Unpadded base64url (RFC 7515 §2); the caller has checked the alphabet."""
     if len(segment) % 4 == 1:
         raise Refused("bad base64url length")
     try:
-        return binascii.a2b_base64(segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4))
+        # str.replace, not str.translate: several times faster on a token's mixed characters
+        standard = segment.replace("-", "+").replace("_", "/")
+        return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise Refused("bad base64url") from None
 
