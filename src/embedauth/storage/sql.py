@@ -824,6 +824,9 @@ class SQLStorage(Storage):
         }
         with self.translate_errors(), self._engine.begin() as conn:
             conn.execute(select(_SCHEMA.c.version).with_for_update())
+            # Expired entries are purged here, in a write that happens anyway, so that reading
+            # (every verifier, twice a second) stays a read.
+            conn.execute(delete(_REVOCATIONS).where(_REVOCATIONS.c.expires_at <= self._now()))
             key = conn.execute(insert(_REVOCATIONS).values(row)).inserted_primary_key
             if self._notify_channel is not None:  # delivered on commit: the entry is readable by then
                 conn.execute(select(func.pg_notify(self._notify_channel, "")))
@@ -831,11 +834,9 @@ class SQLStorage(Storage):
         return int(key[0])
 
     def revocations_after(self, seq: int) -> list[Revocation]:
-        with self.translate_errors(), self._engine.begin() as conn:
-            conn.execute(delete(_REVOCATIONS).where(_REVOCATIONS.c.expires_at <= self._now()))
-            rows = conn.execute(
-                select(_REVOCATIONS).where(_REVOCATIONS.c.seq > seq).order_by(_REVOCATIONS.c.seq)
-            ).all()
+        live = (_REVOCATIONS.c.seq > seq) & (_REVOCATIONS.c.expires_at > self._now())
+        with self.translate_errors(), self._reader.connect() as conn:
+            rows = conn.execute(select(_REVOCATIONS).where(live).order_by(_REVOCATIONS.c.seq)).all()
         return [
             Revocation(RevocationKind(r.kind), r.subject, _time(r.since), _time(r.expires_at), int(r.seq))
             for r in rows
