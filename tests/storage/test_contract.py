@@ -575,3 +575,11 @@ def test_refresh_token_use_never_undoes_a_revocation(storage: Storage, clock: Fr
     storage.record_refresh_token_use(token.id, later)
     assert storage.get_refresh_token(token.id) == dataclasses.replace(revoked, last_used_at=later)
     storage.record_refresh_token_use(new_id(), later)  # ignored
+
+
+def test_refresh_token_use_keeps_the_document_intact(storage: Storage, clock: FrozenClock) -> None:
+    token = refresh_token(clock, scopes=(), user="d/é\"q")
+    storage.add_refresh_token(token)
+    used = now(clock) + timedelta(seconds=5)
+    storage.record_refresh_token_use(token.id, used)
+    assert storage.get_refresh_token(token.id) == dataclasses.replace(token, last_used_at=used)

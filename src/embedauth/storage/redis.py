@@ -157,18 +157,6 @@ redis.call('HSET', KEYS[1], 'used', ARGV[1])
 return 1
 """
 
-# KEYS: refresh token. ARGV: ISO 8601 time of use (fixed width, so strings compare as times).
-# Changes only last_used_at, so a revocation saved meanwhile is never undone.
-RECORD_REFRESH_USE = """
-local doc = redis.call('GET', KEYS[1])
-if not doc then return 0 end
-local token = cjson.decode(doc)
-if token.last_used_at ~= cjson.null and token.last_used_at >= ARGV[1] then return 0 end
-token.last_used_at = ARGV[1]
-redis.call('SET', KEYS[1], cjson.encode(token))
-return 1
-"""
-
 # KEYS: registration. Returns the document deleted, or nil.
 DELETE_REGISTRATION = """
 local doc = redis.call('HGET', KEYS[1], 'doc')
@@ -337,7 +325,6 @@ class RedisStorage(Storage):
         self._create_registration = script(CREATE_REGISTRATION)
         self._save_registration = script(SAVE_REGISTRATION)
         self._record_use = script(RECORD_USE)
-        self._record_token_use = script(RECORD_REFRESH_USE)
         self._delete_registration = script(DELETE_REGISTRATION)
         self._consume_once = script(CONSUME_ONCE)
         self._add_revocation = script(ADD_REVOCATION)
@@ -598,10 +585,21 @@ class RedisStorage(Storage):
         return [t for t in found if t.user == user]
 
     def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        # WATCH/MULTI on the one key (not Lua: Redis's cjson would rewrite an empty list as {}).
+        key = self._token_key(token_id)
+
+        def update(pipe: Any) -> None:
+            doc = pipe.get(key)
+            if doc is None:
+                return
+            token = refresh_token_from_dict(json.loads(doc))
+            if token.last_used_at is not None and token.last_used_at >= at:
+                return
+            pipe.multi()
+            pipe.set(key, _dump(refresh_token_to_dict(dataclasses.replace(token, last_used_at=at))), xx=True)
+
         with self.translate_errors():
-            self._record_token_use(
-                keys=[self._token_key(token_id)], args=[at.isoformat(timespec="milliseconds")]
-            )
+            self._redis.transaction(update, key)
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         # The user and created_at never change, so the user's index needs no update.
