@@ -632,6 +632,15 @@ def test_hs256_only_when_asked_for(clock: FrozenClock) -> None:
     assert auth.jwks() == {"keys": []}
 
 
+def test_unencrypted_keys_are_warned_about(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
+    auth = make_auth(clock)
+    auth.keys.rotate()
+    assert "stored unencrypted" in caplog.text
+    caplog.clear()
+    make_auth(clock, key_encryption_key=b64e(bytes(32))).keys.rotate()
+    assert "unencrypted" not in caplog.text
+
+
 def test_private_keys_encrypted_at_rest(clock: FrozenClock) -> None:
     kek = b64e(bytes(range(32)))
     auth = make_auth(clock, key_encryption_key=kek)

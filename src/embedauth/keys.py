@@ -8,14 +8,15 @@ command is needed: the handover happens by time, the same in every process.
 
 Private keys are PKCS#8 DER, encrypted with AES-256-GCM under the configured key-encryption key
 (``key_encryption_key``, base64url of 32 bytes), the kid as associated data so a ciphertext cannot be
-moved to another key's row. Without a key-encryption key they are stored plain, and
-``EmbedAuth`` warns once.
+moved to another key's row. Without a key-encryption key they are stored plain, and creating
+such a key logs a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from embedauth.secrets import new_id
 from embedauth.storage.base import Storage
 
 __all__ = ["KeyRing", "LoadedKey"]
+
+log = logging.getLogger(__name__)
 
 _NONCE = 12
 
@@ -193,6 +196,12 @@ class KeyRing:
             activates_at=activates_at,
         )
         self._storage.add_signing_key(record)
+        if self._kek is None:
+            log.warning(
+                "embedauth: signing key %s is stored unencrypted; set key_encryption_key "
+                "(EMBEDAUTH_KEY_ENCRYPTION_KEY, base64url of 32 random bytes) to encrypt keys at rest",
+                kid,
+            )
         return record
 
     # ------------------------------------------------------------------ at rest

@@ -578,7 +578,7 @@ def test_refresh_token_use_never_undoes_a_revocation(storage: Storage, clock: Fr
 
 
 def test_refresh_token_use_keeps_the_document_intact(storage: Storage, clock: FrozenClock) -> None:
-    token = refresh_token(clock, scopes=(), user="d/é\"q")
+    token = refresh_token(clock, scopes=(), user='d/é"q')
     storage.add_refresh_token(token)
     used = now(clock) + timedelta(seconds=5)
     storage.record_refresh_token_use(token.id, used)
