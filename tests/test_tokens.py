@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -48,6 +49,38 @@ class Recorder:
         self, client_id: str | None, subject: str, token_id: str, scopes: Any, expires_at: Any
     ) -> None:
         self.issued.append(token_id)
+
+
+class ExpiryRecorder:
+    def __init__(self) -> None:
+        self.events: list[int] = []
+
+    @hookimpl
+    def embedauth_credential_expiring(self, registration: Any, credential: Any, days_left: int) -> None:
+        self.events.append(days_left)
+
+
+def test_credentials_near_expiry_are_reported(clock: FrozenClock) -> None:
+    recorder = ExpiryRecorder()
+    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **FAST_HASHING) as auth:
+        made = auth.registrations.create(
+            tenant="t", name="n", secret_expires_at=utcnow(clock) + timedelta(days=40)
+        )
+
+        def use() -> None:
+            with contextlib.suppress(InvalidClient):  # the last uses present an expired secret
+                auth.tokens.client_credentials(made.client_id, made.client_secret)
+
+        use()
+        clock.advance(15 * 86400)  # 25 days left
+        use()
+        use()
+        clock.advance(19 * 86400)  # 6 days left
+        use()
+        clock.advance(7 * 86400)  # expired
+        use()
+        use()
+        assert recorder.events == [25, 6, -1]  # once per threshold: 30, 7, expired
 
 
 class ExtraClaims:

@@ -64,7 +64,8 @@ class Specs:
         credential: SecretCredential | CertificateCredential,
         days_left: int,
     ) -> None:
-        """A credential expires within 30 or 7 days (or has expired: ``days_left`` <= 0)."""
+        """A credential was used within 30 or 7 days of its expiry, or presented after it
+        (``days_left`` <= 0); once per credential and threshold in each process."""
 
     @hookspec
     def embedauth_token_issued(

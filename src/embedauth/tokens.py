@@ -11,8 +11,9 @@ Verifying is :class:`embedauth.verifier.Verifier`'s job, over this instance's ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -62,6 +63,8 @@ REGISTERED_CLAIMS = frozenset(
     }
 )
 _USE_RECORD_INTERVAL = 60.0
+#: ``embedauth_credential_expiring`` fires below each of these days left (1 stands for "expired").
+EXPIRY_WARNINGS = (1, 7, 30)
 
 
 class Tokens:
@@ -93,6 +96,7 @@ class Tokens:
             settings=settings, clock=clock, keys=keys, revocations=revocations, plugins=plugins
         )
         self._recorded_use: LRUCache[str, float] = LRUCache(10_000)
+        self._warned: LRUCache[tuple[str, int], bool] = LRUCache(10_000)
 
     # ------------------------------------------------------------------ grants
 
@@ -167,9 +171,24 @@ class Tokens:
             reason = (
                 f"the {kind} has expired" if now >= credential.expires_at else f"the {kind} is not yet valid"
             )
+        self._warn_expiry(registration, credential, now)
         if reason is not None:
             self._deny(registration.client_id, reason)
             raise InvalidClient(reason)
+
+    def _warn_expiry(
+        self, registration: Registration, credential: SecretCredential | CertificateCredential, now: datetime
+    ) -> None:
+        """``embedauth_credential_expiring`` when a credential in use is within 30 or 7 days of its
+        expiry, or past it: once per credential and threshold in this process."""
+        days_left = math.floor((credential.expires_at - now) / timedelta(days=1))
+        threshold = next((t for t in EXPIRY_WARNINGS if days_left < t), None)
+        if threshold is None or self._warned.get((credential.id, threshold)) is not None:
+            return
+        self._warned.put((credential.id, threshold), True)
+        self._hook.embedauth_credential_expiring(
+            registration=registration, credential=credential, days_left=days_left
+        )
 
     # ------------------------------------------------------------------ issuing
 
