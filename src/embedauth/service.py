@@ -19,7 +19,15 @@ from typing import Any, Literal
 from embedauth.core import EmbedAuth
 from embedauth.models import CustomerScopeKind, Principal
 
-__all__ = ["DEMO_DEVICES", "asgi_app", "flask_app", "json_bytes", "starlette_app", "visible_devices"]
+__all__ = [
+    "DEMO_DEVICES",
+    "asgi_app",
+    "flask_app",
+    "json_bytes",
+    "starlette_app",
+    "visible_devices",
+    "whoami",
+]
 
 Framework = Literal["starlette", "flask"]
 

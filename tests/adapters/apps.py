@@ -1,8 +1,9 @@
 """The two demo applications the adapter tests drive, and one client interface over both.
 
 Both apps sit over the same :class:`EmbedAuth`: the OAuth endpoints, plus ``/demo/devices`` (needs
-``devices:read``), ``/demo/whoami`` (any valid token) and ``/demo/public`` (no token). The demo
-bodies are serialised here, once, so that the frameworks' JSON encoders play no part.
+``devices:read``) and ``/demo/public`` (no token). The demo
+bodies are serialised by :func:`embedauth.service.json_bytes`, so that the frameworks' JSON encoders
+play no part.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from embedauth import EmbedAuth
 from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
 from embedauth.adapters.starlette import BearerMiddleware, oauth_routes, requires_scopes
 from embedauth.clock import FrozenClock
-from embedauth.models import Principal
+from embedauth.service import json_bytes
 from tests.conftest import FAST_HASHING
 
 ISSUER = "https://api.example.com"
@@ -56,20 +57,6 @@ def basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
-def caller(principal: Principal) -> dict[str, Any]:
-    return {
-        "subject": principal.subject,
-        "client_id": principal.client_id,
-        "tenant": principal.tenant,
-        "scopes": sorted(principal.scopes),
-        "customer_scope": str(principal.customer_scope),
-    }
-
-
-def demo_bytes(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-
-
 DEVICES = ["sensor-1", "sensor-2"]
 
 
@@ -79,23 +66,17 @@ DEVICES = ["sensor-1", "sensor-2"]
 @requires_scopes("devices:read")
 async def _starlette_devices(request: Request) -> Response:
     body = {"devices": DEVICES, "client_id": request.user.principal.client_id}
-    return Response(demo_bytes(body), media_type=JSON)
-
-
-@requires_scopes()
-def _starlette_whoami(request: Request) -> Response:  # a sync endpoint, run in the thread pool
-    return Response(demo_bytes(caller(request.user.principal)), media_type=JSON)
+    return Response(json_bytes(body), media_type=JSON)
 
 
 def _starlette_public(request: Request) -> Response:
-    return Response(demo_bytes({"public": True}), media_type=JSON)
+    return Response(json_bytes({"public": True}), media_type=JSON)
 
 
 def starlette_app(auth: EmbedAuth, **middleware: Any) -> Starlette:
     routes = [
         *oauth_routes(auth),
         Route("/demo/devices", _starlette_devices),
-        Route("/demo/whoami", _starlette_whoami),
         Route("/demo/public", _starlette_public),
     ]
     options: dict[str, Any] = {"verifier": auth, "realm": REALM, "exempt": EXEMPT, **middleware}
@@ -113,16 +94,11 @@ def flask_app(auth: EmbedAuth, **extension: Any) -> flask.Flask:
     @require_scopes("devices:read")
     def devices() -> flask.Response:
         body = {"devices": DEVICES, "client_id": current_principal.client_id}
-        return flask.Response(demo_bytes(body), mimetype=JSON)
-
-    @app.get("/demo/whoami")
-    @require_scopes()
-    def whoami() -> flask.Response:
-        return flask.Response(demo_bytes(caller(current_principal)), mimetype=JSON)
+        return flask.Response(json_bytes(body), mimetype=JSON)
 
     @app.get("/demo/public")
     def public() -> flask.Response:
-        return flask.Response(demo_bytes({"public": True}), mimetype=JSON)
+        return flask.Response(json_bytes({"public": True}), mimetype=JSON)
 
     return app
 
