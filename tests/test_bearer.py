@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from embedauth import EmbedAuth
 from embedauth.bearer import BearerError, BearerGuard
@@ -87,3 +89,20 @@ def test_missing_scope_is_insufficient_scope(guard: BearerGuard, token: str) -> 
 def test_realm_is_quoted() -> None:
     challenge = BearerError(401, None).response('a"b\\c').header("WWW-Authenticate")
     assert challenge == 'Bearer realm="a\\"b\\\\c"'
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.none(), st.text(max_size=300), st.text(max_size=60).map(lambda t: "Bearer " + t)))
+def test_any_header_is_answered_as_rfc_6750_says(guard: BearerGuard, header: str | None) -> None:
+    """Anything: anonymous, or a BearerError of 400/401 with its challenge; never another exception."""
+    outcome: object
+    try:
+        outcome = guard.authenticate(header)
+    except BearerError as error:
+        outcome = error
+    if isinstance(outcome, BearerError):
+        assert outcome.status in (400, 401)
+        challenge = outcome.response(REALM).header("WWW-Authenticate") or ""
+        assert challenge.startswith(f'Bearer realm="{REALM}", error="')
+    else:
+        assert outcome is None

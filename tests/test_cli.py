@@ -8,6 +8,7 @@ stored.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -24,7 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
+import embedauth.cli as cli_module
 from embedauth import EmbedAuth, InvalidGrant, InvalidToken
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
@@ -724,3 +728,13 @@ def test_update_with_repeated_scopes_and_description(tmp_path: Path, cli: Cli) -
     assert (updated["name"], updated["description"]) == ("New", "kept")
     described = cli.ok("registrations", "update", created["client_id"], "--description", "changed", *store)
     assert (described["description"], described["scopes"]) == ("changed", ["a:read", "b:read"])
+
+
+@given(st.text(max_size=40))
+def test_dates_parse_or_are_refused_cleanly(text: str) -> None:
+    """The --expires/--secret-expires parser: an aware UTC datetime, or argparse's own error."""
+    try:
+        moment = cli_module._moment(text)
+    except argparse.ArgumentTypeError:
+        return
+    assert moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
