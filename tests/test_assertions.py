@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import hmac
 import json
@@ -13,18 +12,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt import api_jws
@@ -32,46 +28,16 @@ from jwt.algorithms import RSAAlgorithm
 
 from embedauth import EmbedAuth, InvalidClient
 from embedauth.assertions import ASSERTION_TYPE, FAILED, ClientAssertions
-from embedauth.clock import FrozenClock, from_timestamp
+from embedauth.clock import FrozenClock
 from embedauth.hooks import hookimpl
 from embedauth.models import CertificateCredential
 from tests.conftest import FAST_HASHING
+from tests.keys import PrivateKey, certificate_pem, private_key
 from tests.storage.test_contract import hammer
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 DROP = object()  # a claim value meaning "leave the claim out"
 ISSUER = "https://api.example.com"
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
-
-
-@functools.cache
-def private_key(name: str) -> PrivateKey:
-    """``rsa``, ``p256`` or ``ed25519``, optionally suffixed (``rsa-2``) for another key of the kind.
-    Generated once per run: RSA generation is slow."""
-    kind = name.split("-")[0]
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if kind == "p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    assert kind == "ed25519"
-    return ed25519.Ed25519PrivateKey.generate()
-
-
-def certificate_pem(key: PrivateKey, *, now: float, days: int = 30, cn: str = "backup") -> bytes:
-    """A self-signed certificate for ``key``, valid from a day before ``now`` for ``days`` days."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    start = from_timestamp(now) - timedelta(days=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=days + 1))
-        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def alg_for(key: PrivateKey) -> str:

@@ -21,10 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,6 +29,7 @@ import embedauth.cli as cli_module
 from embedauth import EmbedAuth, InvalidGrant, InvalidToken
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
+from tests import keys
 
 UNKNOWN_CLIENT = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_TOKEN = "0000000000000000000000"  # a well-formed refresh token id that no token has
@@ -88,22 +86,8 @@ def parse(text: str) -> datetime:
 
 def certificate_pem(clock: FrozenClock) -> tuple[bytes, bytes]:
     """A self-signed EC P-256 certificate valid from a day before the clock to 30 days after, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cli-test")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(at(clock, -1))
-        .not_valid_after(at(clock, 30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    key = ec.generate_private_key(ec.SECP256R1())  # a new key each time
+    return keys.certificate_pem(key, now=clock(), cn="cli-test"), keys.private_pem(key)
 
 
 def sqlite_url(tmp_path: Path) -> str:

@@ -39,7 +39,8 @@ from embedauth.oauth import (
     parse_form,
 )
 from tests.conftest import FAST_HASHING
-from tests.test_assertions import PrivateKey, alg_for, certificate_pem, private_key
+from tests.keys import PrivateKey, certificate_pem, private_key
+from tests.test_assertions import alg_for
 
 ISSUER = "https://api.example.com"
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"

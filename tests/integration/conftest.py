@@ -8,7 +8,6 @@ it reads them from storage), or with the command (:meth:`Served.cli`), as a user
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -19,16 +18,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from embedauth import EmbedAuth
 from tests.conftest import FAST_HASHING
@@ -42,8 +36,6 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0
 NPM_TIMEOUT = 180.0
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 # ---------------------------------------------------------------------------- processes
@@ -95,39 +87,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 # ---------------------------------------------------------------------------- keys and certificates
-
-
-@functools.cache
-def private_key(kind: str) -> PrivateKey:
-    """``rsa`` (RS256) or ``p256`` (ES256); generated once per run, RSA generation being slow."""
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert kind == "p256", kind
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_pem(key: PrivateKey) -> bytes:
-    """The key as PKCS#8 PEM, unencrypted: what clients load."""
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def certificate_pem(key: PrivateKey, *, cn: str = "integration") -> bytes:
-    """A self-signed certificate for ``key``, valid from yesterday for 30 days."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    start = datetime.now(UTC) - timedelta(days=1)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=31))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 # ---------------------------------------------------------------------------- the served instance

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.integration.conftest import NODE_DIR, Client, Served, certificate_pem, private_key, private_pem
+from tests.integration.conftest import NODE_DIR, Client, Served
+from tests.keys import certificate_pem, private_key, private_pem
 
 with warnings.catch_warnings(record=True):
     # Authlib 1.9 deprecates its httpx integration in favour of httpx2 and forces that warning to
@@ -86,7 +88,9 @@ def test_authlib_client_secret(served: Served, method: str) -> None:
 def test_authlib_private_key_jwt(served: Served, kind: str, alg: str) -> None:
     client = served.register("devices:read")
     key = private_key(kind)
-    served.auth.registrations.add_certificate(client.client_id, certificate_pem(key))
+    served.auth.registrations.add_certificate(
+        client.client_id, certificate_pem(key, now=time.time(), cn="integration")
+    )
     # Authlib's documented form: the private key in place of the secret (a joserfc key for EC).
     signing_key = RSAKey.import_key(private_pem(key)) if kind == "rsa" else ECKey.import_key(private_pem(key))
     with OAuth2Client(client.client_id, signing_key, token_endpoint_auth_method="private_key_jwt") as oauth:
@@ -216,7 +220,9 @@ def test_openid_client(served: Served, node: str, mode: str, tmp_path: Path) -> 
     client = served.register("devices:read")
     if mode.startswith("private_key_jwt"):
         key = private_key(mode.rpartition("-")[2])
-        served.auth.registrations.add_certificate(client.client_id, certificate_pem(key))
+        served.auth.registrations.add_certificate(
+            client.client_id, certificate_pem(key, now=time.time(), cn="integration")
+        )
         key_file = tmp_path / "client-key.pem"
         key_file.write_bytes(private_pem(key))
         response = run_openid_client(node, served, client.client_id, "private_key_jwt", str(key_file))
