@@ -51,6 +51,10 @@ def open_auth(clock: FrozenClock, **settings: Any) -> Iterator[EmbedAuth]:
         yield auth
 
 
+def bearer_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def basic(client_id: str, client_secret: str) -> str:
     """An ``Authorization: Basic`` value per RFC 6749 §2.3.1."""
     pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import flask
@@ -17,30 +16,10 @@ from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_
 from embedauth.clock import FrozenClock
 from embedauth.models import CreatedSecret, Principal
 from embedauth.oauth import MAX_FORM_BYTES
-from tests.adapters.apps import ISSUER, basic, flask_app, open_auth
+from tests.adapters.apps import ISSUER, basic, bearer_header, flask_app, open_auth
 
 FORM = "application/x-www-form-urlencoded"
 CLIENT_CREDENTIALS = urlencode([("grant_type", "client_credentials")])
-
-
-@pytest.fixture
-def auth(clock: FrozenClock) -> Iterator[EmbedAuth]:
-    with open_auth(clock) as instance:
-        yield instance
-
-
-@pytest.fixture
-def created(auth: EmbedAuth) -> CreatedSecret:
-    return auth.registrations.create(tenant="site-1", name="Backup", scopes=["devices:read"])
-
-
-@pytest.fixture
-def token(auth: EmbedAuth, created: CreatedSecret) -> str:
-    return auth.tokens.client_credentials(created.client_id, created.client_secret).access_token
-
-
-def bearer_header(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def client_basic(created: CreatedSecret) -> dict[str, str]:

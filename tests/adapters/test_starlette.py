@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -39,7 +39,16 @@ from embedauth.bearer import BearerGuard
 from embedauth.clock import FrozenClock
 from embedauth.models import CreatedSecret, Principal
 from embedauth.oauth import MAX_FORM_BYTES
-from tests.adapters.apps import ISSUER, REALM, asgi_client, basic, open_auth, reply_of, starlette_app
+from tests.adapters.apps import (
+    ISSUER,
+    REALM,
+    asgi_client,
+    basic,
+    bearer_header,
+    open_auth,
+    reply_of,
+    starlette_app,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -52,26 +61,6 @@ MATTERS = ("content-type", "cache-control", "pragma", "www-authenticate", "conte
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def auth(clock: FrozenClock) -> Iterator[EmbedAuth]:
-    with open_auth(clock) as instance:
-        yield instance
-
-
-@pytest.fixture
-def created(auth: EmbedAuth) -> CreatedSecret:
-    return auth.registrations.create(tenant="site-1", name="Backup", scopes=["devices:read"])
-
-
-@pytest.fixture
-def token(auth: EmbedAuth, created: CreatedSecret) -> str:
-    return auth.tokens.client_credentials(created.client_id, created.client_secret).access_token
-
-
-def bearer_header(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def get(app: ASGIApp, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
