@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import pytest
 
 from embedauth import EmbedAuth
 from embedauth.clock import FrozenClock
-from embedauth.hooks import make_plugin_manager
+from embedauth.hooks import hookimpl, make_plugin_manager
 from embedauth.storage import Storage, open_storage
 from tests.services import BACKENDS, storage_url
 
@@ -57,19 +58,51 @@ def last_changed(text: str) -> str:
 FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256}
 
 
-@pytest.fixture
-def auth(clock: FrozenClock) -> Iterator[EmbedAuth]:
-    """An EmbedAuth on memory:// with the catalog the tests use."""
-    with EmbedAuth("memory://", clock=clock, **FAST_HASHING) as instance:
-        for name in ("devices:read", "devices:write", "users:read"):
+ISSUER = "https://api.example.com"
+CATALOG = ("devices:read", "devices:write", "users:read")
+
+
+class Recorder:
+    """A plugin that records refusals (with their reasons) and issued token ids."""
+
+    def __init__(self) -> None:
+        self.denied: list[tuple[str | None, str]] = []
+        self.issued: list[str] = []
+
+    @hookimpl
+    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
+        self.denied.append((client_id, reason))
+
+    @hookimpl
+    def embedauth_token_issued(
+        self, client_id: str | None, subject: str, token_id: str, scopes: Any, expires_at: Any
+    ) -> None:
+        self.issued.append(token_id)
+
+
+@contextmanager
+def catalogued(url: str, clock: FrozenClock, **options: Any) -> Iterator[EmbedAuth]:
+    """An EmbedAuth at ``url`` issuing as ``ISSUER``, with the catalog the tests use."""
+    with EmbedAuth(url, clock=clock, issuer=ISSUER, **FAST_HASHING, **options) as instance:
+        for name in CATALOG:
             instance.permissions.add(name, description=f"{name} access")
         yield instance
 
 
 @pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def auth(clock: FrozenClock, recorder: Recorder) -> Iterator[EmbedAuth]:
+    """An EmbedAuth on memory:// with the catalog, reporting to ``recorder``."""
+    with catalogued("memory://", clock, plugins=[recorder]) as instance:
+        yield instance
+
+
+@pytest.fixture
 def backend_auth(fresh_url: str, clock: FrozenClock) -> Iterator[EmbedAuth]:
-    """An EmbedAuth on each backend in turn, with the same catalog."""
-    with EmbedAuth(fresh_url, clock=clock, **FAST_HASHING) as instance:
-        for name in ("devices:read", "devices:write", "users:read"):
-            instance.permissions.add(name, description=f"{name} access")
+    """The same on each backend in turn."""
+    with catalogued(fresh_url, clock) as instance:
         yield instance

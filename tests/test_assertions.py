@@ -29,14 +29,13 @@ from jwt.algorithms import RSAAlgorithm
 from embedauth import EmbedAuth, InvalidClient
 from embedauth.assertions import ASSERTION_TYPE, FAILED, ClientAssertions
 from embedauth.clock import FrozenClock
-from embedauth.hooks import hookimpl
 from embedauth.models import CertificateCredential
-from tests.conftest import FAST_HASHING
+from tests.conftest import FAST_HASHING, ISSUER, Recorder
 from tests.keys import PrivateKey, certificate_pem, private_key
 from tests.storage.test_contract import hammer
 
 DROP = object()  # a claim value meaning "leave the claim out"
-ISSUER = "https://api.example.com"
+
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
 
 
@@ -66,15 +65,6 @@ def segments(token: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------- the test bed
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.denied: list[tuple[str | None, str]] = []
-
-    @hookimpl
-    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
-        self.denied.append((client_id, reason))
 
 
 @dataclass

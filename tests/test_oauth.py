@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
@@ -26,7 +26,6 @@ from embedauth import (
 )
 from embedauth.assertions import ASSERTION_TYPE
 from embedauth.clock import FrozenClock
-from embedauth.hooks import hookimpl
 from embedauth.models import CreatedSecret
 from embedauth.oauth import (
     MAX_FORM_BYTES,
@@ -38,11 +37,10 @@ from embedauth.oauth import (
     parse_basic_authorization,
     parse_form,
 )
-from tests.conftest import FAST_HASHING
+from tests.conftest import ISSUER, Recorder
 from tests.keys import PrivateKey, certificate_pem, private_key
 from tests.test_assertions import alg_for
 
-ISSUER = "https://api.example.com"
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
 CHALLENGE = ("WWW-Authenticate", 'Basic realm="https://api.example.com"')
 JSON = ("Content-Type", "application/json")
@@ -61,28 +59,6 @@ Form = list[tuple[str, str]]
 
 
 # ------------------------------------------------------------------------- the test bed
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.denied: list[tuple[str | None, str]] = []
-
-    @hookimpl
-    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
-        self.denied.append((client_id, reason))
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def auth(clock: FrozenClock, recorder: Recorder) -> Iterator[EmbedAuth]:  # overrides conftest's
-    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **FAST_HASHING) as instance:
-        for name in ("devices:read", "devices:write", "users:read"):
-            instance.permissions.add(name)
-        yield instance
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -30,25 +29,7 @@ from embedauth import (
 from embedauth.clock import FrozenClock, utcnow
 from embedauth.hooks import hookimpl
 from embedauth.models import CreatedSecret, Principal
-from tests.conftest import FAST_HASHING, last_changed
-
-ISSUER = "https://api.example.com"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.denied: list[tuple[str | None, str]] = []
-        self.issued: list[str] = []
-
-    @hookimpl
-    def embedauth_token_denied(self, client_id: str | None, reason: str) -> None:
-        self.denied.append((client_id, reason))
-
-    @hookimpl
-    def embedauth_token_issued(
-        self, client_id: str | None, subject: str, token_id: str, scopes: Any, expires_at: Any
-    ) -> None:
-        self.issued.append(token_id)
+from tests.conftest import FAST_HASHING, ISSUER, Recorder, last_changed
 
 
 class ExpiryRecorder:
@@ -89,21 +70,8 @@ class ExtraClaims:
         return {"plan": "gold", "sub": "attacker", "scope": "everything"}
 
 
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
 def make_auth(clock: FrozenClock, url: str = "memory://", **settings: Any) -> EmbedAuth:
     return EmbedAuth(url, clock=clock, issuer=ISSUER, **(FAST_HASHING | settings))
-
-
-@pytest.fixture
-def auth(clock: FrozenClock, recorder: Recorder) -> Iterator[EmbedAuth]:  # overrides conftest's
-    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **FAST_HASHING) as instance:
-        for name in ("devices:read", "devices:write", "users:read"):
-            instance.permissions.add(name)
-        yield instance
 
 
 @pytest.fixture
