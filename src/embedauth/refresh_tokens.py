@@ -24,9 +24,9 @@ from embedauth.models import CreatedRefreshToken, RefreshToken, Revocation, Revo
 from embedauth.secrets import (
     SecretCache,
     SecretHasher,
-    VerifiedSecret,
     generate_refresh_token,
     hint,
+    match_secret,
     parse_refresh_token,
 )
 from embedauth.storage.base import Storage
@@ -137,17 +137,8 @@ class RefreshTokens:
         except InvalidSecret:
             return None
         record = self._storage.get_refresh_token(token_id)
-        if record is None:
-            self._hasher.verify(None, token)
+        stored = [] if record is None else [(record.id, record.token_hash)]
+        owner = "" if record is None else record.user
+        if match_secret(self._hasher, self._cache, token, owner, stored) is None:
             return None
-        cached = self._cache.get(token)
-        if (
-            cached is not None
-            and cached.credential_id == record.id
-            and cached.secret_hash == record.token_hash
-        ):
-            return record
-        if not self._hasher.verify(record.token_hash, token):
-            return None
-        self._cache.put(token, VerifiedSecret(record.user, record.id, record.token_hash))
         return record

@@ -42,9 +42,9 @@ from embedauth.models import (
 from embedauth.secrets import (
     SecretCache,
     SecretHasher,
-    VerifiedSecret,
     generate_client_secret,
     hint,
+    match_secret,
     new_client_id,
     new_id,
     parse_client_secret,
@@ -299,25 +299,14 @@ class Registrations:
         except InvalidSecret:
             return None
         registration = self._lookup(client_id)
-        if registration is None:
-            self._hasher.verify(None, client_secret)
+        stored = [] if registration is None else [(s.id, s.secret_hash) for s in registration.secrets]
+        matched = match_secret(self._hasher, self._cache, client_secret, client_id, stored)
+        if registration is None or matched is None:
             return None
-        cached = self._cache.get(client_secret)
-        if cached is not None and cached.client_id == client_id:
-            for credential in registration.secrets:
-                if credential.id == cached.credential_id and credential.secret_hash == cached.secret_hash:
-                    return registration, credential
-        for credential in registration.secrets:
-            if self._hasher.verify(credential.secret_hash, client_secret):
-                self._cache.put(
-                    client_secret, VerifiedSecret(client_id, credential.id, credential.secret_hash)
-                )
-                if self._hasher.needs_rehash(credential.secret_hash):
-                    self._rehash(client_id, credential.id, client_secret)
-                return registration, credential
-        if not registration.secrets:
-            self._hasher.verify(None, client_secret)
-        return None
+        credential = next(s for s in registration.secrets if s.id == matched)
+        if self._hasher.needs_rehash(credential.secret_hash):
+            self._rehash(client_id, credential.id, client_secret)
+        return registration, credential
 
     def _rehash(self, client_id: str, secret_id: str, client_secret: str) -> None:
         """Upgrade a hash made with older argon2 parameters (best effort: a race just skips it)."""

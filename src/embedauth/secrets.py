@@ -13,6 +13,7 @@ import hmac
 import secrets as _random
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -31,6 +32,7 @@ __all__ = [
     "generate_client_secret",
     "generate_refresh_token",
     "hint",
+    "match_secret",
     "new_client_id",
     "new_id",
     "parse_client_secret",
@@ -157,9 +159,12 @@ class SecretHasher:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedSecret:
-    """What a successful argon2 verification proved: this secret matches this stored hash."""
+    """What a successful argon2 verification proved: this secret matches this stored hash.
 
-    client_id: str
+    ``owner`` is the client ID (client secrets) or the user (refresh tokens).
+    """
+
+    owner: str
     credential_id: str
     secret_hash: str
 
@@ -194,3 +199,24 @@ class SecretCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def match_secret(
+    hasher: SecretHasher, cache: SecretCache, secret: str, owner: str, stored: Sequence[tuple[str, str]]
+) -> str | None:
+    """The id of the ``(id, hash)`` in ``stored`` that ``secret`` matches, or None.
+
+    The one way a presented secret is checked. A cache hit counts only if that id still has that
+    hash (a rotation or deletion removed it otherwise). Nothing stored, an unknown client, costs
+    one dummy verification, as much as a wrong secret.
+    """
+    cached = cache.get(secret)
+    if cached is not None and cached.owner == owner and (cached.credential_id, cached.secret_hash) in stored:
+        return cached.credential_id
+    for credential_id, secret_hash in stored:
+        if hasher.verify(secret_hash, secret):
+            cache.put(secret, VerifiedSecret(owner, credential_id, secret_hash))
+            return credential_id
+    if not stored:
+        hasher.verify(None, secret)
+    return None
