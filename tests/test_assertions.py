@@ -27,8 +27,8 @@ from jwt import api_jws
 from jwt.algorithms import RSAAlgorithm
 
 from embedauth import EmbedAuth, InvalidClient
-from embedauth.assertions import ASSERTION_TYPE, FAILED, ClientAssertions
 from embedauth.clock import FrozenClock
+from embedauth.credentials.client_auth import ASSERTION_TYPE, FAILED, ClientAuthenticator
 from embedauth.models import CertificateCredential
 from tests.conftest import FAST_HASHING, ISSUER, Recorder
 from tests.keys import PrivateKey, certificate_pem, private_key
@@ -115,7 +115,7 @@ class Bed:
     auth: EmbedAuth
     clock: FrozenClock
     recorder: Recorder
-    check: ClientAssertions
+    check: ClientAuthenticator
 
     def client(self, *key_names: str) -> Client:
         created = self.auth.registrations.create(tenant="site-1", name="Backup script")
@@ -125,7 +125,7 @@ class Bed:
         return client
 
     def accepts(self, token: str, client: Client, client_id: str | None = None) -> CertificateCredential:
-        registration, credential = self.check.authenticate(token, client_id=client_id)
+        registration, credential = self.check.check_assertion(token, client_id=client_id)
         assert registration.client_id == client.client_id
         assert credential in client.credentials
         return credential
@@ -134,7 +134,7 @@ class Bed:
         """Refused with the one message; the hook got ``reason`` (and ``who``, when given)."""
         before = len(self.recorder.denied)
         with pytest.raises(InvalidClient) as info:
-            self.check.authenticate(token, client_id=client_id)
+            self.check.check_assertion(token, client_id=client_id)
         assert str(info.value) == FAILED
         assert info.value.body() == {"error": "invalid_client", "error_description": FAILED}
         assert info.value.__cause__ is None and info.value.__context__ is None
@@ -149,9 +149,7 @@ class Bed:
 def open_bed(clock: FrozenClock, issuer: str = ISSUER) -> Iterator[Bed]:
     recorder = Recorder()
     with EmbedAuth("memory://", clock=clock, plugins=[recorder], issuer=issuer, **FAST_HASHING) as auth:
-        yield Bed(
-            auth, clock, recorder, ClientAssertions(auth.storage, auth.settings, auth.clock, auth.plugins)
-        )
+        yield Bed(auth, clock, recorder, auth.clients)
 
 
 @pytest.fixture
@@ -170,7 +168,7 @@ def bed(clock: FrozenClock) -> Iterator[Bed]:
 def test_each_algorithm(bed: Bed, key_name: str, alg: str) -> None:
     client = bed.client(key_name)
     assert bed.auth.settings.token_endpoint == TOKEN_ENDPOINT
-    registration, credential = bed.check.authenticate(client.sign(alg=alg))
+    registration, credential = bed.check.check_assertion(client.sign(alg=alg))
     assert registration == bed.auth.registrations.get(client.client_id)
     assert credential == client.credentials[0]
     assert bed.recorder.denied == []
@@ -181,7 +179,7 @@ def test_a_disabled_registration_still_authenticates(bed: Bed) -> None:
     """Whether a known client may have a token is the caller's decision, taken after this one."""
     client = bed.client("p256")
     bed.auth.registrations.disable(client.client_id)
-    registration, _ = bed.check.authenticate(client.sign())
+    registration, _ = bed.check.check_assertion(client.sign())
     assert not registration.enabled
 
 
@@ -622,15 +620,13 @@ def test_concurrent_presentations_of_one_assertion(backend_auth: EmbedAuth, cloc
     """16 threads present the same assertion at once, on every backend: exactly one gets through."""
     recorder = Recorder()
     backend_auth.plugins.register(recorder)
-    check = ClientAssertions(
-        backend_auth.storage, backend_auth.settings, backend_auth.clock, backend_auth.plugins
-    )
+    check = backend_auth.clients
     client = Bed(backend_auth, clock, recorder, check).client("p256")
     token = client.sign()
 
     def present(_i: int) -> str:
         try:
-            check.authenticate(token, client_id=client.client_id)
+            check.check_assertion(token, client_id=client.client_id)
         except InvalidClient:
             return "refused"
         return "accepted"
@@ -696,22 +692,22 @@ def test_each_refusal_has_its_own_reason(bed: Bed) -> None:
     used = client.sign()
     bed.accepts(used, client)
     cases: dict[str, Callable[[], object]] = {
-        "shape": lambda: bed.check.authenticate(f"{h}.{p}"),
-        "alg": lambda: bed.check.authenticate(forge({"alg": "HS256"}, client.claims())),
-        "header": lambda: bed.check.authenticate(client.sign(headers={"jwk": {"kty": "oct"}})),
-        "sub": lambda: bed.check.authenticate(client.sign(sub=DROP)),
-        "form": lambda: bed.check.authenticate(good, client_id="someone-else"),
-        "unknown": lambda: bed.check.authenticate(client.sign(sub="ghost", iss="ghost")),
-        "kid": lambda: bed.check.authenticate(client.sign(headers={"kid": "ghost"})),
-        "key type": lambda: bed.check.authenticate(client.sign(alg="EdDSA", key=private_key("ed25519"))),
-        "signature": lambda: bed.check.authenticate(client.sign(key=private_key("p256-attacker"))),
-        "iss": lambda: bed.check.authenticate(client.sign(iss="ghost")),
-        "aud": lambda: bed.check.authenticate(client.sign(aud="https://other.example")),
-        "exp": lambda: bed.check.authenticate(client.sign(exp=now - 3600)),
-        "lifetime": lambda: bed.check.authenticate(client.sign(exp=now + 7200)),
-        "nbf": lambda: bed.check.authenticate(client.sign(nbf=now + 3600)),
-        "jti": lambda: bed.check.authenticate(client.sign(jti=DROP)),
-        "replay": lambda: bed.check.authenticate(used),
+        "shape": lambda: bed.check.check_assertion(f"{h}.{p}"),
+        "alg": lambda: bed.check.check_assertion(forge({"alg": "HS256"}, client.claims())),
+        "header": lambda: bed.check.check_assertion(client.sign(headers={"jwk": {"kty": "oct"}})),
+        "sub": lambda: bed.check.check_assertion(client.sign(sub=DROP)),
+        "form": lambda: bed.check.check_assertion(good, client_id="someone-else"),
+        "unknown": lambda: bed.check.check_assertion(client.sign(sub="ghost", iss="ghost")),
+        "kid": lambda: bed.check.check_assertion(client.sign(headers={"kid": "ghost"})),
+        "key type": lambda: bed.check.check_assertion(client.sign(alg="EdDSA", key=private_key("ed25519"))),
+        "signature": lambda: bed.check.check_assertion(client.sign(key=private_key("p256-attacker"))),
+        "iss": lambda: bed.check.check_assertion(client.sign(iss="ghost")),
+        "aud": lambda: bed.check.check_assertion(client.sign(aud="https://other.example")),
+        "exp": lambda: bed.check.check_assertion(client.sign(exp=now - 3600)),
+        "lifetime": lambda: bed.check.check_assertion(client.sign(exp=now + 7200)),
+        "nbf": lambda: bed.check.check_assertion(client.sign(nbf=now + 3600)),
+        "jti": lambda: bed.check.check_assertion(client.sign(jti=DROP)),
+        "replay": lambda: bed.check.check_assertion(used),
     }
     for name, attempt in cases.items():
         with pytest.raises(InvalidClient) as info:
@@ -735,7 +731,7 @@ def test_random_text_is_refused(bed: Bed) -> None:
     @settings(max_examples=300, deadline=None)
     def check(text: str) -> None:
         with pytest.raises(InvalidClient) as info:
-            bed.check.authenticate(text)
+            bed.check.check_assertion(text)
         assert str(info.value) == FAILED
 
     check()
@@ -759,7 +755,7 @@ def test_mutated_assertions_are_refused(bed: Bed) -> None:
             end = at + 1 if change != "insert" else at
             mutated = mutated[:at] + (char if change != "delete" else "") + mutated[end:]
         try:
-            bed.check.authenticate(mutated)
+            bed.check.check_assertion(mutated)
         except InvalidClient as exc:
             message = str(exc)
             assert message == FAILED
@@ -789,7 +785,7 @@ def test_signed_random_claims_never_crash(bed: Bed) -> None:
         claims = json.dumps(client.claims() | changes).encode()
         token = api_jws.encode(claims, key, algorithm="EdDSA")
         try:
-            registration, _ = bed.check.authenticate(
+            registration, _ = bed.check.check_assertion(
                 token, client_id=client.client_id if with_client_id else None
             )
         except InvalidClient as exc:

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedauth import EmbedAuth
-from embedauth.bearer import BearerError, BearerGuard
+from embedauth.http.bearer import BearerError, BearerGuard
 
 REALM = "api.example.com"
 

@@ -19,7 +19,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedauth.certificates import MAX_CERTIFICATE_BYTES, ParsedCertificate, parse_certificate
+from embedauth.credentials.certificates import MAX_CERTIFICATE_BYTES, ParsedCertificate, parse_certificate
 from embedauth.errors import InvalidCertificate, InvalidInput
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-import embedauth.cli as cli_module
+import embedauth.cli.commands as cli_module
 from embedauth import EmbedAuth, InvalidGrant, InvalidToken
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
@@ -167,8 +167,8 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert parse(rotated["secret_expires_at"]) == at(now_clock, 730)
     assert [s["id"] for s in rotated["secrets"]] == [rotated["secret_id"]]
     with EmbedAuth(fresh_url, clock=now_clock) as auth:
-        assert auth.registrations.check_secret(client_id, secret) is None
-        assert auth.registrations.check_secret(client_id, rotated["client_secret"]) is not None
+        assert auth.clients.check_secret(client_id, secret) is None
+        assert auth.clients.check_secret(client_id, rotated["client_secret"]) is not None
 
     custom = at(now_clock, 100).replace(microsecond=0)
     second = cli.ok("registrations", "add-secret", client_id, "--secret-expires", custom.isoformat(), *store)
@@ -180,8 +180,8 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     remaining = cli.ok("registrations", "delete-secret", client_id, rotated["secret_id"], *store)
     assert [s["id"] for s in remaining["secrets"]] == [second["secret_id"]]
     with EmbedAuth(fresh_url, clock=now_clock) as auth:
-        assert auth.registrations.check_secret(client_id, rotated["client_secret"]) is None
-        assert auth.registrations.check_secret(client_id, second["client_secret"]) is not None
+        assert auth.clients.check_secret(client_id, rotated["client_secret"]) is None
+        assert auth.clients.check_secret(client_id, second["client_secret"]) is not None
 
     pem = tmp_path / "client.pem"
     pem.write_bytes(certificate_pem(now_clock)[0])

@@ -24,19 +24,19 @@ from embedauth import (
     InvalidToken,
     StorageError,
 )
-from embedauth.assertions import ASSERTION_TYPE
 from embedauth.clock import FrozenClock
-from embedauth.models import CreatedSecret
-from embedauth.oauth import (
+from embedauth.credentials.client_auth import ASSERTION_TYPE
+from embedauth.http.messages import (
     MAX_FORM_BYTES,
     MAX_FORM_FIELDS,
-    OAuthEndpoints,
     Request,
     Response,
     error_response,
     parse_basic_authorization,
     parse_form,
 )
+from embedauth.http.oauth import OAuthEndpoints
+from embedauth.models import CreatedSecret
 from tests.conftest import ISSUER, Recorder
 from tests.keys import PrivateKey, certificate_pem, private_key
 from tests.test_assertions import alg_for

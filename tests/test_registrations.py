@@ -23,9 +23,9 @@ from embedauth import (
     UnknownPermission,
 )
 from embedauth.clock import FrozenClock, utcnow
+from embedauth.credentials.secrets import parse_client_secret
 from embedauth.hooks import hookimpl
 from embedauth.models import Registration, RevocationKind
-from embedauth.secrets import parse_client_secret
 from embedauth.storage.memory import MemoryStorage
 from tests.conftest import FAST_HASHING, last_changed
 from tests.storage.test_contract import hammer
@@ -43,7 +43,7 @@ def create(auth: EmbedAuth, **kwargs: Any) -> Any:
 
 
 def works(auth: EmbedAuth, client_id: str, secret: str) -> bool:
-    return auth.registrations.check_secret(client_id, secret) is not None
+    return auth.clients.check_secret(client_id, secret) is not None
 
 
 # ------------------------------------------------------------------------- create
@@ -296,14 +296,14 @@ def test_malformed_secret_is_refused_before_any_lookup(clock: FrozenClock) -> No
     auth = EmbedAuth(storage, clock=clock, **FAST_HASHING)
     created = auth.registrations.create(tenant="t", name="n")
     storage.lookups = 0
-    verifications = count_calls(auth._hasher, "verify")
+    verifications = count_calls(auth.clients._hasher, "verify")
     for bad in [
         last_changed(created.client_secret),
         created.client_secret + "0",
         "eas_" + "0" * 49,
         "hunter2",
     ]:
-        assert auth.registrations.check_secret(created.client_id, bad) is None
+        assert auth.clients.check_secret(created.client_id, bad) is None
     assert storage.lookups == 0 and verifications() == 0
 
 
@@ -321,19 +321,19 @@ def count_calls(obj: object, name: str) -> Callable[[], int]:
 
 def test_unknown_client_costs_one_hash(auth: EmbedAuth) -> None:
     created = create(auth)
-    verifications = count_calls(auth.registrations._hasher, "verify")
+    verifications = count_calls(auth.clients._hasher, "verify")
     assert not works(auth, "00000000-0000-4000-8000-000000000000", created.client_secret)
     assert verifications() == 1
 
 
 def test_verified_secret_is_cached(auth: EmbedAuth) -> None:
     created = create(auth)
-    verifications = count_calls(auth.registrations._hasher, "verify")
+    verifications = count_calls(auth.clients._hasher, "verify")
     for _ in range(5):
         assert works(auth, created.client_id, created.client_secret)
     assert verifications() == 1
     uncached = auth.with_settings(secret_cache_size=0)
-    verifications = count_calls(uncached.registrations._hasher, "verify")
+    verifications = count_calls(uncached.clients._hasher, "verify")
     for _ in range(3):
         assert works(uncached, created.client_id, created.client_secret)
     assert verifications() == 3

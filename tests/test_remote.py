@@ -12,7 +12,8 @@ import pytest
 
 from embedauth import ConfigurationError, EmbedAuth, InvalidToken
 from embedauth.clock import FrozenClock
-from embedauth.oauth import OAuthEndpoints, Request
+from embedauth.http.messages import Request
+from embedauth.http.oauth import OAuthEndpoints
 from embedauth.remote import RemoteVerifier, metadata_url
 from tests.conftest import FAST_HASHING
 from tests.services import storage_url

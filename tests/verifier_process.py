@@ -13,7 +13,7 @@ import threading
 import time
 
 from embedauth import EmbedAuth, InvalidToken
-from embedauth.storage.base import ChangeFeed
+from embedauth.storage.feed import ChangeFeed
 
 _printing = threading.Lock()
 

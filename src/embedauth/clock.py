@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["Clock", "FrozenClock", "from_timestamp", "system_clock", "to_timestamp", "utcnow"]
+__all__ = ["Clock", "FrozenClock", "from_timestamp", "isoformat", "system_clock", "to_timestamp", "utcnow"]
 
 Clock = Callable[[], float]
 
@@ -24,9 +24,18 @@ def from_timestamp(seconds: float) -> datetime:
 
 
 def to_timestamp(moment: datetime) -> float:
+    """An aware datetime to POSIX seconds; a naive one is refused (its zone would be a guess)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: embedauth only handles aware (UTC) times")
     return moment.timestamp()
+
+
+def isoformat(moment: datetime, timespec: str = "milliseconds") -> str:
+    """ISO 8601 in UTC with a ``Z``: the one text form of a time (JSON, stored documents, the CLI).
+
+    ``timespec`` as :meth:`datetime.isoformat` (the CLI's text shows ``"seconds"``).
+    """
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def utcnow(clock: Clock) -> datetime:
@@ -54,9 +63,11 @@ class FrozenClock:
         return self._now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock forward (or back, with a negative ``seconds``)."""
         with self._lock:
             self._now += seconds
 
     def set(self, moment: float | datetime) -> None:
+        """Jump to ``moment`` (POSIX seconds or an aware datetime)."""
         with self._lock:
             self._now = to_timestamp(moment) if isinstance(moment, datetime) else float(moment)

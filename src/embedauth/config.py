@@ -13,7 +13,6 @@ from embedauth.errors import ConfigurationError
 __all__ = ["DEFAULT_STORAGE", "Settings"]
 
 DEFAULT_STORAGE = "sqlite:///embedauth.db"
-DAY = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,17 @@ class Settings:
 
     @property
     def token_endpoint(self) -> str:
+        """The absolute URL of the token endpoint (an ``aud`` that client assertions may name)."""
         return self.endpoint("/oauth/token")
+
+    @property
+    def max_token_age(self) -> int:
+        """Seconds after its issue that an access token signed now may still be accepted.
+
+        ``access_token_lifetime`` + ``leeway``: how long a revocation entry, or a retired signing
+        key's publication, must outlive the tokens it concerns.
+        """
+        return self.access_token_lifetime + self.leeway
 
     @property
     def audience(self) -> str:
@@ -94,6 +103,7 @@ class Settings:
         return self.audiences[0] if self.audiences else self.issuer
 
     def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (checked like a new value); unknown names are refused."""
         try:
             return dataclasses.replace(self, **changes)
         except TypeError as exc:

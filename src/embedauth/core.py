@@ -11,20 +11,20 @@ from typing import Any
 
 import pluggy
 
-from embedauth.assertions import ClientAssertions
 from embedauth.clock import Clock, system_clock
 from embedauth.config import Settings
+from embedauth.credentials.client_auth import ClientAuthenticator
+from embedauth.credentials.secrets import SecretCache, SecretHasher
 from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
-from embedauth.keys import KeyRing
 from embedauth.models import Principal
-from embedauth.permissions import Permissions
-from embedauth.refresh_tokens import RefreshTokens
-from embedauth.registrations import Registrations
-from embedauth.revocation import RevocationState
-from embedauth.secrets import SecretCache, SecretHasher
+from embedauth.registry.permissions import Permissions
+from embedauth.registry.refresh_tokens import RefreshTokens
+from embedauth.registry.registrations import Registrations
 from embedauth.storage import Storage, open_storage
-from embedauth.tokens import Tokens
+from embedauth.tokens.issuer import Tokens
+from embedauth.tokens.keys import KeyRing
+from embedauth.tokens.revocation import RevocationState
 
 __all__ = ["EmbedAuth"]
 
@@ -37,7 +37,12 @@ class EmbedAuth:
     keyword arguments are :class:`~embedauth.config.Settings` fields (``issuer=…``,
     ``token_cache_size=0``…) applied over ``settings``. ``plugins`` are registered on this
     instance's own plugin manager; ``load_entrypoints=True`` also loads installed ``embedauth``
-    entry points.
+    entry points. ``plugin_manager`` shares an existing manager instead (what :meth:`with_settings`
+    does), and then ``plugins`` are added to it.
+
+    The services: :attr:`permissions`, :attr:`registrations`, :attr:`refresh_tokens`,
+    :attr:`clients` (client authentication), :attr:`tokens` (the grants), :attr:`keys` and
+    :attr:`revocations`.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class EmbedAuth:
         clock: Clock = system_clock,
         plugins: Sequence[object] = (),
         load_entrypoints: bool = False,
+        plugin_manager: pluggy.PluginManager | None = None,
         **overrides: Any,
     ) -> None:
         settings = settings or Settings()
@@ -55,55 +61,48 @@ class EmbedAuth:
             overrides["storage"] = storage
         self.settings = settings.replace(**overrides) if overrides else settings
         self.clock = clock
-        self.plugins: pluggy.PluginManager = make_plugin_manager(*plugins, load_entrypoints=load_entrypoints)
+        if plugin_manager is None:
+            plugin_manager = make_plugin_manager(*plugins, load_entrypoints=load_entrypoints)
+        else:
+            for plugin in plugins:
+                plugin_manager.register(plugin)
+        self.plugins: pluggy.PluginManager = plugin_manager
         if isinstance(storage, Storage):
             self.storage, self._owns_storage = storage, False
         else:
             self.storage = open_storage(self.settings.storage, clock=clock, plugins=self.plugins)
             self._owns_storage = True
-        self._build_services()
 
-    def _build_services(self) -> None:
-        settings = self.settings
-        self._hasher = SecretHasher(
+        self._wire()
+
+    def _wire(self) -> None:
+        """Build the services over this instance's settings, storage, clock and plugins."""
+        settings, storage, clock, plugins = self.settings, self.storage, self.clock, self.plugins
+        hasher = SecretHasher(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        self._secret_cache = SecretCache(settings.secret_cache_size)
-        self.revocations = RevocationState(
-            self.storage, self.clock, poll_interval=settings.revocation_poll_interval
-        )
-        self.keys = KeyRing(self.storage, settings, self.clock)
-        self.permissions = Permissions(self.storage, self.clock, self.plugins)
+        secret_cache = SecretCache(settings.secret_cache_size)
+        self.revocations = RevocationState(storage, clock, poll_interval=settings.revocation_poll_interval)
+        self.keys = KeyRing(storage, settings, clock)
+        self.permissions = Permissions(storage, clock, plugins)
         self.registrations = Registrations(
-            self.storage,
-            settings,
-            self.clock,
-            self._hasher,
-            self._secret_cache,
-            self.plugins,
-            on_revoked=self.revocations.sync,
+            storage, settings, clock, hasher, plugins, on_revoked=self.revocations.sync
         )
         self.refresh_tokens = RefreshTokens(
-            self.storage,
-            settings,
-            self.clock,
-            self._hasher,
-            self._secret_cache,
-            self.plugins,
-            on_revoked=self.revocations.sync,
+            storage, settings, clock, hasher, secret_cache, plugins, on_revoked=self.revocations.sync
         )
+        self.clients = ClientAuthenticator(storage, settings, clock, hasher, secret_cache, plugins)
         self.tokens = Tokens(
-            storage=self.storage,
+            storage=storage,
             settings=settings,
-            clock=self.clock,
+            clock=clock,
             keys=self.keys,
             revocations=self.revocations,
-            registrations=self.registrations,
+            clients=self.clients,
             refresh_tokens=self.refresh_tokens,
-            assertions=ClientAssertions(self.storage, settings, self.clock, self.plugins),
-            plugins=self.plugins,
+            plugins=plugins,
         )
 
     def verify(self, token: str) -> Principal:
@@ -123,12 +122,12 @@ class EmbedAuth:
         """Another instance over the same storage, clock and plugins, with some settings changed."""
         if "storage" in changes:
             raise ConfigurationError("with_settings shares the storage; open another EmbedAuth instead")
-        twin = EmbedAuth.__new__(EmbedAuth)
-        twin.settings = self.settings.replace(**changes)
-        twin.clock, twin.plugins, twin.storage = self.clock, self.plugins, self.storage
-        twin._owns_storage = False
-        twin._build_services()
-        return twin
+        return EmbedAuth(
+            self.storage,
+            settings=self.settings.replace(**changes),
+            clock=self.clock,
+            plugin_manager=self.plugins,
+        )
 
     def close(self) -> None:
         """Stop the revocation thread, and close the storage if this instance opened it."""

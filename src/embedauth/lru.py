@@ -27,6 +27,7 @@ class LRUCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
+        """The value for ``key`` (now the most recently used), or None."""
         with self._lock:
             value = self._data.get(key)
             if value is not None:
@@ -34,6 +35,7 @@ class LRUCache(Generic[K, V]):
             return value
 
     def put(self, key: K, value: V) -> None:
+        """Store ``value``; the least recently used entries go beyond ``maxsize``."""
         if self.maxsize == 0:
             return
         with self._lock:
@@ -43,12 +45,9 @@ class LRUCache(Generic[K, V]):
                 self._data.popitem(last=False)
 
     def pop(self, key: K) -> V | None:
+        """Remove ``key`` and return its value, or None."""
         with self._lock:
             return self._data.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
     def __len__(self) -> int:
         return len(self._data)

@@ -2,7 +2,7 @@
 
 Both apps sit over the same :class:`EmbedAuth`: the OAuth endpoints, plus ``/demo/devices`` (needs
 ``devices:read``) and ``/demo/public`` (no token). The demo
-bodies are serialised by :func:`embedauth.service.json_bytes`, so that the frameworks' JSON encoders
+bodies are serialised by :func:`embedauth.http.messages.json_bytes`, so that the frameworks' JSON encoders
 play no part.
 """
 
@@ -30,7 +30,7 @@ from embedauth import EmbedAuth
 from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
 from embedauth.adapters.starlette import BearerMiddleware, oauth_routes, requires_scopes
 from embedauth.clock import FrozenClock
-from embedauth.service import json_bytes
+from embedauth.http.messages import json_bytes
 from tests.conftest import FAST_HASHING
 
 ISSUER = "https://api.example.com"

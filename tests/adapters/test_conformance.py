@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import pytest
 
 from embedauth import EmbedAuth, StorageError
+from embedauth.cli.demo import DEMO_DEVICES, flask_app, starlette_app
 from embedauth.clock import FrozenClock
+from embedauth.http.messages import MAX_FORM_BYTES
 from embedauth.models import CreatedSecret
-from embedauth.oauth import MAX_FORM_BYTES
-from embedauth.service import DEMO_DEVICES, flask_app, starlette_app
 from tests.adapters.apps import (
     ISSUER,
     JSON,

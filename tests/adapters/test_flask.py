@@ -14,8 +14,8 @@ from werkzeug.test import TestResponse
 from embedauth import ConfigurationError, EmbedAuth, StorageError
 from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
 from embedauth.clock import FrozenClock
+from embedauth.http.messages import MAX_FORM_BYTES
 from embedauth.models import CreatedSecret, Principal
-from embedauth.oauth import MAX_FORM_BYTES
 from tests.adapters.apps import ISSUER, basic, bearer_header, flask_app, open_auth
 
 FORM = "application/x-www-form-urlencoded"

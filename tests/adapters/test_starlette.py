@@ -35,10 +35,10 @@ from embedauth.adapters.starlette import (
     oauth_routes,
     requires_scopes,
 )
-from embedauth.bearer import BearerGuard
 from embedauth.clock import FrozenClock
+from embedauth.http.bearer import BearerGuard
+from embedauth.http.messages import MAX_FORM_BYTES
 from embedauth.models import CreatedSecret, Principal
-from embedauth.oauth import MAX_FORM_BYTES
 from tests.adapters.apps import (
     ISSUER,
     REALM,

@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 from embedauth.clock import FrozenClock, utcnow
+from embedauth.credentials.secrets import new_client_id, new_id
 from embedauth.errors import (
     AlreadyExists,
     NotFound,
@@ -34,7 +35,6 @@ from embedauth.models import (
     SecretCredential,
     SigningKey,
 )
-from embedauth.secrets import new_client_id, new_id
 from embedauth.storage import Storage
 from embedauth.storage.base import SCHEMA_VERSION
 

@@ -21,11 +21,11 @@ from embedauth.clock import FrozenClock, to_timestamp, utcnow
 from embedauth.errors import StorageError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Revocation, RevocationKind
-from embedauth.revocation import RevocationState
 from embedauth.storage import Storage, open_storage
-from embedauth.storage.base import ChangeFeed
+from embedauth.storage.feed import ChangeFeed
 from embedauth.storage.redis import RedisChangeFeed
-from embedauth.storage.sql import PostgresChangeFeed
+from embedauth.storage.sql.postgres_feed import PostgresChangeFeed
+from embedauth.tokens.revocation import RevocationState
 from tests.services import POSTGRES_URL, REDIS_URL, storage_url
 
 FEED_BACKENDS = ("postgres", "redis")

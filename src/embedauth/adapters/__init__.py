@@ -9,7 +9,7 @@
   the :func:`~embedauth.adapters.flask.require_scopes` decorator and
   :data:`~embedauth.adapters.flask.current_principal`.
 
-Both call the same :class:`~embedauth.oauth.OAuthEndpoints` and :class:`~embedauth.bearer.BearerGuard`,
+Both call the same :class:`~embedauth.http.oauth.OAuthEndpoints` and :class:`~embedauth.http.bearer.BearerGuard`,
 so for the same request they answer the same status, headers and body bytes
 (``tests/adapters/test_conformance.py`` holds them to it). Import the one you use: each imports its
 framework, and nothing here imports either.

@@ -16,7 +16,7 @@ The routes and answers are those of :mod:`embedauth.adapters.starlette`, byte fo
 * Responses carry exactly the endpoint's headers, names lower-cased, then ``content-length``:
   Werkzeug's default ``text/html`` content type is not added to the revocation's empty body, nor is
   its own ``Content-Length``. Werkzeug drops the body of a ``HEAD``, keeping the ``GET`` length.
-* The form is read up to :data:`~embedauth.oauth.MAX_FORM_BYTES`, never past it;
+* The form is read up to :data:`~embedauth.http.messages.MAX_FORM_BYTES`, never past it;
   :class:`~embedauth.errors.StorageError` becomes 503 with ``Retry-After``.
 
 ``required=True`` protects every view (a ``before_request`` hook) except the extension's own
@@ -26,7 +26,6 @@ endpoints and the ``exempt`` paths (an exact path, or every path under one endin
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
@@ -34,15 +33,15 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.local import LocalProxy
 
-from embedauth import oauth
-from embedauth.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.adapters import _common
 from embedauth.core import EmbedAuth
 from embedauth.errors import ConfigurationError, OAuthError, StorageError
+from embedauth.http import messages
+from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import Principal
 
 __all__ = ["EXTENSION_KEY", "EmbedAuthFlask", "current_principal", "require_scopes"]
-
-log = logging.getLogger(__name__)
 
 #: The key of the extension in ``app.extensions``.
 EXTENSION_KEY = "embedauth"
@@ -57,53 +56,39 @@ class _ExactResponse(Response):
     automatically_set_content_length = False
 
 
-def _flask_response(response: oauth.Response) -> Response:
+def _flask_response(response: messages.Response) -> Response:
     body = response.json_bytes()
     headers = [(name.lower(), value) for name, value in response.headers]
     headers.append(("content-length", str(len(body))))
     return _ExactResponse(body, status=response.status, headers=headers)
 
 
-def _read_form_body() -> bytes:
-    """The body, refused with ``InvalidRequest`` past :data:`~embedauth.oauth.MAX_FORM_BYTES`."""
-    declared = request.content_length
-    if declared is not None and declared > oauth.MAX_FORM_BYTES:
-        raise oauth.body_too_large()
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := request.stream.read(oauth.MAX_FORM_BYTES + 1 - size):
-        size += len(chunk)
-        if size > oauth.MAX_FORM_BYTES:
-            raise oauth.body_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _respond(handle: Callable[[oauth.Request], oauth.Response], *, reads_form: bool) -> Response:
-    form: Sequence[tuple[str, str]] = ()
-    if reads_form and request.method == "POST":
+def _respond(route: _common.OAuthRoute) -> Response:
+    body = None
+    if route.reads_form and request.method == "POST":
         try:
-            form = oauth.parse_form(_read_form_body(), request.headers.get("Content-Type"))
+            limit = _common.BodyLimit(request.content_length)
+            while chunk := request.stream.read(limit.remaining):
+                limit.add(chunk)
         except OAuthError as error:
-            return _flask_response(oauth.error_response(error))
-    value = oauth.Request(
+            return _flask_response(messages.error_response(error))
+        body = limit.body()
+    response = _common.answer(
+        route,
         method=request.method,
         url=request.url,
         headers={name.lower(): value for name, value in request.headers.items()},
-        form=form,
+        body=body,
+        path=request.path,
     )
-    try:
-        return _flask_response(handle(value))
-    except StorageError:
-        log.warning("embedauth: storage unavailable for %s %s", request.method, request.path, exc_info=True)
-        return _flask_response(oauth.UNAVAILABLE)
+    return _flask_response(response)
 
 
 class EmbedAuthFlask:
     """The Flask extension: the OAuth endpoints of ``auth`` and the bearer guard of protected views.
 
     ``verifier`` defaults to ``auth`` and ``realm`` to ``auth.settings.issuer``; an API that only
-    checks tokens passes ``verifier`` (any :class:`~embedauth.bearer.TokenVerifier`) and ``realm``
+    checks tokens passes ``verifier`` (any :class:`~embedauth.http.bearer.TokenVerifier`) and ``realm``
     without ``auth``. ``prefix`` defaults to ``auth.settings.endpoint_prefix``, the prefix the
     metadata advertises. The extension is kept in ``app.extensions["embedauth"]``.
     """
@@ -120,7 +105,7 @@ class EmbedAuthFlask:
         exempt: Sequence[str] = (),
     ) -> None:
         self.auth = auth
-        self.endpoints = None if auth is None else oauth.OAuthEndpoints(auth)
+        self.endpoints = None if auth is None else OAuthEndpoints(auth)
         if verifier is None:
             verifier = auth
         if realm is None and auth is not None:
@@ -134,8 +119,7 @@ class EmbedAuthFlask:
         self.required = required
         if required and self.guard is None:
             raise ConfigurationError("required=True needs a verifier (or an EmbedAuth)")
-        self._exempt_paths = frozenset(path for path in exempt if not path.endswith("/"))
-        self._exempt_prefixes = tuple(path for path in exempt if path.endswith("/"))
+        self.exempt = _common.ExemptPaths(exempt)
         if app is not None:
             self.init_app(app)
 
@@ -147,38 +131,20 @@ class EmbedAuthFlask:
         if self.required:
             app.before_request(self._require_caller)
 
-    def blueprint(self, endpoints: oauth.OAuthEndpoints) -> Blueprint:
+    def blueprint(self, endpoints: OAuthEndpoints) -> Blueprint:
         """A blueprint named ``embedauth`` with the routes of :func:`~embedauth.adapters.starlette.oauth_routes`.
 
         Its rules take every method (Werkzeug's ``methods=None``, which ``add_url_rule`` cannot
         express), so the endpoint answers 405 itself, even to ``PROPFIND``, as under Starlette.
         """
         blueprint = Blueprint(EXTENSION_KEY, __name__)
-
-        def add(path: str, name: str, handle: Callable[[oauth.Request], oauth.Response], form: bool) -> None:
-            def view() -> Response:
-                return _respond(handle, reads_form=form)
-
-            def register(state: BlueprintSetupState) -> None:
-                endpoint = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
-                rule = state.app.url_rule_class(path, endpoint=endpoint, methods=None, strict_slashes=True)
-                state.app.url_map.add(rule)
-                state.app.view_functions[endpoint] = view
-
-            blueprint.record(register)
-
-        add(self.prefix + oauth.TOKEN_PATH, "token", endpoints.token, True)
-        add(self.prefix + oauth.REVOKE_PATH, "revoke", endpoints.revoke, True)
-        add(self.prefix + oauth.INTROSPECT_PATH, "introspect", endpoints.introspect, True)
-        add("/.well-known/oauth-authorization-server", "metadata", endpoints.metadata, False)
-        add("/.well-known/openid-configuration", "openid_configuration", endpoints.metadata, False)
-        add(self.prefix + oauth.JWKS_PATH, "jwks", endpoints.jwks, False)
-        if self.prefix:
-            add(oauth.JWKS_PATH, "root_jwks", endpoints.jwks, False)
+        for route in _common.oauth_routes(endpoints, self.prefix):
+            blueprint.record(_rule(route))
         return blueprint
 
     def is_exempt(self, path: str) -> bool:
-        return path in self._exempt_paths or path.startswith(self._exempt_prefixes)
+        """Whether ``path`` is one ``required`` does not check."""
+        return path in self.exempt
 
     def check(self, scopes: Sequence[str]) -> Response | None:
         """The refusal when this request's caller lacks ``scopes`` (None: proceed, ``g`` holds it)."""
@@ -192,14 +158,29 @@ class EmbedAuthFlask:
         except BearerError as error:
             return _flask_response(error.response(self.guard.realm))
         except StorageError:  # only while the revocation state first loads
-            log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
-            return _flask_response(oauth.UNAVAILABLE)
+            return _flask_response(_common.unavailable("a bearer check"))
         return None
 
     def _require_caller(self) -> Response | None:
         if request.blueprint == EXTENSION_KEY or self.is_exempt(request.path):
             return None
         return self.check(())
+
+
+def _rule(route: _common.OAuthRoute) -> Callable[[BlueprintSetupState], None]:
+    """Registers ``route`` with every method (Werkzeug's ``methods=None``, which ``add_url_rule``
+    cannot express), so the endpoint answers 405 itself, even to ``PROPFIND``, as under Starlette."""
+
+    def view() -> Response:
+        return _respond(route)
+
+    def register(state: BlueprintSetupState) -> None:
+        endpoint = f"{state.name_prefix}.{state.name}.{route.name.replace('-', '_')}".lstrip(".")
+        rule = state.app.url_rule_class(route.path, endpoint=endpoint, methods=None, strict_slashes=True)
+        state.app.url_map.add(rule)
+        state.app.view_functions[endpoint] = view
+
+    return register
 
 
 def _extension() -> EmbedAuthFlask:

@@ -27,7 +27,7 @@ Decisions:
 
 * **The OAuth routes are ASGI apps, not request functions**, so a route takes every method and the
   endpoint answers 405 itself, with the same JSON body and ``Allow`` header as under Flask.
-  They read the form (at most :data:`~embedauth.oauth.MAX_FORM_BYTES`: a larger declared
+  They read the form (at most :data:`~embedauth.http.messages.MAX_FORM_BYTES`: a larger declared
   ``Content-Length`` is refused unread, and a streamed body is counted as it arrives), then run the
   endpoint in the thread pool: it touches storage and may spend argon2 time.
   :class:`~embedauth.errors.StorageError` becomes 503 with ``Retry-After``.
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec
 
@@ -66,10 +65,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from embedauth import oauth
-from embedauth.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.adapters import _common
 from embedauth.core import EmbedAuth
 from embedauth.errors import OAuthError, StorageError
+from embedauth.http import messages
+from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import Principal
 
 try:  # FastAPI is optional: BearerPrincipal exists when it is installed.
@@ -92,9 +93,7 @@ __all__ = [
     "requires_scopes",
 ]
 
-log = logging.getLogger(__name__)
-
-#: Where :class:`BearerMiddleware` leaves its :class:`~embedauth.bearer.BearerGuard` in the scope.
+#: Where :class:`BearerMiddleware` leaves its :class:`~embedauth.http.bearer.BearerGuard` in the scope.
 GUARD_SCOPE_KEY = "embedauth.guard"
 #: WebSocket close codes (RFC 6455 §7.4.1): policy violation, and try again later.
 POLICY_VIOLATION = 1008
@@ -123,7 +122,7 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _send(response: oauth.Response, scope: Scope, send: Send) -> None:
+async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
     """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
     body = response.json_bytes()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
@@ -132,7 +131,7 @@ async def _send(response: oauth.Response, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-def _starlette_response(response: oauth.Response) -> Response:
+def _starlette_response(response: messages.Response) -> Response:
     """``response`` as a Starlette :class:`~starlette.responses.Response` (for handlers and decorators)."""
     return Response(response.json_bytes(), response.status, headers=dict(response.headers))
 
@@ -140,27 +139,11 @@ def _starlette_response(response: oauth.Response) -> Response:
 # ---------------------------------------------------------------------------- the OAuth routes
 
 
-async def _read_form_body(request: Request) -> bytes:
-    """The body, refused with ``InvalidRequest`` past :data:`~embedauth.oauth.MAX_FORM_BYTES`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > oauth.MAX_FORM_BYTES:
-        raise oauth.body_too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > oauth.MAX_FORM_BYTES:
-            raise oauth.body_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class _OAuthEndpoint:
-    """One :class:`~embedauth.oauth.OAuthEndpoints` method as an ASGI app taking every method."""
+    """One OAuth endpoint as an ASGI app taking every method (the endpoint answers 405 itself)."""
 
-    def __init__(self, handle: Callable[[oauth.Request], oauth.Response], *, reads_form: bool) -> None:
-        self.handle = handle
-        self.reads_form = reads_form
+    def __init__(self, route: _common.OAuthRoute) -> None:
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -170,23 +153,25 @@ class _OAuthEndpoint:
             return
         await _send(response, scope, send)
 
-    async def _respond(self, request: Request) -> oauth.Response:
-        form: Sequence[tuple[str, str]] = ()
-        if self.reads_form and request.method == "POST":
+    async def _respond(self, request: Request) -> messages.Response:
+        body = None
+        if self.route.reads_form and request.method == "POST":
             try:
-                form = oauth.parse_form(await _read_form_body(request), request.headers.get("content-type"))
+                limit = _common.BodyLimit(_common.declared_length(request.headers.get("content-length")))
+                async for chunk in request.stream():
+                    limit.add(chunk)
             except OAuthError as error:
-                return oauth.error_response(error)
-        value = oauth.Request(
-            method=request.method, url=str(request.url), headers=_headers(request.scope), form=form
+                return messages.error_response(error)
+            body = limit.body()
+        return await run_in_threadpool(
+            _common.answer,
+            self.route,
+            method=request.method,
+            url=str(request.url),
+            headers=_headers(request.scope),
+            body=body,
+            path=request.url.path,
         )
-        try:
-            return await run_in_threadpool(self.handle, value)
-        except StorageError:
-            log.warning(
-                "embedauth: storage unavailable for %s %s", request.method, request.url.path, exc_info=True
-            )
-            return oauth.UNAVAILABLE
 
 
 def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRoute]:
@@ -200,35 +185,11 @@ def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRout
     metadata will point elsewhere.
     """
     prefix = (auth.settings.endpoint_prefix if prefix is None else prefix).rstrip("/")
-    endpoints = oauth.OAuthEndpoints(auth)
-    token = _OAuthEndpoint(endpoints.token, reads_form=True)
-    revoke = _OAuthEndpoint(endpoints.revoke, reads_form=True)
-    introspect = _OAuthEndpoint(endpoints.introspect, reads_form=True)
-    metadata = _OAuthEndpoint(endpoints.metadata, reads_form=False)
-    jwks = _OAuthEndpoint(endpoints.jwks, reads_form=False)
-    routes: list[BaseRoute] = [
-        Route(prefix + oauth.TOKEN_PATH, token, name="embedauth:token", include_in_schema=False),
-        Route(prefix + oauth.REVOKE_PATH, revoke, name="embedauth:revoke", include_in_schema=False),
-        Route(
-            prefix + oauth.INTROSPECT_PATH, introspect, name="embedauth:introspect", include_in_schema=False
-        ),
-        Route(
-            "/.well-known/oauth-authorization-server",
-            metadata,
-            name="embedauth:metadata",
-            include_in_schema=False,
-        ),
-        Route(
-            "/.well-known/openid-configuration",
-            metadata,
-            name="embedauth:openid-configuration",
-            include_in_schema=False,
-        ),
-        Route(prefix + oauth.JWKS_PATH, jwks, name="embedauth:jwks", include_in_schema=False),
+    endpoints = OAuthEndpoints(auth)
+    return [
+        Route(route.path, _OAuthEndpoint(route), name=f"embedauth:{route.name}", include_in_schema=False)
+        for route in _common.oauth_routes(endpoints, prefix)
     ]
-    if prefix:
-        routes.append(Route(oauth.JWKS_PATH, jwks, name="embedauth:root-jwks", include_in_schema=False))
-    return routes
 
 
 def mount_oauth(app: Starlette, auth: EmbedAuth, *, prefix: str | None = None) -> None:
@@ -285,11 +246,11 @@ class BearerMiddleware:
         self.app = app
         self.guard = BearerGuard(verifier, realm=realm)
         self.required = required
-        self._exempt_paths = frozenset(path for path in exempt if not path.endswith("/"))
-        self._exempt_prefixes = tuple(path for path in exempt if path.endswith("/"))
+        self.exempt = _common.ExemptPaths(exempt)
 
     def is_exempt(self, path: str) -> bool:
-        return path in self._exempt_paths or path.startswith(self._exempt_prefixes)
+        """Whether ``path`` is one the middleware does not check."""
+        return path in self.exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -307,8 +268,7 @@ class BearerMiddleware:
                 await self._refuse(error.response(self.guard.realm), scope, send, POLICY_VIOLATION)
                 return
             except StorageError:  # only while the revocation state first loads
-                log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
-                await self._refuse(oauth.UNAVAILABLE, scope, send, TRY_AGAIN_LATER)
+                await self._refuse(_common.unavailable("a bearer check"), scope, send, TRY_AGAIN_LATER)
                 return
         if principal is None:
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
@@ -317,7 +277,7 @@ class BearerMiddleware:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(response: oauth.Response, scope: Scope, send: Send, close_code: int) -> None:
+    async def _refuse(response: messages.Response, scope: Scope, send: Send, close_code: int) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": close_code})
         else:
@@ -334,7 +294,7 @@ def _connection(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HTTPConnect
     raise TypeError("requires_scopes: the endpoint receives no Request or WebSocket")
 
 
-def _refusal(conn: HTTPConnection, scopes: Sequence[str]) -> oauth.Response | None:
+def _refusal(conn: HTTPConnection, scopes: Sequence[str]) -> messages.Response | None:
     """The RFC 6750 response when the caller lacks ``scopes``, or None when it may proceed."""
     guard = conn.scope.get(GUARD_SCOPE_KEY)
     if not isinstance(guard, BearerGuard):
@@ -390,7 +350,7 @@ def requires_scopes(*scopes: str) -> Callable[[Callable[_P, Any]], Callable[_P, 
 class BearerRefusal(HTTPException):
     """An RFC 6750 refusal raised by :class:`BearerPrincipal`; ``response`` is the exact answer."""
 
-    def __init__(self, response: oauth.Response) -> None:
+    def __init__(self, response: messages.Response) -> None:
         headers = {name: value for name, value in response.headers if name.lower() != "content-type"}
         super().__init__(response.status, detail=response.body, headers=headers)  # type: ignore[arg-type]
         self.response = response
@@ -441,5 +401,4 @@ if HAS_FASTAPI:
             except BearerError as error:
                 raise BearerRefusal(error.response(self.guard.realm)) from None
             except StorageError:
-                log.warning("embedauth: storage unavailable while verifying a token", exc_info=True)
-                raise BearerRefusal(oauth.UNAVAILABLE) from None
+                raise BearerRefusal(_common.unavailable("a bearer check")) from None

@@ -2,9 +2,11 @@
 
 Backends only store. They validate nothing a service already validated, make no policy decisions,
 and never see a plaintext secret. Every method is synchronous and thread-safe. A driver's own
-exception never escapes: it becomes :class:`~embedauth.errors.StorageError` ``from`` it (see
-:meth:`Storage.translate_errors`). The behaviour below is checked, for every backend against a real
-server, by ``tests/storage/test_contract.py``.
+exception never escapes: every public method of a backend (and its constructor) is wrapped, when the
+subclass is defined, so that an exception listed in its :attr:`Storage.driver_errors` becomes
+:class:`~embedauth.errors.StorageError` ``from`` it. A backend cannot forget the translation, and
+writes none of it by hand (the pattern of ``limits``' ``Storage.__init_subclass__``). The behaviour
+below is checked, for every backend against a real server, by ``tests/storage/test_contract.py``.
 
 Atomicity that every backend guarantees:
 
@@ -22,12 +24,10 @@ Times are compared at millisecond resolution, the precision every model carries.
 from __future__ import annotations
 
 import abc
-import contextlib
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from embedauth.clock import Clock
 from embedauth.errors import EmbedAuthError, StorageError
@@ -39,122 +39,30 @@ from embedauth.models import (
     Revocation,
     SigningKey,
 )
+from embedauth.storage.feed import ChangeFeed
 
-__all__ = ["SCHEMA_VERSION", "ChangeFeed", "ConnectionFeed", "Storage", "StorageFactory"]
+__all__ = ["SCHEMA_VERSION", "Storage", "StorageFactory"]
 
 #: The version of the stored layout this code reads and writes; backends migrate older data to it.
 SCHEMA_VERSION = 1
 
-
-class ChangeFeed(abc.ABC):
-    """A push channel that wakes a verifier as soon as any process adds a revocation.
-
-    Optional: a backend without one is polled. A feed only says "something changed"; the verifier
-    then reads :meth:`Storage.revocations_after` from its last ``seq``, so a lost notification or a
-    reconnect costs latency, never an entry.
-    """
-
-    @abc.abstractmethod
-    def wait(self, timeout: float) -> bool:
-        """Block until a revocation is announced (True) or ``timeout`` seconds pass (False).
-
-        Raises ``StorageError`` if the connection is lost; the next call reconnects.
-        """
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the connection. Idempotent; a blocked :meth:`wait` may return early."""
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class ConnectionFeed(ChangeFeed):
-    """A feed over one connection of its own, read in short slices: the part both push feeds share.
+def _translating(method: _F) -> _F:
+    """``method`` with the driver's errors turned into ``StorageError``; ours pass through."""
 
-    Thread-safe: one :meth:`wait` runs at a time, and :meth:`close` never tears down a connection
-    another thread is reading (neither libpq nor redis-py connections are safe for that): a blocked
-    ``wait`` notices the close within :attr:`SLICE` seconds, closes the connection itself and
-    returns False. When the connection is lost ``wait`` raises ``StorageError`` once (what was
-    announced meanwhile is lost, and re-read by ``seq``); the next ``wait`` connects again.
-
-    A subclass connects and subscribes (:meth:`_connect`), disconnects, and reads one announcement.
-    """
-
-    #: How long one read may block, so a close is noticed promptly.
-    SLICE = 0.25
-    #: The driver's exceptions that mean the connection failed.
-    errors: tuple[type[BaseException], ...] = ()
-
-    def __init__(self) -> None:
-        self._io = threading.Lock()  # held while the connection is in use
-        self._closed = False
-        with self._io:
-            self._open()
-
-    @abc.abstractmethod
-    def _connect(self) -> None:
-        """Open the connection and subscribe; once this returns, every later announcement arrives."""
-
-    @abc.abstractmethod
-    def _disconnect(self) -> None:
-        """Drop the connection, quietly (idempotent)."""
-
-    @abc.abstractmethod
-    def _connected(self) -> bool: ...
-
-    @abc.abstractmethod
-    def _next(self, timeout: float) -> bool:
-        """Read for up to ``timeout`` seconds; True at the first announcement."""
-
-    def _error(self, exc: BaseException) -> StorageError:
-        detail = " ".join(str(exc).split())  # libpq's messages span lines
-        return StorageError(f"{type(self).__name__}: {type(exc).__name__}: {detail}")
-
-    def _open(self) -> None:
+    @functools.wraps(method)
+    def translated(self: Storage, *args: Any, **kwargs: Any) -> Any:
         try:
-            self._connect()
-        except self.errors as exc:
-            self._disconnect()
-            raise self._error(exc) from exc
-        except BaseException:
-            self._disconnect()
+            return method(self, *args, **kwargs)
+        except EmbedAuthError:
             raise
+        except type(self).driver_errors as exc:
+            raise StorageError(f"{type(self).__name__}: {type(exc).__name__}: {exc}") from exc
 
-    def wait(self, timeout: float) -> bool:
-        try:
-            with self._io:
-                if self._closed:
-                    return False
-                if not self._connected():
-                    self._open()
-                try:
-                    deadline = time.monotonic() + max(0.0, timeout)
-                    while not self._closed:
-                        if self._next(min(max(0.0, deadline - time.monotonic()), self.SLICE)):
-                            while self._next(0.0):  # a burst wakes the caller once
-                                pass
-                            return True
-                        if time.monotonic() >= deadline:
-                            break
-                    return False
-                except self.errors as exc:
-                    self._disconnect()
-                    if self._closed:
-                        return False
-                    raise self._error(exc) from exc
-        finally:
-            if self._closed:
-                self._teardown()
-
-    def _teardown(self) -> None:
-        """Close the connection unless another thread is using it (that thread then does)."""
-        if self._io.acquire(blocking=False):
-            try:
-                self._disconnect()
-            finally:
-                self._io.release()
-
-    def close(self) -> None:
-        self._closed = True
-        self._teardown()
+    translated.__embedauth_translated__ = True  # type: ignore[attr-defined]
+    return translated  # type: ignore[return-value]
 
 
 class Storage(abc.ABC):
@@ -164,22 +72,20 @@ class Storage(abc.ABC):
     keys and revocations), never the system time directly.
     """
 
-    #: Exceptions of the driver that :meth:`translate_errors` turns into ``StorageError``.
+    #: Exceptions of the driver that become ``StorageError`` wherever a backend method raises them.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the subclass's constructor and every method of the contract it defines."""
+        super().__init_subclass__(**kwargs)
+        for name in (*_CONTRACT, "__init__"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__embedauth_translated__", False):
+                setattr(cls, name, _translating(method))
 
     def __init__(self, url: str, *, clock: Clock) -> None:
         self.url = url
         self.clock = clock
-
-    @contextlib.contextmanager
-    def translate_errors(self) -> Iterator[None]:
-        """Wrap a driver call: the driver's errors become ``StorageError``; ours pass through."""
-        try:
-            yield
-        except EmbedAuthError:
-            raise
-        except self.driver_errors as exc:
-            raise StorageError(f"{type(self).__name__}: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         """Release connections. Idempotent."""
@@ -322,3 +228,9 @@ class Storage(abc.ABC):
 
 StorageFactory = Callable[[str, Clock], Storage]
 """Builds a backend from its URL and the instance's clock (what a scheme hook returns)."""
+
+
+#: The public methods of the contract: each is wrapped in every backend (see the module docstring).
+_CONTRACT = tuple(
+    name for name, value in vars(Storage).items() if callable(value) and not name.startswith("_")
+)

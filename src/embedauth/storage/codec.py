@@ -1,7 +1,7 @@
 """The stored form of every model as JSON-ready dicts, for backends that store documents.
 
 Complete (hashes and encrypted keys included): this is storage's private form, never an API
-response; the public views are in :mod:`embedauth.views`. Times are ISO 8601 UTC with milliseconds.
+response; the public form is in :mod:`embedauth.public_json`. Times are ISO 8601 UTC with milliseconds.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from embedauth.clock import isoformat
 from embedauth.models import (
     Access,
     CertificateCredential,
@@ -41,7 +42,7 @@ __all__ = [
 
 
 def dump_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds")
+    return None if moment is None else isoformat(moment)
 
 
 def load_time(text: str | None) -> datetime | None:

@@ -23,7 +23,7 @@ and every multi-key script below touches one tag only)::
 Times are stored in whole milliseconds, like the JSON of :mod:`embedauth.storage.codec`. A prefix with
 a hash tag of its own (``app{1}``) puts every key in one slot: legal, just not spread.
 
-Atomicity (Lua scripts; "now" is always the storage clock's, passed in, never Redis's own time):
+Atomicity (Lua scripts in ``lua/``, loaded once; "now" is always the storage clock's, passed in, never Redis's own time):
 
 * A registration is one hash, so the compare-and-set on ``version`` is a single-key script, and
   ``last_used_at`` lives in its own field that ``save_registration`` never writes.
@@ -64,6 +64,7 @@ import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -84,7 +85,7 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import SCHEMA_VERSION, ChangeFeed, ConnectionFeed, Storage
+from embedauth.storage.base import SCHEMA_VERSION, Storage
 from embedauth.storage.codec import (
     permission_from_dict,
     permission_to_dict,
@@ -97,112 +98,17 @@ from embedauth.storage.codec import (
     signing_key_from_dict,
     signing_key_to_dict,
 )
+from embedauth.storage.feed import ChangeFeed, ConnectionFeed
 
 __all__ = ["RedisChangeFeed", "RedisStorage"]
 
-# KEYS: permissions, holders. ARGV: scopes. Counts them held if all exist; returns the missing ones.
-ACQUIRE_SCOPES = """
-local missing = {}
-for _, name in ipairs(ARGV) do
-  if redis.call('HEXISTS', KEYS[1], name) == 0 then missing[#missing + 1] = name end
-end
-if #missing == 0 then
-  for _, name in ipairs(ARGV) do redis.call('HINCRBY', KEYS[2], name, 1) end
-end
-return missing
-"""
-
-# KEYS: holders. ARGV: scopes.
-RELEASE_SCOPES = """
-for _, name in ipairs(ARGV) do
-  if redis.call('HINCRBY', KEYS[1], name, -1) <= 0 then redis.call('HDEL', KEYS[1], name) end
-end
-return 0
-"""
-
-# KEYS: permissions, holders. ARGV: name. -1: absent; n > 0: held n times; 0: removed.
-REMOVE_PERMISSION = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if held > 0 then return held end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 0
-"""
-
-# KEYS: registration. ARGV: doc, version, used ms or ''. 1: created; 0: the id is taken.
-CREATE_REGISTRATION = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'version', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'used', ARGV[3]) end
-return 1
-"""
-
-# KEYS: registration. ARGV: expected version, doc, version. {1, old doc} | {0}: stale | {-1}: absent.
-SAVE_REGISTRATION = """
-local version = redis.call('HGET', KEYS[1], 'version')
-if not version then return {-1} end
-if tonumber(version) ~= tonumber(ARGV[1]) then return {0} end
-local old = redis.call('HGET', KEYS[1], 'doc')
-redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'version', ARGV[3])
-return {1, old}
-"""
-
-# KEYS: registration. ARGV: used ms. Only moves forward; ignores a missing registration.
-RECORD_USE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local used = redis.call('HGET', KEYS[1], 'used')
-if used and tonumber(used) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'used', ARGV[1])
-return 1
-"""
-
-# KEYS: registration. Returns the document deleted, or nil.
-DELETE_REGISTRATION = """
-local doc = redis.call('HGET', KEYS[1], 'doc')
-if doc then redis.call('DEL', KEYS[1]) end
-return doc
-"""
-
-# KEYS: key. ARGV: now ms, expires ms, TTL ms. 1: consumed; 0: consumed before and not yet expired.
-CONSUME_ONCE = """
-local until_ms = redis.call('GET', KEYS[1])
-if until_ms and tonumber(until_ms) > tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
-# KEYS: seq, log, expiry. ARGV: entry JSON, expires ms, feed channel. Returns the new seq.
-# PUBLISH is not a key command, so it stays legal on a cluster; subscribers act on the message only
-# after the script (and so the write) has completed.
-ADD_REVOCATION = """
-local seq = redis.call('INCR', KEYS[1])
-local entry = cjson.decode(ARGV[1])
-entry['seq'] = seq
-local member = cjson.encode(entry)
-redis.call('ZADD', KEYS[2], seq, member)
-redis.call('ZADD', KEYS[3], ARGV[2], member)
-redis.call('PUBLISH', ARGV[3], seq)
-return seq
-"""
-
-# KEYS: log, expiry. ARGV: seq, now ms. Purges expired entries; returns those after seq, in order.
-REVOCATIONS_AFTER = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-for _, member in ipairs(gone) do redis.call('ZREM', KEYS[1], member) end
-if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2]) end
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-"""
-
-# KEYS: hash. ARGV: field, value. Replaces an existing field; 0 if absent.
-REPLACE_FIELD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+
+
+def _lua(name: str) -> str:
+    """The script ``lua/<name>.lua`` shipped with the package (each file says its KEYS and ARGV)."""
+    return (resources.files("embedauth.storage") / "lua" / f"{name}.lua").read_text("utf-8")
 
 
 def _ms(moment: datetime) -> int:
@@ -233,8 +139,6 @@ def _connection_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-#: The longest one blocking read of a feed lasts: how late a :meth:`RedisChangeFeed.close` from another
-#: thread is noticed. Such a read is a local ``select`` on the socket, not a round trip.
 #: How long :meth:`RedisStorage.open_change_feed` waits for Redis to confirm the subscription.
 _SUBSCRIBE_TIMEOUT = 10.0
 #: The driver's errors and the socket's (the built-in ConnectionError is an OSError).
@@ -319,21 +223,20 @@ class RedisStorage(Storage):
         self._connection_url = connection_url
         self._signing = f"{prefix}:{{keys}}:signing"
         script = self._redis.register_script
-        self._acquire_scopes = script(ACQUIRE_SCOPES)
-        self._release_scopes = script(RELEASE_SCOPES)
-        self._remove_permission = script(REMOVE_PERMISSION)
-        self._create_registration = script(CREATE_REGISTRATION)
-        self._save_registration = script(SAVE_REGISTRATION)
-        self._record_use = script(RECORD_USE)
-        self._delete_registration = script(DELETE_REGISTRATION)
-        self._consume_once = script(CONSUME_ONCE)
-        self._add_revocation = script(ADD_REVOCATION)
-        self._revocations_after = script(REVOCATIONS_AFTER)
-        self._replace_field = script(REPLACE_FIELD)
+        self._acquire_scopes = script(_lua("acquire_scopes"))
+        self._release_scopes = script(_lua("release_scopes"))
+        self._remove_permission = script(_lua("remove_permission"))
+        self._create_registration = script(_lua("create_registration"))
+        self._save_registration = script(_lua("save_registration"))
+        self._record_use = script(_lua("record_use"))
+        self._delete_registration = script(_lua("delete_registration"))
+        self._consume_once = script(_lua("consume_once"))
+        self._add_revocation = script(_lua("add_revocation"))
+        self._revocations_after = script(_lua("revocations_after"))
+        self._replace_field = script(_lua("replace_field"))
         self._closed = False
         try:
-            with self.translate_errors():
-                self._open()
+            self._open()
         except BaseException:
             self.close()
             raise
@@ -348,15 +251,13 @@ class RedisStorage(Storage):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            with self.translate_errors():
-                self._redis.close()
+            self._redis.close()
 
     def open_change_feed(self) -> ChangeFeed | None:
         return RedisChangeFeed(self._connection_url, self._rev_channel)
 
     def schema_version(self) -> int:
-        with self.translate_errors():
-            return int(self._redis.get(f"{self._prefix}:schema") or 0)
+        return int(self._redis.get(f"{self._prefix}:schema") or 0)
 
     def _now_ms(self) -> int:
         return _ms(from_timestamp(self.clock()))
@@ -364,27 +265,23 @@ class RedisStorage(Storage):
     # ---------------------------------------------------------------- permission catalog
 
     def add_permission(self, permission: Permission) -> None:
-        with self.translate_errors():
-            doc = _dump(permission_to_dict(permission))
-            if not self._redis.hsetnx(self._permissions, permission.name, doc):
-                raise AlreadyExists(f"permission {permission.name!r} already exists")
+        doc = _dump(permission_to_dict(permission))
+        if not self._redis.hsetnx(self._permissions, permission.name, doc):
+            raise AlreadyExists(f"permission {permission.name!r} already exists")
 
     def get_permission(self, name: str) -> Permission | None:
-        with self.translate_errors():
-            doc = self._redis.hget(self._permissions, name)
+        doc = self._redis.hget(self._permissions, name)
         return None if doc is None else permission_from_dict(json.loads(doc))
 
     def list_permissions(self, *, contains: str | None = None) -> list[Permission]:
-        with self.translate_errors():
-            found = [permission_from_dict(json.loads(doc)) for doc in self._redis.hvals(self._permissions)]
+        found = [permission_from_dict(json.loads(doc)) for doc in self._redis.hvals(self._permissions)]
         if contains:
             needle = contains.lower()
             found = [p for p in found if needle in p.name.lower() or needle in p.description.lower()]
         return sorted(found, key=lambda p: p.name)
 
     def remove_permission(self, name: str) -> None:
-        with self.translate_errors():
-            held = int(self._remove_permission(keys=[self._permissions, self._holders], args=[name]))
+        held = int(self._remove_permission(keys=[self._permissions, self._holders], args=[name]))
         if held < 0:
             raise PermissionNotFound(f"no permission {name!r}")
         if held:
@@ -424,35 +321,32 @@ class RedisStorage(Storage):
     def create_registration(self, registration: Registration) -> None:
         scopes, cid = _scopes(registration.scopes), registration.client_id
         used = "" if registration.last_used_at is None else str(_ms(registration.last_used_at))
-        with self.translate_errors():
-            missing = self._acquire(scopes)
-            if missing:
-                raise _unknown(missing)
-            index = self._tenant_key(registration.tenant)
-            indexed = self._redis.zadd(index, {cid: _ms(registration.created_at)}, nx=True)
-            doc = self._registration_doc(registration)
-            if not self._create_registration(
-                keys=[self._registration_key(cid)], args=[doc, registration.version, used]
-            ):
-                if indexed:
-                    self._redis.zrem(index, cid)
-                self._release(scopes)
-                raise AlreadyExists(f"registration {cid} already exists")
+        missing = self._acquire(scopes)
+        if missing:
+            raise _unknown(missing)
+        index = self._tenant_key(registration.tenant)
+        indexed = self._redis.zadd(index, {cid: _ms(registration.created_at)}, nx=True)
+        doc = self._registration_doc(registration)
+        if not self._create_registration(
+            keys=[self._registration_key(cid)], args=[doc, registration.version, used]
+        ):
+            if indexed:
+                self._redis.zrem(index, cid)
+            self._release(scopes)
+            raise AlreadyExists(f"registration {cid} already exists")
 
     def get_registration(self, client_id: str) -> Registration | None:
-        with self.translate_errors():
-            row = self._redis.hmget(self._registration_key(client_id), ["doc", "used"])
+        row = self._redis.hmget(self._registration_key(client_id), ["doc", "used"])
         return self._load_registration(row)
 
     def list_registrations(
         self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
-        with self.translate_errors():
-            ids = self._redis.zrange(self._tenant_key(tenant), 0, -1)
-            pipe = self._redis.pipeline(transaction=False)
-            for cid in ids:
-                pipe.hmget(self._registration_key(str(cid)), ["doc", "used"])
-            rows = pipe.execute()
+        ids = self._redis.zrange(self._tenant_key(tenant), 0, -1)
+        pipe = self._redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hmget(self._registration_key(str(cid)), ["doc", "used"])
+        rows = pipe.execute()
         loaded = (self._load_registration(row) for row in rows)
         found = [r for r in loaded if r is not None and r.tenant == tenant]
         if name_contains:
@@ -462,95 +356,85 @@ class RedisStorage(Storage):
 
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
         scopes, key = _scopes(registration.scopes), self._registration_key(registration.client_id)
-        with self.translate_errors():
-            missing = self._acquire(scopes)
-            if missing:
-                # Report as the reference does: a missing or stale registration before the scopes.
-                version = self._redis.hget(key, "version")
-                if version is None:
-                    raise RegistrationNotFound(f"no registration {registration.client_id}")
-                if int(version) != expected_version:
-                    return False
-                raise _unknown(missing)
-            doc = self._registration_doc(registration)
-            result = self._save_registration(keys=[key], args=[expected_version, doc, registration.version])
-            if result[0] != 1:
-                self._release(scopes)
-                if result[0] < 0:
-                    raise RegistrationNotFound(f"no registration {registration.client_id}")
+        missing = self._acquire(scopes)
+        if missing:
+            # Report as the reference does: a missing or stale registration before the scopes.
+            version = self._redis.hget(key, "version")
+            if version is None:
+                raise RegistrationNotFound(f"no registration {registration.client_id}")
+            if int(version) != expected_version:
                 return False
-            self._release(_scopes(json.loads(result[1])["scopes"]))
-            return True
+            raise _unknown(missing)
+        doc = self._registration_doc(registration)
+        result = self._save_registration(keys=[key], args=[expected_version, doc, registration.version])
+        if result[0] != 1:
+            self._release(scopes)
+            if result[0] < 0:
+                raise RegistrationNotFound(f"no registration {registration.client_id}")
+            return False
+        self._release(_scopes(json.loads(result[1])["scopes"]))
+        return True
 
     def record_use(self, client_id: str, at: datetime) -> None:
-        with self.translate_errors():
-            self._record_use(keys=[self._registration_key(client_id)], args=[_ms(at)])
+        self._record_use(keys=[self._registration_key(client_id)], args=[_ms(at)])
 
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
         deleted = []
-        with self.translate_errors():
-            for cid in client_ids:
-                doc = self._delete_registration(keys=[self._registration_key(cid)])
-                if doc is None:
-                    continue
-                stored = json.loads(doc)
-                self._redis.zrem(self._tenant_key(stored["tenant"]), cid)
-                self._release(_scopes(stored["scopes"]))
-                deleted.append(cid)
+        for cid in client_ids:
+            doc = self._delete_registration(keys=[self._registration_key(cid)])
+            if doc is None:
+                continue
+            stored = json.loads(doc)
+            self._redis.zrem(self._tenant_key(stored["tenant"]), cid)
+            self._release(_scopes(stored["scopes"]))
+            deleted.append(cid)
         return deleted
 
     # ---------------------------------------------------------------- one-time keys
 
     def consume_once(self, key: str, expires_at: datetime) -> bool:
         now_ms, until_ms = self._now_ms(), _ms(expires_at)
-        with self.translate_errors():
-            return bool(
-                self._consume_once(
-                    keys=[f"{self._prefix}:once:{key}"], args=[now_ms, until_ms, max(1, until_ms - now_ms)]
-                )
+        return bool(
+            self._consume_once(
+                keys=[f"{self._prefix}:once:{key}"], args=[now_ms, until_ms, max(1, until_ms - now_ms)]
             )
+        )
 
     # ---------------------------------------------------------------- revocations
 
     def add_revocation(self, revocation: Revocation) -> int:
-        with self.translate_errors():
-            return int(
-                self._add_revocation(
-                    keys=[self._rev_seq, self._rev_log, self._rev_expiry],
-                    args=[
-                        _dump(revocation_to_dict(revocation)),
-                        _ms(revocation.expires_at),
-                        self._rev_channel,
-                    ],
-                )
+        return int(
+            self._add_revocation(
+                keys=[self._rev_seq, self._rev_log, self._rev_expiry],
+                args=[
+                    _dump(revocation_to_dict(revocation)),
+                    _ms(revocation.expires_at),
+                    self._rev_channel,
+                ],
             )
+        )
 
     def revocations_after(self, seq: int) -> list[Revocation]:
-        with self.translate_errors():
-            keys, now_ms = [self._rev_log, self._rev_expiry], self._now_ms()
-            entries = self._revocations_after(keys=keys, args=[seq, now_ms])
+        keys, now_ms = [self._rev_log, self._rev_expiry], self._now_ms()
+        entries = self._revocations_after(keys=keys, args=[seq, now_ms])
         return [revocation_from_dict(json.loads(entry)) for entry in entries]
 
     # ---------------------------------------------------------------- signing keys
 
     def add_signing_key(self, key: SigningKey) -> None:
-        with self.translate_errors():
-            if not self._redis.hsetnx(self._signing, key.kid, _dump(signing_key_to_dict(key))):
-                raise AlreadyExists(f"signing key {key.kid} already exists")
+        if not self._redis.hsetnx(self._signing, key.kid, _dump(signing_key_to_dict(key))):
+            raise AlreadyExists(f"signing key {key.kid} already exists")
 
     def list_signing_keys(self) -> list[SigningKey]:
-        with self.translate_errors():
-            found = [signing_key_from_dict(json.loads(doc)) for doc in self._redis.hvals(self._signing)]
+        found = [signing_key_from_dict(json.loads(doc)) for doc in self._redis.hvals(self._signing)]
         return sorted(found, key=lambda k: (k.created_at, k.kid))
 
     def save_signing_key(self, key: SigningKey) -> None:
-        with self.translate_errors():
-            if not self._replace_field(keys=[self._signing], args=[key.kid, _dump(signing_key_to_dict(key))]):
-                raise NotFound(f"no signing key {key.kid}")
+        if not self._replace_field(keys=[self._signing], args=[key.kid, _dump(signing_key_to_dict(key))]):
+            raise NotFound(f"no signing key {key.kid}")
 
     def delete_signing_key(self, kid: str) -> None:
-        with self.translate_errors():
-            self._redis.hdel(self._signing, kid)
+        self._redis.hdel(self._signing, kid)
 
     # ---------------------------------------------------------------- refresh tokens
 
@@ -561,26 +445,23 @@ class RedisStorage(Storage):
         return f"{self._prefix}:{{rtu:{user}}}:tokens"
 
     def add_refresh_token(self, token: RefreshToken) -> None:
-        with self.translate_errors():
-            index = self._user_key(token.user)
-            indexed = self._redis.zadd(index, {token.id: _ms(token.created_at)}, nx=True)
-            if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), nx=True):
-                if indexed:
-                    self._redis.zrem(index, token.id)
-                raise AlreadyExists(f"refresh token {token.id} already exists")
+        index = self._user_key(token.user)
+        indexed = self._redis.zadd(index, {token.id: _ms(token.created_at)}, nx=True)
+        if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), nx=True):
+            if indexed:
+                self._redis.zrem(index, token.id)
+            raise AlreadyExists(f"refresh token {token.id} already exists")
 
     def get_refresh_token(self, token_id: str) -> RefreshToken | None:
-        with self.translate_errors():
-            doc = self._redis.get(self._token_key(token_id))
+        doc = self._redis.get(self._token_key(token_id))
         return None if doc is None else refresh_token_from_dict(json.loads(doc))
 
     def list_refresh_tokens(self, user: str) -> list[RefreshToken]:
-        with self.translate_errors():
-            ids = self._redis.zrange(self._user_key(user), 0, -1)
-            pipe = self._redis.pipeline(transaction=False)
-            for token_id in ids:
-                pipe.get(self._token_key(str(token_id)))
-            docs = pipe.execute()
+        ids = self._redis.zrange(self._user_key(user), 0, -1)
+        pipe = self._redis.pipeline(transaction=False)
+        for token_id in ids:
+            pipe.get(self._token_key(str(token_id)))
+        docs = pipe.execute()
         found = (refresh_token_from_dict(json.loads(doc)) for doc in docs if doc is not None)
         return [t for t in found if t.user == user]
 
@@ -598,11 +479,9 @@ class RedisStorage(Storage):
             pipe.multi()
             pipe.set(key, _dump(refresh_token_to_dict(dataclasses.replace(token, last_used_at=at))), xx=True)
 
-        with self.translate_errors():
-            self._redis.transaction(update, key)
+        self._redis.transaction(update, key)
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         # The user and created_at never change, so the user's index needs no update.
-        with self.translate_errors():
-            if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), xx=True):
-                raise RefreshTokenNotFound(f"no refresh token {token.id}")
+        if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), xx=True):
+            raise RefreshTokenNotFound(f"no refresh token {token.id}")

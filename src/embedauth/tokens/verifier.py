@@ -15,12 +15,12 @@ from typing import Protocol
 
 import pluggy
 
-from embedauth import jws
 from embedauth.clock import Clock
 from embedauth.config import Settings
 from embedauth.errors import InvalidToken
 from embedauth.lru import LRUCache
 from embedauth.models import CustomerScope, Principal
+from embedauth.tokens import jws
 from embedauth.validation import parse_customer_scope
 
 __all__ = ["ACCESS_TOKEN_TYPES", "KeySource", "RevocationView", "Verifier", "VerifyingKey"]

@@ -22,19 +22,18 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from embedauth.errors import InvalidToken
+from embedauth.http.messages import JSON, Response, quoted
 from embedauth.models import Principal
-from embedauth.oauth import Response
 
 __all__ = ["BearerError", "BearerGuard", "TokenVerifier"]
-
-# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_JSON = ("Content-Type", "application/json")
 
 
 class TokenVerifier(Protocol):
     """Anything that turns an access token into a :class:`Principal` or raises ``InvalidToken``."""
 
-    def verify(self, token: str) -> Principal: ...
+    def verify(self, token: str) -> Principal:
+        """The caller behind ``token``, or :class:`~embedauth.errors.InvalidToken`."""
+        ...
 
 
 class BearerError(Exception):
@@ -62,11 +61,11 @@ class BearerError(Exception):
         if self.scope is not None:
             params.append(("scope", self.scope))
             body["scope"] = self.scope
-        challenge = "Bearer " + ", ".join(f'{name}="{_quoted(value)}"' for name, value in params)
+        challenge = "Bearer " + ", ".join(f'{name}="{quoted(value)}"' for name, value in params)
         if not body:
             body = {"error": "unauthorized", "error_description": "a bearer token is required"}
         return Response(
-            self.status, (_JSON, ("WWW-Authenticate", challenge), ("Cache-Control", "no-store")), body
+            self.status, (JSON, ("WWW-Authenticate", challenge), ("Cache-Control", "no-store")), body
         )
 
 
@@ -108,8 +107,3 @@ class BearerGuard:
     def check(self, authorization: str | None, scopes: Iterable[str] = ()) -> Principal:
         """:meth:`authenticate`, then :meth:`authorize`."""
         return self.authorize(self.authenticate(authorization), scopes)
-
-
-def _quoted(value: str) -> str:
-    """A quoted-string's content (RFC 7230 §3.2.6): backslash and double quote escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"')

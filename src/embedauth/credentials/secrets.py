@@ -82,6 +82,7 @@ def new_client_id() -> str:
 
 
 def generate_client_secret() -> str:
+    """A new client secret: ``eas_`` + 256 random bits in base62 + a checksum."""
     return _with_checksum(CLIENT_SECRET_PREFIX + _random_base62(32, BODY_LENGTH))
 
 
@@ -141,6 +142,7 @@ class SecretHasher:
         self._dummy = self._hasher.hash(_random.token_urlsafe(32))
 
     def hash(self, secret: str) -> str:
+        """The argon2id hash of ``secret`` (with a fresh salt) in its encoded form."""
         return self._hasher.hash(secret)
 
     def verify(self, secret_hash: str | None, secret: str) -> bool:
@@ -154,6 +156,7 @@ class SecretHasher:
             return False
 
     def needs_rehash(self, secret_hash: str) -> bool:
+        """Whether ``secret_hash`` was made with other parameters than this hasher's."""
         return self._hasher.check_needs_rehash(secret_hash)
 
 
@@ -174,8 +177,9 @@ class SecretCache:
 
     Keyed by an HMAC of the presented secret under a per-process random key: the cache holds no
     secret, and its keys are useless outside the process. A hit is only a shortcut for the hash
-    comparison: the caller still checks that the credential is live and its hash unchanged, so a
-    rotation or deletion takes effect even before :meth:`discard` runs.
+    comparison: the caller still checks that the credential is present with the same hash
+    (:func:`match_secret`), so a rotation or deletion takes effect at once in every process, with
+    nothing to invalidate.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -186,16 +190,12 @@ class SecretCache:
         return hmac.new(self._key, secret.encode(), sha256).digest()
 
     def get(self, secret: str) -> VerifiedSecret | None:
+        """What an earlier verification of ``secret`` proved, if it is still remembered."""
         return self._entries.get(self._digest(secret))
 
     def put(self, secret: str, verified: VerifiedSecret) -> None:
+        """Remember that ``secret`` verified (the least recently used entry goes when full)."""
         self._entries.put(self._digest(secret), verified)
-
-    def discard(self, secret: str) -> None:
-        self._entries.pop(self._digest(secret))
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -4,7 +4,7 @@ Every change is read-modify-write under the storage's compare-and-set on ``versi
 (:meth:`Registrations._change`): two admins rotating the same secret at once are applied one after
 the other, never merged into two "current" secrets, and none is lost. A change that ends a
 credential's or the registration's validity also appends a revocation entry, so tokens it produced
-stop verifying everywhere (see :mod:`embedauth.revocation`).
+stop verifying everywhere (see :mod:`embedauth.tokens.revocation`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import Any, Final
 import pluggy
 
 from embedauth import validation
-from embedauth.certificates import parse_certificate
 from embedauth.clock import Clock, utcnow
 from embedauth.config import Settings
+from embedauth.credentials.certificates import parse_certificate
+from embedauth.credentials.secrets import SecretHasher, generate_client_secret, hint, new_client_id, new_id
 from embedauth.errors import (
     Conflict,
     CredentialNotFound,
     InvalidInput,
-    InvalidSecret,
     RegistrationNotFound,
     TooManySecrets,
 )
@@ -39,17 +39,8 @@ from embedauth.models import (
     RevocationKind,
     SecretCredential,
 )
-from embedauth.secrets import (
-    SecretCache,
-    SecretHasher,
-    generate_client_secret,
-    hint,
-    match_secret,
-    new_client_id,
-    new_id,
-    parse_client_secret,
-)
 from embedauth.storage.base import Storage
+from embedauth.tokens.revocation import revocation_entry
 
 __all__ = ["Registrations"]
 
@@ -74,7 +65,6 @@ class Registrations:
         settings: Settings,
         clock: Clock,
         hasher: SecretHasher,
-        secret_cache: SecretCache,
         plugins: pluggy.PluginManager,
         on_revoked: Callable[[], None] = lambda: None,
     ) -> None:
@@ -83,7 +73,6 @@ class Registrations:
         self._settings = settings
         self._clock = clock
         self._hasher = hasher
-        self._cache = secret_cache
         self._hook = plugins.hook
 
     # ------------------------------------------------------------------ reading
@@ -285,44 +274,6 @@ class Registrations:
         registration, _ = self._change(client_id, "delete_secret", deleted)
         return registration
 
-    def check_secret(
-        self, client_id: str, client_secret: str
-    ) -> tuple[Registration, SecretCredential] | None:
-        """The registration and the secret credential that ``client_secret`` matches, or None.
-
-        A malformed secret is refused by its checksum before any lookup. An unknown client costs
-        the same argon2 work as a wrong secret. The match is returned even if the credential or
-        the registration has expired or is disabled: the caller decides, and may say why.
-        """
-        try:
-            parse_client_secret(client_secret)
-        except InvalidSecret:
-            return None
-        registration = self._lookup(client_id)
-        stored = [] if registration is None else [(s.id, s.secret_hash) for s in registration.secrets]
-        matched = match_secret(self._hasher, self._cache, client_secret, client_id, stored)
-        if registration is None or matched is None:
-            return None
-        credential = next(s for s in registration.secrets if s.id == matched)
-        if self._hasher.needs_rehash(credential.secret_hash):
-            self._rehash(client_id, credential.id, client_secret)
-        return registration, credential
-
-    def _rehash(self, client_id: str, secret_id: str, client_secret: str) -> None:
-        """Upgrade a hash made with older argon2 parameters (best effort: a race just skips it)."""
-        new_hash = self._hasher.hash(client_secret)
-        registration = self._storage.get_registration(client_id)
-        if registration is None:
-            return
-        secrets = tuple(
-            dataclasses.replace(s, secret_hash=new_hash) if s.id == secret_id else s
-            for s in registration.secrets
-        )
-        self._storage.save_registration(
-            dataclasses.replace(registration, secrets=secrets, version=registration.version + 1),
-            expected_version=registration.version,
-        )
-
     # ------------------------------------------------------------------ certificates
 
     def add_certificate(self, client_id: str, certificate: bytes | str) -> CertificateCredential:
@@ -394,9 +345,7 @@ class Registrations:
         raise Conflict(f"registration {client_id} is being changed by others; try again")
 
     def _revoke(self, kind: RevocationKind, subject: str, now: datetime) -> tuple[Revocation, ...]:
-        """An entry that outlives every token issued up to now."""
-        ttl = timedelta(seconds=self._settings.access_token_lifetime + self._settings.leeway)
-        return (Revocation(kind, subject, since=now, expires_at=now + ttl),)
+        return (revocation_entry(kind, subject, now, self._settings),)
 
     def _new_secret(
         self, now: datetime, days: int | None, expires_at: datetime | None

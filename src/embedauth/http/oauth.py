@@ -1,8 +1,9 @@
 """The OAuth endpoints, free of any web framework: a :class:`Request` value in, a :class:`Response` out.
 
 The Starlette and Flask adapters only translate: they read the method, URL, lower-cased headers and
-form (:func:`parse_form`) into a :class:`Request`, call one :class:`OAuthEndpoints` method, and write
-``status``, ``headers`` and :meth:`Response.json_bytes` back. Both frameworks therefore answer
+form (:func:`~embedauth.http.messages.parse_form`) into a :class:`~embedauth.http.messages.Request`,
+call one :class:`OAuthEndpoints` method, and write ``status``, ``headers`` and
+:meth:`~embedauth.http.messages.Response.json_bytes` back. Both frameworks therefore answer
 byte for byte the same, and the logic is tested here without either.
 
 =================================  ==========================================================
@@ -26,7 +27,8 @@ Decisions, each with its reason:
   any parameter that is still repeated is ``invalid_request`` naming it (§3.2). Parameters in the
   URL's query string are never read: credentials belong in the body (§2.3.1).
 * **Client authentication** (RFC 6749 §2.3.1, RFC 7523 §2.2): ``client_secret_basic``,
-  ``client_secret_post`` or ``private_key_jwt``, exactly one. Two at once is ``invalid_request``. A
+  ``client_secret_post`` or ``private_key_jwt``, exactly one. Which one a request uses is read here;
+  checking it is :mod:`embedauth.credentials.client_auth`'s job. Two at once is ``invalid_request``. A
   ``client_id`` in the form next to HTTP Basic is tolerated when it names the same client (some
   client libraries send both), and is ``invalid_request`` otherwise. Any other scheme in the
   ``Authorization`` header is an authentication attempt that fails: ``invalid_client``.
@@ -65,18 +67,20 @@ Decisions, each with its reason:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from embedauth.assertions import ASSERTION_ALGORITHMS, ASSERTION_TYPE
-from embedauth.core import EmbedAuth
+from embedauth.credentials.client_auth import (
+    ASSERTION_ALGORITHMS,
+    ASSERTION_TYPE,
+    Credential,
+    Presented,
+    PresentedAssertion,
+    PresentedSecret,
+)
 from embedauth.errors import (
     InvalidClient,
     InvalidInput,
@@ -85,28 +89,29 @@ from embedauth.errors import (
     StorageError,
     UnsupportedGrantType,
 )
-from embedauth.models import CertificateCredential, Registration, SecretCredential
+from embedauth.http.messages import (
+    JSON,
+    NO_STORE,
+    Request,
+    Response,
+    error_response,
+    parse_basic_authorization,
+    quoted,
+)
+from embedauth.models import Registration
+
+if TYPE_CHECKING:
+    from embedauth.core import EmbedAuth
 
 __all__ = [
-    "MAX_FORM_BYTES",
-    "MAX_FORM_FIELDS",
-    "UNAVAILABLE",
+    "INTROSPECT_PATH",
+    "JWKS_PATH",
+    "REVOKE_PATH",
+    "TOKEN_PATH",
     "OAuthEndpoints",
-    "Request",
-    "Response",
-    "body_too_large",
-    "error_response",
-    "parse_basic_authorization",
-    "parse_form",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The largest form body :func:`parse_form` accepts (64 KiB): a token request is a few hundred bytes.
-MAX_FORM_BYTES = 64 * 1024
-#: The most fields :func:`parse_form` accepts; a token request has at most eight or so.
-MAX_FORM_FIELDS = 100
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
 REVOKE_PATH = "/oauth/revoke"
@@ -121,136 +126,13 @@ AUTH_SIGNING_ALGORITHMS = tuple(
 )
 METADATA_MAX_AGE = 300
 
-_JSON = ("Content-Type", "application/json")
-_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 #: Form parameters that are client credentials (``client_id`` alone is not one).
 _CREDENTIAL_PARAMS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
 #: A parameter name that is safe to quote back in an error description (RFC 6749 §5.2 charset).
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-Credential = SecretCredential | CertificateCredential
 
-
-# ---------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What an adapter hands over: the parts of an HTTP request the endpoints read."""
-
-    method: str
-    """``"GET"``, ``"POST"``… as sent (methods are case-sensitive)."""
-    url: str
-    """The absolute URL of this request."""
-    headers: Mapping[str, str]
-    """Header names lower-cased by the adapter."""
-    form: Sequence[tuple[str, str]] = ()
-    """Decoded form pairs in order, repeats and blanks kept (:func:`parse_form`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """What an adapter sends back: status, headers in order, and a JSON body (``None``: no body)."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: Mapping[str, Any] | None = None
-
-    def json_bytes(self) -> bytes:
-        """The body as both adapters send it: compact JSON, or no bytes at all when there is none."""
-        if self.body is None:
-            return b""
-        return json.dumps(self.body, separators=(",", ":")).encode("utf-8")
-
-    def header(self, name: str) -> str | None:
-        """The value of header ``name`` (any case), or None."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
-
-
-#: The answer to a :class:`~embedauth.errors.StorageError`: the request may succeed in a moment.
-UNAVAILABLE = Response(
-    503,
-    (_JSON, *_NO_STORE, ("Retry-After", "1")),
-    {"error": "temporarily_unavailable"},
-)
-
-
-def body_too_large() -> InvalidRequest:
-    """The refusal of a form body over :data:`MAX_FORM_BYTES` (adapters refuse it while reading)."""
-    return InvalidRequest(f"the request body is larger than {MAX_FORM_BYTES} bytes")
-
-
-def error_response(error: OAuthError) -> Response:
-    """The response to an OAuth error, as the endpoints send it (RFC 6749 §5.2, no-store headers).
-
-    For the adapters, when :func:`parse_form` refuses a body before any endpoint runs.
-    """
-    return Response(error.status, (_JSON, *_NO_STORE), error.body())
-
-
-# ---------------------------------------------------------------------------- parsing helpers
-
-
-def parse_form(body: bytes, content_type: str | None) -> Sequence[tuple[str, str]]:
-    """The pairs of an ``application/x-www-form-urlencoded`` body, in order, repeats and blanks kept.
-
-    Raises :class:`~embedauth.errors.InvalidRequest` for another media type (parameters such as
-    ``charset=UTF-8`` are allowed; a charset other than UTF-8 is not), a body over
-    :data:`MAX_FORM_BYTES`, more than :data:`MAX_FORM_FIELDS` fields, or bytes (raw or
-    percent-encoded) that are not UTF-8. RFC 6749 §4.4.2, §3.2 and Appendix B.
-    """
-    if content_type is None:
-        raise InvalidRequest(f"the request body must be {FORM_CONTENT_TYPE}")
-    media_type, *parameters = content_type.split(";")
-    if media_type.strip().lower() != FORM_CONTENT_TYPE:
-        raise InvalidRequest(f"the request body must be {FORM_CONTENT_TYPE}")
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
-            raise InvalidRequest("the request body must be UTF-8")
-    if len(body) > MAX_FORM_BYTES:
-        raise body_too_large()
-    try:
-        text = body.decode("utf-8")
-        return urllib.parse.parse_qsl(
-            text,
-            keep_blank_values=True,
-            strict_parsing=False,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FORM_FIELDS,
-        )
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body must be UTF-8") from None
-    except ValueError:  # max_num_fields exceeded
-        raise InvalidRequest(f"the request has more than {MAX_FORM_FIELDS} parameters") from None
-
-
-def parse_basic_authorization(value: str) -> tuple[str, str]:
-    """``(client_id, client_secret)`` from an ``Authorization: Basic …`` header value.
-
-    RFC 6749 §2.3.1: the client id and secret are each form-urlencoded, joined by a colon, then
-    base64-encoded (RFC 7617), so both parts are form-urlencode-decoded here (``%3A`` is a colon,
-    ``+`` a space). Anything else raises :class:`~embedauth.errors.InvalidClient`: another scheme,
-    bad base64, no colon, an empty client id, or bytes that are not UTF-8.
-    """
-    scheme, _, encoded = value.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClient("the Authorization header must use the Basic scheme")
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        raise InvalidClient("the Authorization header is not valid Basic credentials") from None
-    raw_id, colon, raw_secret = decoded.partition(":")
-    try:
-        client_id = urllib.parse.unquote_plus(raw_id, encoding="utf-8", errors="strict")
-        client_secret = urllib.parse.unquote_plus(raw_secret, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidClient("the Authorization header is not valid Basic credentials") from None
-    if not colon or not client_id:
-        raise InvalidClient("the Authorization header is not valid Basic credentials")
-    return client_id, client_secret
+# ---------------------------------------------------------------------------- reading parameters
 
 
 def _parameters(form: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -266,23 +148,7 @@ def _parameters(form: Sequence[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
-@dataclass(frozen=True, slots=True)
-class _Secret:
-    """``client_secret_basic`` or ``client_secret_post``."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Assertion:
-    """``private_key_jwt``, with the form's ``client_id`` when it sent one."""
-
-    assertion: str = field(repr=False)
-    client_id: str | None
-
-
-def _credentials(request: Request, params: Mapping[str, str]) -> _Secret | _Assertion | None:
+def _credentials(request: Request, params: Mapping[str, str]) -> Presented | None:
     """The client credentials the request carries, checked for shape only; None when there are none."""
     authorization = request.headers.get("authorization")
     form_id = params.get("client_id")
@@ -297,17 +163,17 @@ def _credentials(request: Request, params: Mapping[str, str]) -> _Secret | _Asse
             raise InvalidRequest(
                 "the client_id parameter differs from the client in the Authorization header"
             )
-        return _Secret(client_id, client_secret)
+        return PresentedSecret(client_id, client_secret)
     if uses_assertion:
         if assertion_type != ASSERTION_TYPE:
             raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")
         if assertion is None:
             raise InvalidRequest("client_assertion is missing")
-        return _Assertion(assertion, form_id)
+        return PresentedAssertion(assertion, form_id)
     if secret is not None:
         if form_id is None:
             raise InvalidRequest("client_secret needs client_id")
-        return _Secret(form_id, secret)
+        return PresentedSecret(form_id, secret)
     return None
 
 
@@ -341,8 +207,7 @@ class OAuthEndpoints:
 
     def __init__(self, auth: EmbedAuth) -> None:
         self._auth = auth
-        realm = auth.settings.issuer.replace("\\", "\\\\").replace('"', '\\"')
-        self._challenge = ("WWW-Authenticate", f'Basic realm="{realm}"')
+        self._challenge = ("WWW-Authenticate", f'Basic realm="{quoted(auth.settings.issuer)}"')
 
     # ------------------------------------------------------------------ POST endpoints
 
@@ -372,14 +237,14 @@ class OAuthEndpoints:
             issued = self._auth.tokens.refresh(refresh_token, scope=params.get("scope"))
         else:
             raise UnsupportedGrantType(f"the grant types supported are {' and '.join(GRANT_TYPES)}")
-        return self._json(200, issued.to_json(), _NO_STORE)
+        return self._json(200, issued.to_json(), NO_STORE)
 
     def _revoke(self, request: Request, params: Mapping[str, str]) -> Response:
         token = _required(params, "token")
         client = self._client(request, params)
         client_id = None if client is None else client[0].client_id
         self._auth.tokens.revoke(token, client_id=client_id)
-        return Response(200, _NO_STORE, None)
+        return Response(200, NO_STORE, None)
 
     def _introspect(self, request: Request, params: Mapping[str, str]) -> Response:
         token = _required(params, "token")
@@ -387,7 +252,7 @@ class OAuthEndpoints:
         answer = dict(self._auth.tokens.introspect(token))
         if answer.get("active") is True and answer.get("tenant") != registration.tenant:
             answer = {"active": False}
-        return self._json(200, answer, _NO_STORE)
+        return self._json(200, answer, NO_STORE)
 
     def _authenticate(self, request: Request, params: Mapping[str, str]) -> tuple[Registration, Credential]:
         """The authenticated, usable registration; ``InvalidClient`` when there are no credentials."""
@@ -398,18 +263,12 @@ class OAuthEndpoints:
 
     def _client(self, request: Request, params: Mapping[str, str]) -> tuple[Registration, Credential] | None:
         """The authenticated, usable registration, or None when the request carries no credentials."""
-        credentials = _credentials(request, params)
-        if credentials is None:
-            return None
-        if isinstance(credentials, _Assertion):
-            return self._auth.tokens.authenticate_assertion(
-                credentials.assertion, client_id=credentials.client_id
-            )
-        return self._auth.tokens.authenticate_secret(credentials.client_id, credentials.client_secret)
+        presented = _credentials(request, params)
+        return None if presented is None else self._auth.clients.authenticate(presented)
 
     def _post(self, request: Request, handle: Callable[[Request, Mapping[str, str]], Response]) -> Response:
         if request.method != "POST":
-            return self._not_allowed("POST", _NO_STORE)
+            return self._not_allowed("POST", NO_STORE)
         return self._guarded(request, lambda: handle(request, _parameters(request.form)))
 
     # ------------------------------------------------------------------ GET endpoints
@@ -462,22 +321,22 @@ class OAuthEndpoints:
             return handle()
         except InvalidClient as error:
             extra = (self._challenge,) if _challenged(request) else ()
-            return self._json(error.status, error.body(), (*_NO_STORE, *extra))
+            return self._json(error.status, error.body(), (*NO_STORE, *extra))
         except OAuthError as error:
             return error_response(error)
         except InvalidInput:
             # The message may quote the input (a secret, a token): say nothing specific.
-            return self._json(400, InvalidRequest("the request is malformed").body(), _NO_STORE)
+            return self._json(400, InvalidRequest("the request is malformed").body(), NO_STORE)
         except StorageError:
             raise
         except Exception:  # a bug: logged, and answered the same way in every framework
             log.exception("embedauth: %s %s failed", request.method, _path(request.url))
             body = {"error": "server_error", "error_description": "the server could not handle the request"}
-            return self._json(500, body, _NO_STORE)
+            return self._json(500, body, NO_STORE)
 
     @staticmethod
     def _json(status: int, body: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> Response:
-        return Response(status, (_JSON, *headers), body)
+        return Response(status, (JSON, *headers), body)
 
     def _not_allowed(self, allow: str, cache: tuple[tuple[str, str], ...]) -> Response:
         body = {"error": "invalid_request", "error_description": f"allowed methods: {allow}"}

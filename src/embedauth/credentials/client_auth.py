@@ -1,15 +1,25 @@
-"""Client authentication with ``private_key_jwt``: RFC 7523 §2.2 and §3 (and OIDC Core §9).
+"""Client authentication: every way a client proves who it is, in one place.
 
-A client proves who it is by signing a short-lived JWT (the *client assertion*) with the private key
-of a certificate an admin registered for it. :meth:`ClientAssertions.authenticate` checks one and
-returns the registration and the certificate whose key signed it. Every refusal raises the same
-``InvalidClient("client authentication failed")``: a caller learns nothing about which check failed
-(no oracle for probing client ids, key ids or clock skew); the specific reason goes to the
-``embedauth_token_denied`` hook for the audit log.
+* ``client_secret_basic`` and ``client_secret_post`` (RFC 6749 §2.3.1): :meth:`ClientAuthenticator.check_secret`.
+  A malformed secret is refused by its checksum before any lookup; an unknown client costs the same
+  argon2 work as a wrong secret, and the two get the same answer.
+* ``private_key_jwt`` (RFC 7523 §2.2 and §3, OIDC Core §9): :meth:`ClientAuthenticator.check_assertion`.
+  The client signs a short-lived JWT (the *client assertion*) with the private key of a certificate
+  an admin registered for it.
 
-Checked in this order, the cheap and unauthenticated before the costly and the stateful:
+Which method a request used, and its parameters, is the HTTP layer's reading
+(:mod:`embedauth.http.oauth`); it hands over a :class:`PresentedSecret` or a
+:class:`PresentedAssertion`. Every refusal of either is the same ``InvalidClient("client
+authentication failed")``: a caller learns nothing about which check failed (no oracle for probing
+client ids, key ids or clock skew); the specific reason goes to the ``embedauth_token_denied`` hook.
 
-1. **Shape** (:func:`embedauth.jws.parse`): size limit first, three base64url segments, a JSON
+Only after a client proved possession does :meth:`ClientAuthenticator.authenticate` check that the
+registration and the credential may be used (enabled, unexpired), and then it may say why not: the
+caller has shown who it is, so telling is safe.
+
+A client assertion is checked in this order, the cheap and unauthenticated before the costly and the stateful:
+
+1. **Shape** (:func:`embedauth.tokens.jws.parse`): size limit first, three base64url segments, a JSON
    header that names its ``alg`` and carries no parameter that would let the token choose its own
    key (``jwk``, ``jku``, ``x5u``, ``x5c``) or its processing (``crit``...). ``alg`` must be an
    asymmetric one embedauth accepts (RS256, PS256, ES256, EdDSA): never ``none``, and never HS256,
@@ -38,14 +48,15 @@ Checked in this order, the cheap and unauthenticated before the costly and the s
    write, and consuming the ``jti`` of an assertion refused for another reason would let anyone who
    saw an assertion (in a log, say) burn its ``jti`` with a forged copy, and would cost a storage
    write per forgery. Only an assertion that is otherwise good uses up its ``jti``.
-
-Whether the registration is enabled and unexpired is *not* decided here: the caller checks it after
-authentication, when it may safely say why a known client is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import pluggy
@@ -53,25 +64,60 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from embedauth import jws
 from embedauth.clock import Clock, from_timestamp, utcnow
 from embedauth.config import Settings
-from embedauth.errors import InvalidClient
+from embedauth.credentials.secrets import SecretCache, SecretHasher, match_secret, parse_client_secret
+from embedauth.errors import InvalidClient, InvalidSecret
 from embedauth.lru import LRUCache
-from embedauth.models import CertificateCredential, Registration
+from embedauth.models import CertificateCredential, Registration, SecretCredential
 from embedauth.storage.base import Storage
+from embedauth.tokens import jws
 from embedauth.validation import is_client_id
 
-__all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "FAILED", "MAX_JTI_LENGTH", "ClientAssertions"]
+__all__ = [
+    "ASSERTION_ALGORITHMS",
+    "ASSERTION_TYPE",
+    "EXPIRY_WARNINGS",
+    "FAILED",
+    "MAX_JTI_LENGTH",
+    "ClientAuthenticator",
+    "Credential",
+    "Presented",
+    "PresentedAssertion",
+    "PresentedSecret",
+]
 
 #: The ``client_assertion_type`` of RFC 7523 §2.2.
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The header ``alg`` values a client may sign with (each fits one kind of certificate key).
 ASSERTION_ALGORITHMS = frozenset(jws.ASYMMETRIC)
 MAX_JTI_LENGTH = 256
-#: The one message of every refusal.
+#: The one message of every refusal before the client has proven who it is.
 FAILED = "client authentication failed"
+#: ``embedauth_credential_expiring`` fires below each of these days left (1 stands for "expired").
+EXPIRY_WARNINGS = (1, 7, 30)
 _KEY_CACHE_SIZE = 1024
+
+Credential = SecretCredential | CertificateCredential
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedSecret:
+    """A client ID and secret, as sent with ``client_secret_basic`` or ``client_secret_post``."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedAssertion:
+    """A ``private_key_jwt`` client assertion, with the request's ``client_id`` when it sent one."""
+
+    assertion: str = field(repr=False)
+    client_id: str | None = None
+
+
+Presented = PresentedSecret | PresentedAssertion
 
 
 class _Denied(Exception):
@@ -83,14 +129,16 @@ class _Denied(Exception):
         self.client_id = client_id
 
 
-class ClientAssertions:
-    """Checks ``private_key_jwt`` client assertions against the registrations' certificates."""
+class ClientAuthenticator:
+    """``auth.clients``: checks what a client presents, then whether it may get tokens."""
 
     def __init__(
         self,
         storage: Storage,
         settings: Settings,
         clock: Clock,
+        hasher: SecretHasher,
+        secret_cache: SecretCache,
         plugins: pluggy.PluginManager,
         *,
         key_cache_size: int = _KEY_CACHE_SIZE,
@@ -98,17 +146,102 @@ class ClientAssertions:
         self._storage = storage
         self._settings = settings
         self._clock = clock
-        self._plugins = plugins
+        self._hasher = hasher
+        self._secret_cache = secret_cache
+        self._hook = plugins.hook
         issuer = settings.issuer.rstrip("/")
         self._audiences = frozenset({settings.token_endpoint, settings.issuer, issuer, issuer + "/"})
         # (certificate id, thumbprint) -> its public key, parsed once. The thumbprint in the key means
         # an entry can only ever serve the exact certificate it was parsed from.
         self._keys: LRUCache[tuple[str, str], PublicKeyTypes] = LRUCache(key_cache_size)
+        self._warned: LRUCache[tuple[str, int], bool] = LRUCache(10_000)
 
-    def authenticate(
+    # ------------------------------------------------------------------ possession, then usability
+
+    def authenticate(self, presented: Presented) -> tuple[Registration, Credential]:
+        """The registration and credential behind ``presented``, if it is right and both are usable.
+
+        ``InvalidClient("client authentication failed")`` when it is not right; ``InvalidClient``
+        saying why when it is right but the registration is disabled or expired, or the credential
+        expired or not yet valid.
+        """
+        credential: Credential
+        if isinstance(presented, PresentedAssertion):
+            registration, credential = self.check_assertion(
+                presented.assertion, client_id=presented.client_id
+            )
+        else:
+            match = self.check_secret(presented.client_id, presented.client_secret)
+            if match is None:
+                claimed = presented.client_id if isinstance(presented.client_id, str) else None
+                self._deny(claimed, "unknown client or wrong secret")
+                raise InvalidClient(FAILED)
+            registration, credential = match
+        self._check_usable(registration, credential)
+        return registration, credential
+
+    def authenticate_secret(
+        self, client_id: str, client_secret: str
+    ) -> tuple[Registration, SecretCredential]:
+        """:meth:`authenticate` for a client secret (RFC 6749 §2.3.1)."""
+        registration, credential = self.authenticate(PresentedSecret(client_id, client_secret))
+        assert isinstance(credential, SecretCredential)
+        return registration, credential
+
+    def authenticate_assertion(
         self, assertion: str, *, client_id: str | None = None
     ) -> tuple[Registration, CertificateCredential]:
-        """The registration and the certificate whose key signed ``assertion``.
+        """:meth:`authenticate` for a client assertion (RFC 7523 §2.2)."""
+        registration, credential = self.authenticate(PresentedAssertion(assertion, client_id))
+        assert isinstance(credential, CertificateCredential)
+        return registration, credential
+
+    # ------------------------------------------------------------------ client secrets
+
+    def check_secret(
+        self, client_id: str, client_secret: str
+    ) -> tuple[Registration, SecretCredential] | None:
+        """The registration and the secret credential that ``client_secret`` matches, or None.
+
+        A malformed secret is refused by its checksum before any lookup. An unknown client costs
+        the same argon2 work as a wrong secret. The match is returned even if the credential or
+        the registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
+        """
+        try:
+            parse_client_secret(client_secret)
+        except InvalidSecret:
+            return None
+        registration = self._storage.get_registration(client_id) if is_client_id(client_id) else None
+        stored = [] if registration is None else [(s.id, s.secret_hash) for s in registration.secrets]
+        matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored)
+        if registration is None or matched is None:
+            return None
+        credential = next(s for s in registration.secrets if s.id == matched)
+        if self._hasher.needs_rehash(credential.secret_hash):
+            self._rehash(client_id, credential.id, client_secret)
+        return registration, credential
+
+    def _rehash(self, client_id: str, secret_id: str, client_secret: str) -> None:
+        """Upgrade a hash made with older argon2 parameters (best effort: a race just skips it)."""
+        new_hash = self._hasher.hash(client_secret)
+        registration = self._storage.get_registration(client_id)
+        if registration is None:
+            return
+        secrets = tuple(
+            dataclasses.replace(s, secret_hash=new_hash) if s.id == secret_id else s
+            for s in registration.secrets
+        )
+        self._storage.save_registration(
+            dataclasses.replace(registration, secrets=secrets, version=registration.version + 1),
+            expected_version=registration.version,
+        )
+
+    # ------------------------------------------------------------------ client assertions
+
+    def check_assertion(
+        self, assertion: str, *, client_id: str | None = None
+    ) -> tuple[Registration, CertificateCredential]:
+        """The registration and the certificate whose key signed ``assertion`` (checks 1 to 6 above).
 
         ``client_id`` is the request's own ``client_id`` parameter, if it sent one. Every failure
         raises ``InvalidClient("client authentication failed")``; the reason goes to the
@@ -116,17 +249,17 @@ class ClientAssertions:
         nothing about the assertion.
         """
         try:
-            return self._authenticate(assertion, client_id)
+            return self._check_assertion(assertion, client_id)
         except jws.Refused as exc:
             reason, claimed = exc.reason, client_id
         except _Denied as exc:
             reason, claimed = exc.reason, exc.client_id if exc.client_id is not None else client_id
-        self._plugins.hook.embedauth_token_denied(client_id=claimed, reason=f"client assertion: {reason}")
+        self._deny(claimed, f"client assertion: {reason}")
         raise InvalidClient(FAILED)
 
     # ------------------------------------------------------------------ the checks, in order
 
-    def _authenticate(
+    def _check_assertion(
         self, assertion: str, form_client_id: str | None
     ) -> tuple[Registration, CertificateCredential]:
         # 1. shape and header, before anything costly
@@ -259,3 +392,38 @@ class ClientAssertions:
         if len(jti) > MAX_JTI_LENGTH or not jti.isprintable():
             raise deny("jti is too long or not printable")
         return float(exp)
+
+    # ------------------------------------------------------------------ usability
+
+    def _check_usable(self, registration: Registration, credential: Credential) -> None:
+        """After authentication the caller has proven who it is, so the reason may be told."""
+        now = utcnow(self._clock)
+        reason = None
+        if not registration.enabled:
+            reason = "the registration is disabled"
+        elif registration.registration_expires_at is not None and now >= registration.registration_expires_at:
+            reason = "the registration has expired"
+        elif not credential.is_live(now):
+            kind = "client secret" if isinstance(credential, SecretCredential) else "certificate"
+            reason = (
+                f"the {kind} has expired" if now >= credential.expires_at else f"the {kind} is not yet valid"
+            )
+        self._warn_expiry(registration, credential, now)
+        if reason is not None:
+            self._deny(registration.client_id, reason)
+            raise InvalidClient(reason)
+
+    def _warn_expiry(self, registration: Registration, credential: Credential, now: datetime) -> None:
+        """``embedauth_credential_expiring`` when a credential in use is within 30 or 7 days of its
+        expiry, or past it: once per credential and threshold in this process."""
+        days_left = math.floor((credential.expires_at - now) / timedelta(days=1))
+        threshold = next((t for t in EXPIRY_WARNINGS if days_left < t), None)
+        if threshold is None or self._warned.get((credential.id, threshold)) is not None:
+            return
+        self._warned.put((credential.id, threshold), True)
+        self._hook.embedauth_credential_expiring(
+            registration=registration, credential=credential, days_left=days_left
+        )
+
+    def _deny(self, client_id: str | None, reason: str) -> None:
+        self._hook.embedauth_token_denied(client_id=client_id, reason=reason)

@@ -1,5 +1,7 @@
 """The public JSON form of each model: what the CLI's ``--json`` and the management API return.
 
+One function per model, each the one place its public shape is written.
+
 Hashes, encrypted keys and public-key material never appear here; a plaintext secret appears only
 in :func:`created_secret`'s output, once.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from embedauth.clock import isoformat
 from embedauth.models import (
     CertificateCredential,
     CreatedRefreshToken,
@@ -33,11 +36,12 @@ __all__ = [
 
 
 def time(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a ``Z``, to the millisecond."""
-    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC with a ``Z``, to the millisecond (:func:`embedauth.clock.isoformat`), or None."""
+    return None if moment is None else isoformat(moment)
 
 
 def permission(p: Permission) -> dict[str, Any]:
+    """A catalog entry."""
     return {
         "name": p.name,
         "description": p.description,
@@ -47,10 +51,12 @@ def permission(p: Permission) -> dict[str, Any]:
 
 
 def secret(s: SecretCredential) -> dict[str, Any]:
+    """A secret credential: its id, hint and dates; never its hash."""
     return {"id": s.id, "hint": s.hint, "created_at": time(s.created_at), "expires_at": time(s.expires_at)}
 
 
 def certificate(c: CertificateCredential) -> dict[str, Any]:
+    """A certificate credential's facts; never its public key material."""
     return {
         "id": c.id,
         "thumbprint": c.thumbprint,
@@ -64,6 +70,7 @@ def certificate(c: CertificateCredential) -> dict[str, Any]:
 
 
 def registration(r: Registration) -> dict[str, Any]:
+    """A registration with its credentials (the object of ``show --json`` and ``GET …/{client_id}``)."""
     return {
         "client_id": r.client_id,
         "tenant": r.tenant,
@@ -83,6 +90,7 @@ def registration(r: Registration) -> dict[str, Any]:
 
 
 def created_secret(created: CreatedSecret) -> dict[str, Any]:
+    """A registration with its new secret: the one time a client secret appears."""
     return registration(created.registration) | {
         "client_secret": created.client_secret,
         "secret_id": created.credential.id,
@@ -91,6 +99,7 @@ def created_secret(created: CreatedSecret) -> dict[str, Any]:
 
 
 def refresh_token(t: RefreshToken) -> dict[str, Any]:
+    """A refresh token's record; never its value or hash."""
     return {
         "id": t.id,
         "user": t.user,
@@ -104,6 +113,7 @@ def refresh_token(t: RefreshToken) -> dict[str, Any]:
 
 
 def created_refresh_token(created: CreatedRefreshToken) -> dict[str, Any]:
+    """A new refresh token's record with its value: the one time it appears."""
     return refresh_token(created.record) | {"refresh_token": created.refresh_token}
 
 

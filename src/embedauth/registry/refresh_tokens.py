@@ -1,6 +1,6 @@
 """A person's API refresh tokens: created for a user id, shown once, exchanged for access tokens.
 
-A refresh token is ``ear_`` + its id + 256 random bits + a checksum (see :mod:`embedauth.secrets`):
+A refresh token is ``ear_`` + its id + 256 random bits + a checksum (see :mod:`embedauth.credentials.secrets`):
 the id finds the stored argon2id hash, the checksum refuses a mistyped token before any lookup. A
 token may be limited to some permissions of the catalog (unlimited: every permission in the
 catalog at the time of the exchange). It is revoked at will, and automatically once it has gone
@@ -19,9 +19,7 @@ import pluggy
 from embedauth import validation
 from embedauth.clock import Clock, utcnow
 from embedauth.config import Settings
-from embedauth.errors import InvalidGrant, InvalidSecret, RefreshTokenNotFound, UnknownPermission
-from embedauth.models import CreatedRefreshToken, RefreshToken, Revocation, RevocationKind
-from embedauth.secrets import (
+from embedauth.credentials.secrets import (
     SecretCache,
     SecretHasher,
     generate_refresh_token,
@@ -29,12 +27,13 @@ from embedauth.secrets import (
     match_secret,
     parse_refresh_token,
 )
+from embedauth.errors import InvalidGrant, InvalidSecret, RefreshTokenNotFound, UnknownPermission
+from embedauth.models import CreatedRefreshToken, RefreshToken, RevocationKind
+from embedauth.registry.last_used import UseRecorder
 from embedauth.storage.base import Storage
+from embedauth.tokens.revocation import revocation_entry
 
 __all__ = ["RefreshTokens"]
-
-#: A refresh token's last use is written at most this often (seconds).
-_USE_RECORD_INTERVAL = 60.0
 
 
 class RefreshTokens:
@@ -57,6 +56,7 @@ class RefreshTokens:
         self._cache = cache
         self._hook = plugins.hook
         self._on_revoked = on_revoked
+        self._uses = UseRecorder(clock)
 
     def create(
         self, user: str, *, scopes: Iterable[str] | str | None = None, tenant: str | None = None
@@ -99,8 +99,9 @@ class RefreshTokens:
 
     def _revoke(self, record: RefreshToken) -> RefreshToken:
         now = utcnow(self._clock)
-        ttl = timedelta(seconds=self._settings.access_token_lifetime + self._settings.leeway)
-        self._storage.add_revocation(Revocation(RevocationKind.REFRESH_TOKEN, record.id, now, now + ttl))
+        self._storage.add_revocation(
+            revocation_entry(RevocationKind.REFRESH_TOKEN, record.id, now, self._settings)
+        )
         revoked = dataclasses.replace(record, revoked_at=now)
         self._storage.save_refresh_token(revoked)
         self._on_revoked()
@@ -126,7 +127,7 @@ class RefreshTokens:
         if record.revoked_at is not None:
             self._hook.embedauth_token_denied(client_id=record.id, reason="refresh token revoked")
             raise InvalidGrant("the refresh token is revoked")
-        if record.last_used_at is None or (now - record.last_used_at).total_seconds() >= _USE_RECORD_INTERVAL:
+        if self._uses.due(record.id):
             self._storage.record_refresh_token_use(record.id, now)
             record = dataclasses.replace(record, last_used_at=now)
         return record

@@ -1,49 +1,45 @@
-"""Access tokens (RFC 9068 JWT): the grants that issue them, and verification on the hot path.
+"""Access tokens (RFC 9068 JWT): the grants that issue them, revocation and introspection.
 
 Issuing: ``client_credentials`` with a secret or a ``private_key_jwt`` assertion, and
-``refresh_token`` with a person's API refresh token. Each authenticates first (an unknown client
-and a wrong secret get the same answer), then checks the registration and the credential are
-usable (and there may say why not), then the requested scope, then signs with the key ring's
-current key.
+``refresh_token`` with a person's API refresh token. A client is authenticated first
+(:mod:`embedauth.credentials.client_auth`: an unknown client and a wrong secret get the same answer,
+a known one may then be told why it cannot have a token), then the requested scope is checked, then
+the token is signed with the key ring's current key.
 
-Verifying is :class:`embedauth.verifier.Verifier`'s job, over this instance's key ring.
+Verifying is :class:`embedauth.tokens.verifier.Verifier`'s job, over this instance's key ring.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pluggy
 
-from embedauth.assertions import FAILED, ClientAssertions
 from embedauth.clock import Clock, from_timestamp, utcnow
 from embedauth.config import Settings
-from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, UnauthorizedClient
-from embedauth.keys import KeyRing
-from embedauth.lru import LRUCache
+from embedauth.credentials.client_auth import ClientAuthenticator, Credential
+from embedauth.credentials.secrets import REFRESH_TOKEN_PREFIX, new_id
+from embedauth.errors import InvalidScope, InvalidToken, UnauthorizedClient
 from embedauth.models import (
-    CertificateCredential,
     CustomerScope,
     Principal,
     Registration,
     Revocation,
     RevocationKind,
-    SecretCredential,
     TokenResponse,
 )
-from embedauth.refresh_tokens import RefreshTokens
-from embedauth.registrations import Registrations
-from embedauth.revocation import RevocationState
-from embedauth.secrets import REFRESH_TOKEN_PREFIX, new_id
+from embedauth.registry.last_used import UseRecorder
+from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.storage.base import Storage
+from embedauth.tokens.keys import KeyRing
+from embedauth.tokens.revocation import RevocationState
+from embedauth.tokens.verifier import Verifier
 from embedauth.validation import parse_scopes
-from embedauth.verifier import Verifier
 
-__all__ = ["Tokens"]
+__all__ = ["REGISTERED_CLAIMS", "Tokens"]
 
 #: Claims a hook cannot set: the ones verification and revocation rely on.
 REGISTERED_CLAIMS = frozenset(
@@ -62,13 +58,10 @@ REGISTERED_CLAIMS = frozenset(
         "cred",
     }
 )
-_USE_RECORD_INTERVAL = 60.0
-#: ``embedauth_credential_expiring`` fires below each of these days left (1 stands for "expired").
-EXPIRY_WARNINGS = (1, 7, 30)
 
 
 class Tokens:
-    """``auth.tokens``: the grants, and verification (also ``auth.verify``)."""
+    """``auth.tokens``: the grants, revocation, introspection and verification (also ``auth.verify``)."""
 
     def __init__(
         self,
@@ -78,9 +71,8 @@ class Tokens:
         clock: Clock,
         keys: KeyRing,
         revocations: RevocationState,
-        registrations: Registrations,
+        clients: ClientAuthenticator,
         refresh_tokens: RefreshTokens,
-        assertions: ClientAssertions,
         plugins: pluggy.PluginManager,
     ) -> None:
         self._storage = storage
@@ -88,15 +80,13 @@ class Tokens:
         self._clock = clock
         self._keys = keys
         self._revocations = revocations
-        self._registrations = registrations
+        self._clients = clients
         self._refresh_tokens = refresh_tokens
-        self._assertions = assertions
         self._hook = plugins.hook
         self._verifier = Verifier(
             settings=settings, clock=clock, keys=keys, revocations=revocations, plugins=plugins
         )
-        self._recorded_use: LRUCache[str, float] = LRUCache(10_000)
-        self._warned: LRUCache[tuple[str, int], bool] = LRUCache(10_000)
+        self._uses = UseRecorder(clock)
 
     # ------------------------------------------------------------------ grants
 
@@ -104,14 +94,14 @@ class Tokens:
         self, client_id: str, client_secret: str, *, scope: str | Iterable[str] | None = None
     ) -> TokenResponse:
         """RFC 6749 §4.4 with a client secret. Raises ``InvalidClient`` or ``InvalidScope``."""
-        registration, credential = self.authenticate_secret(client_id, client_secret)
+        registration, credential = self._clients.authenticate_secret(client_id, client_secret)
         return self.for_client(registration, credential, scope)
 
     def client_assertion(
         self, assertion: str, *, client_id: str | None = None, scope: str | Iterable[str] | None = None
     ) -> TokenResponse:
         """RFC 6749 §4.4 with an RFC 7523 client assertion (``private_key_jwt``)."""
-        registration, credential = self.authenticate_assertion(assertion, client_id=client_id)
+        registration, credential = self._clients.authenticate_assertion(assertion, client_id=client_id)
         return self.for_client(registration, credential, scope)
 
     def refresh(self, refresh_token: str, *, scope: str | Iterable[str] | None = None) -> TokenResponse:
@@ -134,71 +124,12 @@ class Tokens:
             response.access_token, response.expires_in, response.scope, refresh_token=refresh_token
         )
 
-    # ------------------------------------------------------------------ client authentication
-
-    def authenticate_secret(
-        self, client_id: str, client_secret: str
-    ) -> tuple[Registration, SecretCredential]:
-        """The registration and secret, if the secret is right and both are usable (RFC 6749 §2.3.1)."""
-        match = self._registrations.check_secret(client_id, client_secret)
-        if match is None:
-            self._deny(client_id if isinstance(client_id, str) else None, "unknown client or wrong secret")
-            raise InvalidClient(FAILED)
-        registration, credential = match
-        self._check_usable(registration, credential)
-        return registration, credential
-
-    def authenticate_assertion(
-        self, assertion: str, *, client_id: str | None = None
-    ) -> tuple[Registration, CertificateCredential]:
-        """The registration and certificate that signed ``assertion`` (RFC 7523 §2.2), if usable."""
-        registration, credential = self._assertions.authenticate(assertion, client_id=client_id)
-        self._check_usable(registration, credential)
-        return registration, credential
-
-    def _check_usable(
-        self, registration: Registration, credential: SecretCredential | CertificateCredential
-    ) -> None:
-        """After authentication the caller has proven who it is, so the reason may be told."""
-        now = utcnow(self._clock)
-        reason = None
-        if not registration.enabled:
-            reason = "the registration is disabled"
-        elif registration.registration_expires_at is not None and now >= registration.registration_expires_at:
-            reason = "the registration has expired"
-        elif not credential.is_live(now):
-            kind = "client secret" if isinstance(credential, SecretCredential) else "certificate"
-            reason = (
-                f"the {kind} has expired" if now >= credential.expires_at else f"the {kind} is not yet valid"
-            )
-        self._warn_expiry(registration, credential, now)
-        if reason is not None:
-            self._deny(registration.client_id, reason)
-            raise InvalidClient(reason)
-
-    def _warn_expiry(
-        self, registration: Registration, credential: SecretCredential | CertificateCredential, now: datetime
-    ) -> None:
-        """``embedauth_credential_expiring`` when a credential in use is within 30 or 7 days of its
-        expiry, or past it: once per credential and threshold in this process."""
-        days_left = math.floor((credential.expires_at - now) / timedelta(days=1))
-        threshold = next((t for t in EXPIRY_WARNINGS if days_left < t), None)
-        if threshold is None or self._warned.get((credential.id, threshold)) is not None:
-            return
-        self._warned.put((credential.id, threshold), True)
-        self._hook.embedauth_credential_expiring(
-            registration=registration, credential=credential, days_left=days_left
-        )
-
     # ------------------------------------------------------------------ issuing
 
     def for_client(
-        self,
-        registration: Registration,
-        credential: SecretCredential | CertificateCredential,
-        scope: str | Iterable[str] | None,
+        self, registration: Registration, credential: Credential, scope: str | Iterable[str] | None
     ) -> TokenResponse:
-        """An access token for an authenticated, usable registration."""
+        """An access token for a registration that :mod:`~embedauth.credentials.client_auth` let in."""
         scopes = self._granted(registration.scopes, scope)
         response = self._issue(
             subject=registration.client_id,
@@ -266,17 +197,14 @@ class Tokens:
         return TokenResponse(access_token=token, expires_in=lifetime, scope=claims["scope"])
 
     def _record_use(self, client_id: str) -> None:
-        """``last_used_at``, written at most once a minute per client and process."""
-        now = self._clock()
-        last = self._recorded_use.get(client_id)
-        if last is None or now - last >= _USE_RECORD_INTERVAL:
-            self._recorded_use.put(client_id, now)
+        """``last_used_at`` (see :mod:`embedauth.registry.last_used`)."""
+        if self._uses.due(client_id):
             self._storage.record_use(client_id, utcnow(self._clock))
 
     # ------------------------------------------------------------------ verifying
 
     def verify(self, token: str) -> Principal:
-        """The caller behind a valid access token, or :class:`InvalidToken` (see :mod:`.verifier`)."""
+        """The caller behind a valid access token, or :class:`InvalidToken` (see :mod:`embedauth.tokens.verifier`)."""
         return self._verifier.verify(token)
 
     # ------------------------------------------------------------------ revoking and introspecting

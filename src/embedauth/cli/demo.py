@@ -7,23 +7,23 @@ The demo API shows what an embedding product writes, in each framework:
 * ``GET /demo/devices``: needs the scope ``devices:read``; lists the demo devices the token's
   customer scope reaches.
 
-Both frameworks answer byte for byte the same: their JSON goes through :func:`json_bytes`.
+Both frameworks answer byte for byte the same: their JSON goes through
+:func:`embedauth.http.messages.json_bytes`, as every other body does.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from embedauth.core import EmbedAuth
+from embedauth.http.messages import json_bytes
 from embedauth.models import CustomerScopeKind, Principal
 
 __all__ = [
     "DEMO_DEVICES",
     "asgi_app",
     "flask_app",
-    "json_bytes",
     "starlette_app",
     "visible_devices",
     "whoami",
@@ -38,11 +38,8 @@ DEMO_DEVICES: tuple[Mapping[str, str], ...] = (
 )
 
 
-def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 def whoami(principal: Principal) -> dict[str, Any]:
+    """``GET /demo/whoami``: the caller behind the token, as JSON."""
     return {
         "subject": principal.subject,
         "client_id": principal.client_id,

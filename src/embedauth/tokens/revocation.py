@@ -1,7 +1,7 @@
 """Revocation that takes effect at once: the in-memory state every verifier checks, kept current.
 
 Pausing or deleting a registration, rotating a secret, removing a certificate, revoking a refresh
-token or an access token each append an entry to storage (see :mod:`embedauth.registrations`). Every
+token or an access token each append an entry to storage (see :mod:`embedauth.registry.registrations`). Every
 process holds all unexpired entries in three dictionaries and checks a token against them with three
 lookups, no I/O. A background thread keeps them current: it waits on the backend's push feed (Redis
 pub/sub, PostgreSQL LISTEN/NOTIFY) or, without one, for ``revocation_poll_interval`` seconds, then
@@ -15,15 +15,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from datetime import datetime, timedelta
 
 from embedauth.clock import Clock, to_timestamp
+from embedauth.config import Settings
 from embedauth.errors import StorageError
 from embedauth.models import Revocation, RevocationKind
-from embedauth.storage.base import ChangeFeed, Storage
+from embedauth.storage.base import Storage
+from embedauth.storage.feed import ChangeFeed
 
-__all__ = ["RevocationState"]
+__all__ = ["RevocationState", "revocation_entry"]
 
 log = logging.getLogger(__name__)
+
+
+def revocation_entry(kind: RevocationKind, subject: str, now: datetime, settings: Settings) -> Revocation:
+    """An entry revoking every token tied to ``subject`` and issued up to ``now``.
+
+    It lives until the last such token can no longer be accepted anyway (``settings.max_token_age``).
+    """
+    return Revocation(kind, subject, since=now, expires_at=now + timedelta(seconds=settings.max_token_age))
 
 
 class RevocationState:
@@ -44,7 +55,6 @@ class RevocationState:
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._feed: ChangeFeed | None = None
-        self.synced_at: float | None = None
 
     def is_revoked(
         self, *, client_id: str, credential_id: str | None, token_id: str, issued_at: float
@@ -71,7 +81,6 @@ class RevocationState:
             for table in (self._clients, self._credentials, self._tokens):
                 for subject in [s for s, (_, expires) in table.items() if expires <= now]:
                     del table[subject]
-            self.synced_at = now
 
     def _apply(self, entry: Revocation) -> None:
         table = {
@@ -99,6 +108,7 @@ class RevocationState:
                 self._thread = thread
 
     def stop(self) -> None:
+        """Stop the thread and close the feed (the state stays as it was)."""
         self._stop.set()
         if self._feed is not None:
             self._feed.close()

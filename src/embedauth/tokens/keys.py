@@ -30,13 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from embedauth import jws
 from embedauth.clock import Clock, to_timestamp, utcnow
 from embedauth.config import Settings
+from embedauth.credentials.secrets import new_id
 from embedauth.errors import ConfigurationError
 from embedauth.models import SigningKey
-from embedauth.secrets import new_id
 from embedauth.storage.base import Storage
+from embedauth.tokens import jws
 
 __all__ = ["KeyRing", "LoadedKey"]
 
@@ -152,7 +152,7 @@ class KeyRing:
         now = utcnow(self._clock)
         signing_now = self._active(to_timestamp(now)) is not None
         activates_at = now + timedelta(seconds=self._settings.key_publish_ahead) if signing_now else now
-        lifetime = timedelta(seconds=self._settings.access_token_lifetime + self._settings.leeway)
+        lifetime = timedelta(seconds=self._settings.max_token_age)
         for key in list(self._keys.values()):
             record = key.record
             if record.expires_at is not None and record.expires_at <= now:

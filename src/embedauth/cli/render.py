@@ -1,0 +1,279 @@
+"""How the ``embedauth`` command prints a result: a few lines of text, or one JSON document.
+
+The JSON of a model is its public form (:mod:`embedauth.public_json`), the same object the
+management API returns; the text is for people (times to the second, "in N days").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from embedauth import public_json
+from embedauth.cli.commands import (
+    CertificateAdded,
+    Deleted,
+    KeyRotated,
+    PublishedKeys,
+    Removed,
+    UserRefreshTokens,
+)
+from embedauth.clock import isoformat
+from embedauth.models import (
+    CreatedRefreshToken,
+    CreatedSecret,
+    Page,
+    Permission,
+    RefreshToken,
+    Registration,
+    SigningKey,
+)
+
+__all__ = ["render", "to_json", "to_text"]
+
+_DAY = 86400
+
+
+def _iso(moment: datetime) -> str:
+    return isoformat(moment, "seconds")
+
+
+def _expires_in(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = (moment - now).total_seconds()
+    if seconds <= 0:
+        return "expired"
+    days = math.ceil(seconds / _DAY)
+    return f"in {days} day{'' if days == 1 else 's'}"
+
+
+def _expiry(moment: datetime | None, now: datetime) -> str:
+    return "never" if moment is None else f"{_iso(moment)} ({_expires_in(moment, now)})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in pairs) + 2
+    return "\n".join(f"{label + ':':<{width}}{value}".rstrip() for label, value in pairs)
+
+
+def _registration_text(r: Registration, now: datetime) -> str:
+    secrets = [f"{s.id}  {s.hint}...  expires {_expiry(s.expires_at, now)}" for s in r.secrets]
+    certificates = [
+        f"{c.id}  {c.thumbprint}  {c.subject}  {c.key_type}  expires {_expiry(c.expires_at, now)}"
+        for c in r.certificates
+    ]
+    return _fields(
+        [
+            ("Name", r.name),
+            ("Client ID", r.client_id),
+            ("Tenant", r.tenant),
+            ("Description", r.description),
+            ("Scopes", " ".join(r.scopes) or "(none)"),
+            ("Customer scope", str(r.customer_scope)),
+            ("Enabled", "yes" if r.enabled else "no"),
+            ("Created", _iso(r.created_at)),
+            ("Last used", _iso(r.last_used_at) if r.last_used_at else "never"),
+            ("Registration expires", _expiry(r.registration_expires_at, now)),
+            ("Expires", _expiry(r.expires_at, now)),
+            *(("Secret", line) for line in secrets or ["(none)"]),
+            *(("Certificate", line) for line in certificates or ["(none)"]),
+        ]
+    )
+
+
+def _key_status(key: SigningKey, now: datetime) -> str:
+    if now < key.activates_at:
+        return "next"
+    return "signing" if key.retires_at is None or now < key.retires_at else "retired"
+
+
+def _token_scopes(t: RefreshToken) -> str:
+    return " ".join(t.scopes) or "(every permission)"
+
+
+def _token_status(t: RefreshToken, idle_days: int, now: datetime) -> str:
+    if t.revoked_at is not None:
+        return "revoked"
+    return "expired (idle)" if (now - t.idle_since()).total_seconds() > idle_days * _DAY else "active"
+
+
+def _refresh_token_text(t: RefreshToken) -> str:
+    return _fields(
+        [
+            ("Refresh token ID", t.id),
+            ("User", t.user),
+            ("Tenant", t.tenant or "(none)"),
+            ("Scopes", _token_scopes(t)),
+            ("Hint", f"{t.hint}..."),
+            ("Created", _iso(t.created_at)),
+            ("Last used", _iso(t.last_used_at) if t.last_used_at else "never"),
+            ("Revoked", _iso(t.revoked_at) if t.revoked_at else "no"),
+        ]
+    )
+
+
+def to_json(result: object) -> Any:
+    """The JSON document of a handler's result (a model's public form, or a small summary)."""
+    match result:
+        case CreatedRefreshToken():
+            return public_json.created_refresh_token(result)
+        case RefreshToken():
+            return public_json.refresh_token(result)
+        case UserRefreshTokens():
+            return [public_json.refresh_token(t) for t in result.tokens]
+        case KeyRotated():
+            return public_json.signing_key(result.key) | {
+                "signs_from": public_json.time(result.key.activates_at)
+            }
+        case PublishedKeys():
+            return [public_json.signing_key(k) for k in result.keys]
+        case CreatedSecret():
+            return public_json.created_secret(result)
+        case Registration():
+            return public_json.registration(result)
+        case Page():
+            return [public_json.registration(r) for r in result.items]
+        case Permission():
+            return public_json.permission(result)
+        case list():
+            return [public_json.permission(p) for p in result]
+        case CertificateAdded():
+            return public_json.registration(result.registration) | {
+                "certificate": public_json.certificate(result.certificate)
+            }
+        case Removed():
+            return {"removed": result.name}
+        case Deleted():
+            return {"deleted": result.deleted, "not_found": result.not_found}
+    raise TypeError(f"no JSON form for {type(result).__name__}")
+
+
+def to_text(result: object, now: datetime) -> str:
+    """The text of a handler's result, with times relative to ``now`` where that helps."""
+    match result:
+        case CreatedSecret():
+            r = result.registration
+            return (
+                _fields(
+                    [
+                        ("Registration", f"{r.name} (tenant {r.tenant})"),
+                        ("Client ID", result.client_id),
+                        ("Client secret", result.client_secret),
+                        ("Secret ID", result.credential.id),
+                        ("Secret expires", _expiry(result.credential.expires_at, now)),
+                    ]
+                )
+                + "\nThis secret is shown only once; store it now."
+            )
+        case Registration():
+            return _registration_text(result, now)
+        case Page():
+            if not result.items:
+                return "No registrations."
+            rows = [
+                (
+                    r.name,
+                    r.client_id,
+                    r.created_at.date().isoformat(),
+                    "yes" if r.enabled else "no",
+                    r.last_used_at.date().isoformat() if r.last_used_at else "never",
+                    _expires_in(r.expires_at, now),
+                )
+                for r in result.items
+            ]
+            table = _table(("NAME", "CLIENT ID", "CREATED", "ENABLED", "LAST USED", "EXPIRES"), rows)
+            shown = f"{result.offset + 1}-{result.offset + len(result.items)}"
+            return table if len(result.items) == result.total else f"{table}\n({shown} of {result.total})"
+        case Permission():
+            return f"{result.name}  ({result.access.value})  {result.description}".rstrip()
+        case list():
+            catalog = [(p.name, p.access.value, p.description) for p in result]
+            return _table(("NAME", "ACCESS", "DESCRIPTION"), catalog) if catalog else "No permissions."
+        case CertificateAdded():
+            c = result.certificate
+            return _fields(
+                [
+                    ("Added certificate", c.id),
+                    ("To", result.registration.client_id),
+                    ("Thumbprint", c.thumbprint),
+                    ("Subject", c.subject),
+                    ("Key", c.key_type),
+                    ("Expires", _expiry(c.expires_at, now)),
+                ]
+            )
+        case Removed():
+            return f"Removed permission {result.name}."
+        case Deleted():
+            return "\n".join(f"Deleted {client_id}." for client_id in result.deleted)
+        case CreatedRefreshToken():
+            return (
+                _fields(
+                    [
+                        ("Refresh token ID", result.id),
+                        ("User", result.record.user),
+                        ("Tenant", result.record.tenant or "(none)"),
+                        ("Scopes", _token_scopes(result.record)),
+                        ("Refresh token", result.refresh_token),
+                    ]
+                )
+                + "\nThis refresh token is shown only once; store it now."
+            )
+        case RefreshToken():
+            return _refresh_token_text(result)
+        case UserRefreshTokens():
+            if not result.tokens:
+                return f"No refresh tokens for {result.user}."
+            tokens = [
+                (
+                    t.id,
+                    f"{t.hint}...",
+                    _token_scopes(t),
+                    t.created_at.date().isoformat(),
+                    t.last_used_at.date().isoformat() if t.last_used_at else "never",
+                    _token_status(t, result.idle_days, now),
+                )
+                for t in result.tokens
+            ]
+            return _table(("ID", "HINT", "SCOPES", "CREATED", "LAST USED", "STATUS"), tokens)
+        case KeyRotated():
+            key = result.key
+            previous = result.previous_published_until
+            handover = (
+                "there was no previous key"
+                if previous is None
+                else f"the previous key stays published until {_iso(previous)}"
+            )
+            return f"New key {key.kid} published now; it signs from {_iso(key.activates_at)}; {handover}."
+        case PublishedKeys():
+            if not result.keys:
+                return "No published signing keys."
+            rows = [
+                (
+                    k.kid,
+                    k.alg,
+                    _key_status(k, now),
+                    _iso(k.activates_at),
+                    _iso(k.retires_at) if k.retires_at else "-",
+                    _iso(k.expires_at) if k.expires_at else "-",
+                )
+                for k in result.keys
+            ]
+            return _table(("KID", "ALG", "STATUS", "SIGNS FROM", "RETIRES", "PUBLISHED UNTIL"), rows)
+    raise TypeError(f"no text form for {type(result).__name__}")
+
+
+def render(result: object, as_json: bool, now: datetime) -> str:
+    """What the command prints for ``result``: one JSON document, or text for people."""
+    return json.dumps(to_json(result), indent=2) if as_json else to_text(result, now)

@@ -1,0 +1,235 @@
+"""Rows to models and back, for the tables of :mod:`.schema`.
+
+Times are BIGINT microseconds since the Unix epoch: exact for any aware datetime, and compared and
+ordered as integers on every database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, Table
+
+from embedauth.models import (
+    Access,
+    CertificateCredential,
+    CustomerScope,
+    CustomerScopeKind,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationKind,
+    SecretCredential,
+    SigningKey,
+)
+from embedauth.storage.sql.schema import CERTIFICATES, MAX_ONCE_KEY, SCOPES, SECRETS
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def us_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else us(moment)
+
+
+def time_from_us(value: int) -> datetime:
+    return _EPOCH + value * _MICROSECOND
+
+
+def time_or_none(value: int | None) -> datetime | None:
+    return None if value is None else time_from_us(value)
+
+
+def once_key(key: str) -> str:
+    """The key as stored: verbatim if short, else its digest padded to a length no verbatim key has."""
+    if len(key) < MAX_ONCE_KEY:
+        return key
+    return f"sha256:{hashlib.sha256(key.encode()).hexdigest()}".ljust(MAX_ONCE_KEY, ".")
+
+
+def registration_row(r: Registration) -> dict[str, Any]:
+    return {
+        "client_id": r.client_id,
+        "tenant": r.tenant,
+        "name": r.name,
+        "description": r.description,
+        "customer_scope": r.customer_scope.kind.value,
+        "customer_ids": json.dumps(list(r.customer_scope.ids)),
+        "enabled": r.enabled,
+        "created_at": us(r.created_at),
+        "updated_at": us(r.updated_at),
+        "registration_expires_at": us_or_none(r.registration_expires_at),
+        "last_used_at": us_or_none(r.last_used_at),
+        "version": r.version,
+    }
+
+
+def children_rows(r: Registration) -> dict[Table, list[dict[str, Any]]]:
+    cid = r.client_id
+    return {
+        SCOPES: [{"client_id": cid, "position": i, "permission": s} for i, s in enumerate(r.scopes)],
+        SECRETS: [
+            {
+                "client_id": cid,
+                "position": i,
+                "id": s.id,
+                "hint": s.hint,
+                "secret_hash": s.secret_hash,
+                "created_at": us(s.created_at),
+                "expires_at": us(s.expires_at),
+            }
+            for i, s in enumerate(r.secrets)
+        ],
+        CERTIFICATES: [
+            {
+                "client_id": cid,
+                "position": i,
+                "id": c.id,
+                "thumbprint": c.thumbprint,
+                "subject": c.subject,
+                "key_type": c.key_type,
+                "public_key_pem": c.public_key_pem,
+                "not_before": us(c.not_before),
+                "not_after": us(c.not_after),
+                "created_at": us(c.created_at),
+            }
+            for i, c in enumerate(r.certificates)
+        ],
+    }
+
+
+def secret(row: Row[Any]) -> SecretCredential:
+    return SecretCredential(
+        row.id, row.hint, row.secret_hash, time_from_us(row.created_at), time_from_us(row.expires_at)
+    )
+
+
+def certificate(row: Row[Any]) -> CertificateCredential:
+    return CertificateCredential(
+        id=row.id,
+        thumbprint=row.thumbprint,
+        subject=row.subject,
+        key_type=row.key_type,
+        public_key_pem=row.public_key_pem,
+        not_before=time_from_us(row.not_before),
+        not_after=time_from_us(row.not_after),
+        created_at=time_from_us(row.created_at),
+    )
+
+
+def permission_row(p: Permission) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "description": p.description,
+        "access": p.access.value,
+        "created_at": us(p.created_at),
+    }
+
+
+def permission(row: Row[Any]) -> Permission:
+    return Permission(row.name, row.description, Access(row.access), time_from_us(row.created_at))
+
+
+def signing_key_row(k: SigningKey) -> dict[str, Any]:
+    return {
+        "kid": k.kid,
+        "alg": k.alg,
+        "public_jwk": k.public_jwk,
+        "private_key": k.private_key,
+        "encrypted": k.encrypted,
+        "created_at": us(k.created_at),
+        "activates_at": us(k.activates_at),
+        "retires_at": us_or_none(k.retires_at),
+        "expires_at": us_or_none(k.expires_at),
+    }
+
+
+def signing_key(row: Row[Any]) -> SigningKey:
+    return SigningKey(
+        kid=row.kid,
+        alg=row.alg,
+        public_jwk=row.public_jwk,
+        private_key=bytes(row.private_key),
+        encrypted=row.encrypted,
+        created_at=time_from_us(row.created_at),
+        activates_at=time_from_us(row.activates_at),
+        retires_at=time_or_none(row.retires_at),
+        expires_at=time_or_none(row.expires_at),
+    )
+
+
+def refresh_token_row(t: RefreshToken) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "user": t.user,
+        "scopes": json.dumps(list(t.scopes)),
+        "hint": t.hint,
+        "token_hash": t.token_hash,
+        "created_at": us(t.created_at),
+        "last_used_at": us_or_none(t.last_used_at),
+        "revoked_at": us_or_none(t.revoked_at),
+        "tenant": t.tenant,
+    }
+
+
+def refresh_token(row: Row[Any]) -> RefreshToken:
+    return RefreshToken(
+        id=row.id,
+        user=row.user,
+        scopes=tuple(json.loads(row.scopes)),
+        hint=row.hint,
+        token_hash=row.token_hash,
+        created_at=time_from_us(row.created_at),
+        last_used_at=time_or_none(row.last_used_at),
+        revoked_at=time_or_none(row.revoked_at),
+        tenant=row.tenant,
+    )
+
+
+def registration(
+    row: Row[Any],
+    scopes: list[str],
+    secrets: list[SecretCredential],
+    certificates: list[CertificateCredential],
+) -> Registration:
+    """A registration from its row and its children's, each list in ``position`` order."""
+    return Registration(
+        client_id=row.client_id,
+        tenant=row.tenant,
+        name=row.name,
+        description=row.description,
+        scopes=tuple(scopes),
+        customer_scope=CustomerScope(
+            CustomerScopeKind(row.customer_scope), tuple(json.loads(row.customer_ids))
+        ),
+        enabled=row.enabled,
+        created_at=time_from_us(row.created_at),
+        updated_at=time_from_us(row.updated_at),
+        registration_expires_at=time_or_none(row.registration_expires_at),
+        last_used_at=time_or_none(row.last_used_at),
+        secrets=tuple(secrets),
+        certificates=tuple(certificates),
+        version=row.version,
+    )
+
+
+def revocation_row(r: Revocation) -> dict[str, Any]:
+    return {"kind": r.kind.value, "subject": r.subject, "since": us(r.since), "expires_at": us(r.expires_at)}
+
+
+def revocation(row: Row[Any]) -> Revocation:
+    return Revocation(
+        RevocationKind(row.kind),
+        row.subject,
+        time_from_us(row.since),
+        time_from_us(row.expires_at),
+        int(row.seq),
+    )

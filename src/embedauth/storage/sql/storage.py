@@ -1,0 +1,402 @@
+"""SQL storage on SQLAlchemy Core: SQLite, PostgreSQL (psycopg 3) and MariaDB/MySQL (PyMySQL).
+
+The tables are in :mod:`.schema`, the row mapping in :mod:`.rows`, engine set-up in :mod:`.engine`
+and the PostgreSQL change feed in :mod:`.postgres_feed`; this module is the storage contract over
+them. Why it is safe without application locks:
+
+* ``registration_scopes.permission`` is a foreign key to the catalog with ``ON DELETE RESTRICT``:
+  the database itself refuses a scope that does not exist and the removal of one that is held,
+  however the two race. Scopes are checked first under a key-share lock for a precise message;
+  the key is the final guard.
+* ``save_registration`` is ``UPDATE … WHERE version = :expected``: a compare-and-set that the
+  database serializes on the row. ``consume_once`` relies on the primary key.
+* ``add_revocation`` locks the ``schema`` row while it inserts, so revocations commit in ``seq``
+  order and a reader that has seen a ``seq`` never later finds a smaller one appear. On PostgreSQL
+  it also calls ``pg_notify`` in the inserting transaction (SQLite and MariaDB are polled).
+
+Searches fold case with ``lower()`` and nothing else (no accent folding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from embedauth.clock import Clock, from_timestamp
+from embedauth.errors import (
+    AlreadyExists,
+    ConfigurationError,
+    EmbedAuthError,
+    NotFound,
+    PermissionInUse,
+    PermissionNotFound,
+    RefreshTokenNotFound,
+    RegistrationNotFound,
+    UnknownPermission,
+)
+from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
+from embedauth.storage.base import SCHEMA_VERSION, Storage
+from embedauth.storage.feed import ChangeFeed
+from embedauth.storage.sql import rows
+from embedauth.storage.sql.engine import READ, create_engine_for, engine_url
+from embedauth.storage.sql.postgres_feed import PostgresChangeFeed, feed_channel
+from embedauth.storage.sql.schema import (
+    CERTIFICATES,
+    MIGRATIONS,
+    ONCE,
+    PERMISSIONS,
+    REFRESH_TOKENS,
+    REGISTRATIONS,
+    REVOCATIONS,
+    SCHEMA,
+    SCOPES,
+    SECRETS,
+    SIGNING_KEYS,
+)
+
+__all__ = ["SQLStorage"]
+
+T = TypeVar("T")
+
+_PURGE_BATCH = 100
+_MIGRATION_ATTEMPTS = 5
+
+
+@contextlib.contextmanager
+def _on_integrity(error: EmbedAuthError) -> Iterator[None]:
+    """Raise ``error`` for a constraint violation of the statement run inside."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise error from exc
+
+
+class SQLStorage(Storage):
+    driver_errors = (SQLAlchemyError,)
+
+    def __init__(self, url: str, *, clock: Clock) -> None:
+        super().__init__(url, clock=clock)
+        target = engine_url(url)
+        try:
+            self._engine = create_engine_for(target)
+        except ImportError as exc:
+            extra = "postgres" if target.get_backend_name() == "postgresql" else "mysql"
+            raise ConfigurationError(f"{target.drivername} needs: pip install 'embedauth[{extra}]'") from exc
+        snapshot = {} if target.get_backend_name() == "sqlite" else {"isolation_level": "REPEATABLE READ"}
+        self._reader = self._engine.execution_options(**{READ: True}, **snapshot)
+        self._notify_channel: str | None = None
+        try:
+            self._migrate()
+            if target.get_backend_name() == "postgresql":
+                with self._engine.connect() as conn:
+                    self._notify_channel = feed_channel(conn.execute(select(func.current_schema())).scalar())
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def open_change_feed(self) -> ChangeFeed | None:
+        """A LISTEN feed on PostgreSQL; None (poll) on SQLite and MariaDB."""
+        if self._notify_channel is None:
+            return None
+        # The arguments SQLAlchemy connects with, URL query (``options=-csearch_path=…``) included;
+        # less its adapters map: the feed only LISTENs.
+        _, params = self._engine.dialect.create_connect_args(self._engine.url)
+        return PostgresChangeFeed({k: v for k, v in params.items() if k != "context"}, self._notify_channel)
+
+    def _migrate(self) -> None:
+        """Bring the stored layout to ``SCHEMA_VERSION``; a concurrent first use is retried."""
+        with self._engine.connect() as conn:
+            for attempt in range(_MIGRATION_ATTEMPTS):
+                try:
+                    with conn.begin():
+                        stored = self._stored_version(conn)
+                        if stored > SCHEMA_VERSION:
+                            newer = f"stored layout version {stored} is newer than this embedauth's"
+                            raise ConfigurationError(f"{newer} ({SCHEMA_VERSION})")
+                        for version in range(stored + 1, SCHEMA_VERSION + 1):
+                            MIGRATIONS[version](conn)
+                        if stored == 0:
+                            conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
+                        elif stored < SCHEMA_VERSION:
+                            conn.execute(update(SCHEMA).values(version=SCHEMA_VERSION))
+                    return
+                except DBAPIError:
+                    if attempt == _MIGRATION_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+
+    @staticmethod
+    def _stored_version(conn: Connection) -> int:
+        if not inspect(conn).has_table(SCHEMA.name):
+            return 0
+        return int(conn.execute(select(SCHEMA.c.version)).scalar() or 0)
+
+    def schema_version(self) -> int:
+        with self._reader.connect() as conn:
+            return self._stored_version(conn)
+
+    def _now(self) -> int:
+        return rows.us(from_timestamp(self.clock()))
+
+    # ---------------------------------------------------------------- permission catalog
+
+    def add_permission(self, permission: Permission) -> None:
+        taken = AlreadyExists(f"permission {permission.name!r} already exists")
+        with self._engine.begin() as conn, _on_integrity(taken):
+            conn.execute(insert(PERMISSIONS).values(rows.permission_row(permission)))
+
+    def get_permission(self, name: str) -> Permission | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(PERMISSIONS).where(PERMISSIONS.c.name == name)).first()
+        return None if row is None else rows.permission(row)
+
+    def list_permissions(self, *, contains: str | None = None) -> list[Permission]:
+        query = select(PERMISSIONS).order_by(PERMISSIONS.c.name)
+        if contains:
+            query = query.where(
+                or_(
+                    PERMISSIONS.c.name.icontains(contains, autoescape=True),
+                    PERMISSIONS.c.description.icontains(contains, autoescape=True),
+                )
+            )
+        with self._reader.connect() as conn:
+            return [rows.permission(row) for row in conn.execute(query)]
+
+    def remove_permission(self, name: str) -> None:
+        in_use = PermissionInUse(f"permission {name!r} is held by a registration")
+        with self._engine.begin() as conn:
+            holders = conn.execute(
+                select(func.count(SCOPES.c.client_id.distinct())).where(SCOPES.c.permission == name)
+            ).scalar_one()
+            if holders:
+                raise PermissionInUse(f"permission {name!r} is held by {holders} registration(s)")
+            with _on_integrity(in_use):
+                deleted = conn.execute(delete(PERMISSIONS).where(PERMISSIONS.c.name == name)).rowcount
+            if not deleted:
+                raise PermissionNotFound(f"no permission {name!r}")
+
+    # ---------------------------------------------------------------- registrations
+
+    @staticmethod
+    def _write_children(conn: Connection, registration: Registration, *, replace: bool) -> None:
+        """Store the scopes (which must all exist), secrets and certificates, replacing any."""
+        wanted = set(registration.scopes)
+        if wanted:
+            name = PERMISSIONS.c.name
+            lock = select(name).where(name.in_(wanted)).with_for_update(read=True, key_share=True)
+            missing = sorted(wanted - set(conn.execute(lock).scalars()))
+            if missing:
+                raise UnknownPermission(f"not in the permission catalog: {', '.join(missing)}")
+        removed = UnknownPermission(f"not in the permission catalog: one of {', '.join(sorted(wanted))}")
+        for table, children in rows.children_rows(registration).items():
+            if replace:
+                conn.execute(delete(table).where(table.c.client_id == registration.client_id))
+            if children:
+                with _on_integrity(removed):
+                    conn.execute(insert(table), children)
+
+    def create_registration(self, registration: Registration) -> None:
+        taken = AlreadyExists(f"registration {registration.client_id} already exists")
+        with self._engine.begin() as conn:
+            with _on_integrity(taken):
+                conn.execute(insert(REGISTRATIONS).values(rows.registration_row(registration)))
+            self._write_children(conn, registration, replace=False)
+
+    @staticmethod
+    def _load(conn: Connection, found: Sequence[Row[Any]]) -> list[Registration]:
+        """The registrations of ``found`` with their children: one query per child table."""
+        ids = [row.client_id for row in found]
+
+        def children(table: Table, make: Callable[[Row[Any]], T]) -> dict[str, list[T]]:
+            by_client: dict[str, list[T]] = defaultdict(list)
+            if ids:
+                query = select(table).where(table.c.client_id.in_(ids)).order_by(table.c.position)
+                for child in conn.execute(query):
+                    by_client[child.client_id].append(make(child))
+            return by_client
+
+        scopes = children(SCOPES, lambda row: str(row.permission))
+        secrets = children(SECRETS, rows.secret)
+        certificates = children(CERTIFICATES, rows.certificate)
+        return [
+            rows.registration(row, scopes[row.client_id], secrets[row.client_id], certificates[row.client_id])
+            for row in found
+        ]
+
+    def get_registration(self, client_id: str) -> Registration | None:
+        query = select(REGISTRATIONS).where(REGISTRATIONS.c.client_id == client_id)
+        with self._reader.connect() as conn:
+            found = self._load(conn, conn.execute(query).all())
+        return found[0] if found else None
+
+    def list_registrations(
+        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[Registration]:
+        match: list[ColumnElement[bool]] = [REGISTRATIONS.c.tenant == tenant]
+        if name_contains:
+            match.append(REGISTRATIONS.c.name.icontains(name_contains, autoescape=True))
+        page = (
+            select(REGISTRATIONS)
+            .where(*match)
+            .order_by(REGISTRATIONS.c.created_at, REGISTRATIONS.c.client_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._reader.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(REGISTRATIONS).where(*match)).scalar_one()
+            items = self._load(conn, conn.execute(page).all())
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
+        cid = REGISTRATIONS.c.client_id
+        values = rows.registration_row(registration)
+        del values["client_id"], values["last_used_at"]
+        with self._engine.begin() as conn:
+            swapped = conn.execute(
+                update(REGISTRATIONS)
+                .where(cid == registration.client_id, REGISTRATIONS.c.version == expected_version)
+                .values(values)
+            ).rowcount
+            if not swapped:
+                if conn.execute(select(cid).where(cid == registration.client_id)).first() is None:
+                    raise RegistrationNotFound(f"no registration {registration.client_id}")
+                return False
+            self._write_children(conn, registration, replace=True)
+        return True
+
+    def record_use(self, client_id: str, at: datetime) -> None:
+        used = REGISTRATIONS.c.last_used_at
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(REGISTRATIONS)
+                .where(REGISTRATIONS.c.client_id == client_id, or_(used.is_(None), used < rows.us(at)))
+                .values(last_used_at=rows.us(at))
+            )
+
+    def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(client_ids))
+        if not wanted:
+            return []
+        cid = REGISTRATIONS.c.client_id
+        with self._engine.begin() as conn:
+            present = set(conn.execute(select(cid).where(cid.in_(wanted)).with_for_update()).scalars())
+            conn.execute(delete(REGISTRATIONS).where(cid.in_(present)))
+        return [c for c in wanted if c in present]
+
+    # ---------------------------------------------------------------- one-time keys
+
+    def consume_once(self, key: str, expires_at: datetime) -> bool:
+        stored, now = rows.once_key(key), self._now()
+        expired = ONCE.c.expires_at <= now
+        try:
+            with self._engine.begin() as conn:
+                stale = conn.execute(select(ONCE.c.key).where(expired).limit(_PURGE_BATCH)).scalars()
+                conn.execute(delete(ONCE).where(ONCE.c.key.in_([stored, *stale]), expired))
+                conn.execute(insert(ONCE).values(key=stored, expires_at=rows.us(expires_at)))
+        except IntegrityError:
+            return False
+        return True
+
+    # ---------------------------------------------------------------- revocations
+
+    def add_revocation(self, revocation: Revocation) -> int:
+        with self._engine.begin() as conn:
+            conn.execute(select(SCHEMA.c.version).with_for_update())
+            # Expired entries are purged here, in a write that happens anyway, so that reading
+            # (every verifier, twice a second) stays a read.
+            conn.execute(delete(REVOCATIONS).where(REVOCATIONS.c.expires_at <= self._now()))
+            key = conn.execute(
+                insert(REVOCATIONS).values(rows.revocation_row(revocation))
+            ).inserted_primary_key
+            if self._notify_channel is not None:  # delivered on commit: the entry is readable by then
+                conn.execute(select(func.pg_notify(self._notify_channel, "")))
+        assert key is not None
+        return int(key[0])
+
+    def revocations_after(self, seq: int) -> list[Revocation]:
+        live = (REVOCATIONS.c.seq > seq) & (REVOCATIONS.c.expires_at > self._now())
+        with self._reader.connect() as conn:
+            found = conn.execute(select(REVOCATIONS).where(live).order_by(REVOCATIONS.c.seq)).all()
+        return [rows.revocation(row) for row in found]
+
+    # ---------------------------------------------------------------- signing keys
+
+    def add_signing_key(self, key: SigningKey) -> None:
+        taken = AlreadyExists(f"signing key {key.kid} already exists")
+        with self._engine.begin() as conn, _on_integrity(taken):
+            conn.execute(insert(SIGNING_KEYS).values(rows.signing_key_row(key)))
+
+    def list_signing_keys(self) -> list[SigningKey]:
+        query = select(SIGNING_KEYS).order_by(SIGNING_KEYS.c.created_at, SIGNING_KEYS.c.kid)
+        with self._reader.connect() as conn:
+            return [rows.signing_key(row) for row in conn.execute(query)]
+
+    def save_signing_key(self, key: SigningKey) -> None:
+        self._replace(SIGNING_KEYS.c.kid, rows.signing_key_row(key), NotFound(f"no signing key {key.kid}"))
+
+    def delete_signing_key(self, kid: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(SIGNING_KEYS).where(SIGNING_KEYS.c.kid == kid))
+
+    # ---------------------------------------------------------------- refresh tokens
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        taken = AlreadyExists(f"refresh token {token.id} already exists")
+        with self._engine.begin() as conn, _on_integrity(taken):
+            conn.execute(insert(REFRESH_TOKENS).values(rows.refresh_token_row(token)))
+
+    def get_refresh_token(self, token_id: str) -> RefreshToken | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(REFRESH_TOKENS).where(REFRESH_TOKENS.c.id == token_id)).first()
+        return None if row is None else rows.refresh_token(row)
+
+    def list_refresh_tokens(self, user: str) -> list[RefreshToken]:
+        t = REFRESH_TOKENS
+        query = select(t).where(t.c.user == user).order_by(t.c.created_at, t.c.id)
+        with self._reader.connect() as conn:
+            return [rows.refresh_token(row) for row in conn.execute(query)]
+
+    def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
+        used = REFRESH_TOKENS.c.last_used_at
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(REFRESH_TOKENS)
+                .where(REFRESH_TOKENS.c.id == token_id, or_(used.is_(None), used < rows.us(at)))
+                .values(last_used_at=rows.us(at))
+            )
+
+    def save_refresh_token(self, token: RefreshToken) -> None:
+        self._replace(
+            REFRESH_TOKENS.c.id,
+            rows.refresh_token_row(token),
+            RefreshTokenNotFound(f"no refresh token {token.id}"),
+        )
+
+    def _replace(self, key: Column[str], row: dict[str, Any], missing: NotFound) -> None:
+        """Overwrite the row whose ``key`` column matches ``row``; ``missing`` if there is none."""
+        with self._engine.begin() as conn:
+            if not conn.execute(update(key.table).where(key == row[key.name]).values(row)).rowcount:
+                raise missing
