@@ -94,19 +94,19 @@ class NotFound(EmbedAuthError, LookupError):
 
 
 class RegistrationNotFound(NotFound):
-    pass
+    """No registration with that client ID (or none the caller may see)."""
 
 
 class PermissionNotFound(NotFound):
-    pass
+    """No permission of that name in the catalog."""
 
 
 class CredentialNotFound(NotFound):
-    pass
+    """No secret or certificate with that id on the registration."""
 
 
 class RefreshTokenNotFound(NotFound):
-    pass
+    """No refresh token with that id."""
 
 
 class Conflict(EmbedAuthError):
@@ -114,7 +114,7 @@ class Conflict(EmbedAuthError):
 
 
 class AlreadyExists(Conflict):
-    pass
+    """Something with that name or id exists already."""
 
 
 class PermissionInUse(Conflict):
@@ -147,6 +147,7 @@ class OAuthError(EmbedAuthError):
         self.description = description
 
     def body(self) -> dict[str, str]:
+        """The RFC 6749 §5.2 JSON body: ``error`` and, when there is one, ``error_description``."""
         body = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
@@ -154,6 +155,8 @@ class OAuthError(EmbedAuthError):
 
 
 class InvalidRequest(OAuthError):
+    """RFC 6749 §5.2 ``invalid_request``: a missing, repeated or malformed parameter."""
+
     error = "invalid_request"
 
 
@@ -165,16 +168,24 @@ class InvalidClient(OAuthError):
 
 
 class InvalidGrant(OAuthError):
+    """RFC 6749 §5.2 ``invalid_grant``: the refresh token is invalid, revoked or idle too long."""
+
     error = "invalid_grant"
 
 
 class UnauthorizedClient(OAuthError):
+    """RFC 6749 §5.2 ``unauthorized_client``: e.g. revoking another client's token."""
+
     error = "unauthorized_client"
 
 
 class UnsupportedGrantType(OAuthError):
+    """RFC 6749 §5.2 ``unsupported_grant_type``: a grant type other than those offered."""
+
     error = "unsupported_grant_type"
 
 
 class InvalidScope(OAuthError):
+    """RFC 6749 §5.2 ``invalid_scope``: a requested scope is malformed or not granted."""
+
     error = "invalid_scope"

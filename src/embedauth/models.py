@@ -52,6 +52,8 @@ class Permission:
 
 
 class CustomerScopeKind(StrEnum):
+    """How a customer scope limits a registration: every customer, some customers, or some groups."""
+
     ALL = "all"
     CUSTOMERS = "customers"
     GROUPS = "groups"
@@ -75,6 +77,7 @@ class CustomerScope:
         return f"{self.kind.value}:{','.join(self.ids)}"
 
     def to_json(self) -> dict[str, Any]:
+        """``{"kind": ..., "ids": [...]}``, the stored form."""
         return {"kind": self.kind.value, "ids": list(self.ids)}
 
 
@@ -89,6 +92,7 @@ class SecretCredential:
     expires_at: datetime
 
     def is_live(self, now: datetime) -> bool:
+        """Whether the secret may be used at ``now`` (before its expiry)."""
         return now < self.expires_at
 
 
@@ -110,9 +114,11 @@ class CertificateCredential:
 
     @property
     def expires_at(self) -> datetime:
+        """When the certificate stops being valid (its ``not_after``)."""
         return self.not_after
 
     def is_live(self, now: datetime) -> bool:
+        """Whether the certificate is within its validity at ``now``."""
         return self.not_before <= now < self.not_after
 
 
@@ -151,10 +157,12 @@ class Registration:
         return min(ends) if ends else None
 
     def credentials(self) -> Iterator[SecretCredential | CertificateCredential]:
+        """Every secret, then every certificate."""
         yield from self.secrets
         yield from self.certificates
 
     def live_secrets(self, now: datetime) -> tuple[SecretCredential, ...]:
+        """The secrets not yet expired at ``now``."""
         return tuple(s for s in self.secrets if s.is_live(now))
 
     def is_active(self, now: datetime) -> bool:
@@ -172,6 +180,7 @@ class CreatedSecret:
 
     @property
     def client_id(self) -> str:
+        """The registration's client ID."""
         return self.registration.client_id
 
 
@@ -190,6 +199,7 @@ class RefreshToken:
     tenant: str | None = None
 
     def idle_since(self) -> datetime:
+        """Since when the token has not been used (its creation, if never)."""
         return self.last_used_at or self.created_at
 
 
@@ -202,6 +212,7 @@ class CreatedRefreshToken:
 
     @property
     def id(self) -> str:
+        """The new refresh token's id."""
         return self.record.id
 
 
@@ -226,6 +237,8 @@ class SigningKey:
 
 
 class RevocationKind(StrEnum):
+    """What a revocation entry's subject is: a registration, a credential, a refresh token or one access token."""
+
     REGISTRATION = "registration"
     CREDENTIAL = "credential"
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a name, not a secret
@@ -263,6 +276,7 @@ class Principal:
     claims: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
 
     def has_scopes(self, *needed: str) -> bool:
+        """Whether the token carries every one of ``needed``."""
         return self.scopes.issuperset(needed)
 
 
@@ -277,6 +291,7 @@ class TokenResponse:
     refresh_token: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
+        """The RFC 6749 §5.1 response body."""
         body: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": self.token_type,

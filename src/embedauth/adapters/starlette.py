@@ -210,14 +210,17 @@ class PrincipalUser(BaseUser):
 
     @property
     def is_authenticated(self) -> bool:
+        """Always True: a ``PrincipalUser`` exists only for a verified token."""
         return True
 
     @property
     def display_name(self) -> str:
+        """The token's subject."""
         return self.principal.subject
 
     @property
     def identity(self) -> str:
+        """The token's subject."""
         return self.principal.subject
 
     def __repr__(self) -> str:

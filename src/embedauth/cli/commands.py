@@ -426,6 +426,7 @@ SERVE_HELP = (
 
 
 def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
+    """``embedauth serve``: the OAuth endpoints and the demo API under uvicorn, until interrupted."""
     import uvicorn
 
     from embedauth.cli.demo import asgi_app

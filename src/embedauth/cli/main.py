@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb in :data:`~embedauth.cli.commands.COMMANDS`, and ``serve``."""
     common = _Parser(add_help=False)
     common.add_argument(
         "--storage",

@@ -40,6 +40,7 @@ class Permissions:
         return permission
 
     def get(self, name: str) -> Permission:
+        """The permission named ``name``, or :class:`~embedauth.errors.PermissionNotFound`."""
         try:
             permission = self._storage.get_permission(validation.parse_permission_name(name))
         except InvalidInput:

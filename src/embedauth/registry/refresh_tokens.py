@@ -85,6 +85,7 @@ class RefreshTokens:
         return self._storage.list_refresh_tokens(validation.parse_identifier(user, "user"))
 
     def get(self, token_id: str) -> RefreshToken:
+        """The refresh token with id ``token_id`` (never its value), or ``RefreshTokenNotFound``."""
         record = self._storage.get_refresh_token(token_id) if validation.is_client_id(token_id) else None
         if record is None:
             raise RefreshTokenNotFound(f"no refresh token {token_id!r}")

@@ -84,6 +84,7 @@ class Registrations:
         return self._storage.get_registration(client_id)
 
     def get(self, client_id: str) -> Registration:
+        """The registration, or :class:`~embedauth.errors.RegistrationNotFound`."""
         registration = self._lookup(client_id)
         if registration is None:
             raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
@@ -92,6 +93,7 @@ class Registrations:
     def list(
         self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
+        """One page of the tenant's registrations, oldest first, filtered by a substring of the name."""
         tenant = validation.parse_identifier(tenant, "tenant")
         if not offset >= 0 or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
@@ -208,6 +210,7 @@ class Registrations:
         return registration
 
     def delete(self, client_id: str) -> None:
+        """Delete one registration (its tokens stop verifying); ``RegistrationNotFound`` if absent."""
         if not self.delete_many([client_id]):
             raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
 
@@ -263,6 +266,8 @@ class Registrations:
         return CreatedSecret(registration, credential, client_secret)
 
     def delete_secret(self, client_id: str, secret_id: str) -> Registration:
+        """Delete one secret; tokens obtained with it stop verifying."""
+
         def deleted(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
             if not any(s.id == secret_id for s in r.secrets):
                 raise CredentialNotFound(f"registration {r.client_id} has no secret {secret_id!r}")

@@ -42,10 +42,12 @@ __all__ = [
 
 
 def dump_time(moment: datetime | None) -> str | None:
+    """A time as stored: ISO 8601 UTC to the millisecond, or None."""
     return None if moment is None else isoformat(moment)
 
 
 def load_time(text: str | None) -> datetime | None:
+    """A stored time back to an aware datetime, or None."""
     return None if text is None else datetime.fromisoformat(text)
 
 
@@ -56,6 +58,7 @@ def _time(text: str) -> datetime:
 
 
 def permission_to_dict(p: Permission) -> dict[str, Any]:
+    """A permission as its stored document."""
     return {
         "name": p.name,
         "description": p.description,
@@ -65,6 +68,7 @@ def permission_to_dict(p: Permission) -> dict[str, Any]:
 
 
 def permission_from_dict(d: dict[str, Any]) -> Permission:
+    """The permission a stored document holds."""
     return Permission(d["name"], d["description"], Access(d["access"]), _time(d["created_at"]))
 
 
@@ -111,6 +115,7 @@ def _certificate_from_dict(d: dict[str, Any]) -> CertificateCredential:
 
 
 def registration_to_dict(r: Registration) -> dict[str, Any]:
+    """A registration with its credentials as its stored document."""
     return {
         "client_id": r.client_id,
         "tenant": r.tenant,
@@ -130,6 +135,7 @@ def registration_to_dict(r: Registration) -> dict[str, Any]:
 
 
 def registration_from_dict(d: dict[str, Any]) -> Registration:
+    """The registration a stored document holds."""
     scope = d["customer_scope"]
     return Registration(
         client_id=d["client_id"],
@@ -150,6 +156,7 @@ def registration_from_dict(d: dict[str, Any]) -> Registration:
 
 
 def refresh_token_to_dict(t: RefreshToken) -> dict[str, Any]:
+    """A refresh token (its hash included) as its stored document."""
     return {
         "id": t.id,
         "user": t.user,
@@ -164,6 +171,7 @@ def refresh_token_to_dict(t: RefreshToken) -> dict[str, Any]:
 
 
 def refresh_token_from_dict(d: dict[str, Any]) -> RefreshToken:
+    """The refresh token a stored document holds."""
     return RefreshToken(
         id=d["id"],
         user=d["user"],
@@ -178,6 +186,7 @@ def refresh_token_from_dict(d: dict[str, Any]) -> RefreshToken:
 
 
 def signing_key_to_dict(k: SigningKey) -> dict[str, Any]:
+    """A signing key (its private key base64, encrypted or not) as its stored document."""
     return {
         "kid": k.kid,
         "alg": k.alg,
@@ -192,6 +201,7 @@ def signing_key_to_dict(k: SigningKey) -> dict[str, Any]:
 
 
 def signing_key_from_dict(d: dict[str, Any]) -> SigningKey:
+    """The signing key a stored document holds."""
     return SigningKey(
         kid=d["kid"],
         alg=d["alg"],
@@ -206,6 +216,7 @@ def signing_key_from_dict(d: dict[str, Any]) -> SigningKey:
 
 
 def revocation_to_dict(r: Revocation) -> dict[str, Any]:
+    """A revocation entry as its stored document."""
     return {
         "kind": r.kind.value,
         "subject": r.subject,
@@ -216,6 +227,7 @@ def revocation_to_dict(r: Revocation) -> dict[str, Any]:
 
 
 def revocation_from_dict(d: dict[str, Any]) -> Revocation:
+    """The revocation a stored document holds."""
     return Revocation(
         RevocationKind(d["kind"]), d["subject"], _time(d["since"]), _time(d["expires_at"]), d["seq"]
     )

@@ -27,6 +27,8 @@ __all__ = ["MemoryStorage"]
 
 
 class MemoryStorage(Storage):
+    """The ``memory://`` backend: dictionaries under one re-entrant lock."""
+
     def __init__(self, url: str, *, clock: Clock) -> None:
         super().__init__(url, clock=clock)
         self._lock = threading.RLock()

@@ -204,6 +204,8 @@ class RedisChangeFeed(ConnectionFeed):
 
 
 class RedisStorage(Storage):
+    """The ``redis://`` backend (see the module docstring for the key layout and atomicity)."""
+
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
 
     def __init__(self, url: str, *, clock: Clock) -> None:

@@ -70,6 +70,7 @@ def is_numeric_date(value: object) -> TypeGuard[int | float]:
 
 
 def b64encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 §2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 

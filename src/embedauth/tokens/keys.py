@@ -54,10 +54,12 @@ class LoadedKey:
 
     @property
     def kid(self) -> str:
+        """The key id tokens name in their header."""
         return self.record.kid
 
     @property
     def alg(self) -> str:
+        """The one algorithm this key signs and verifies."""
         return self.record.alg
 
 
@@ -102,6 +104,7 @@ class KeyRing:
         return key
 
     def published(self) -> list[LoadedKey]:
+        """The keys in the JWKS now (reloading the ring when it is due)."""
         self._ensure_loaded()
         now = self._clock()
         return [k for k in self._keys.values() if self._published(k.record, now)]

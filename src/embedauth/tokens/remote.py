@@ -110,6 +110,7 @@ class RemoteKeys:
         self._refreshing = False
 
     def get(self, kid: str) -> RemoteKey | None:
+        """The issuer's key ``kid``, fetched if unknown (no more than once per refresh floor)."""
         now = self._clock()
         key = self._keys.get(kid)
         if key is None:
@@ -221,6 +222,7 @@ class RemoteVerifier:
         return self._verifier.verify(token)
 
     def close(self) -> None:
+        """Stop following the revocation feed and close its storage."""
         if isinstance(self.revocations, RevocationState):
             self.revocations.stop()
         if self._storage is not None:

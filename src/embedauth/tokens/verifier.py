@@ -30,26 +30,42 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
 class VerifyingKey(Protocol):
+    """A public key ready to check signatures, with the id and algorithm it is bound to."""
+
     @property
-    def kid(self) -> str: ...
+    def kid(self) -> str:
+        """The key id."""
+        ...
+
     @property
-    def alg(self) -> str: ...
+    def alg(self) -> str:
+        """The algorithm the key is bound to (a token's header must name the same)."""
+        ...
+
     @property
-    def verify(self) -> jws.Verifier: ...
+    def verify(self) -> jws.Verifier:
+        """``verify(signature, signing_input) -> bool``."""
+        ...
 
 
 class KeySource(Protocol):
+    """Where a verifier finds public keys: the local key ring, or a remote issuer's JWKS."""
+
     def get(self, kid: str) -> VerifyingKey | None:
         """The published key ``kid``, or None."""
 
 
 class RevocationView(Protocol):
+    """What a verifier asks about revocation: in memory, no I/O per call."""
+
     def start(self) -> None:
         """Load the state and keep it current (idempotent)."""
 
     def is_revoked(
         self, *, client_id: str, credential_id: str | None, token_id: str, issued_at: float
-    ) -> bool: ...
+    ) -> bool:
+        """Whether a token with these claims is revoked."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,4 +195,5 @@ class Verifier:
         self._hook.embedauth_token_denied(client_id=client_id, reason=reason)
 
     def cache_size(self) -> int:
+        """How many verified tokens are remembered now."""
         return len(self._cache)

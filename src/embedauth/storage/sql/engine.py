@@ -66,6 +66,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def create_engine_for(url: URL) -> Engine:
+    """The engine for ``url``, with the pool and session settings of its database."""
     pool = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
     if url.get_backend_name() != "sqlite":
         return create_engine(url, isolation_level="READ COMMITTED", **pool)

@@ -92,6 +92,8 @@ def _on_integrity(error: EmbedAuthError) -> Iterator[None]:
 
 
 class SQLStorage(Storage):
+    """The SQL backend for ``sqlite``, ``postgresql`` and ``mysql``/``mariadb`` URLs."""
+
     driver_errors = (SQLAlchemyError,)
 
     def __init__(self, url: str, *, clock: Clock) -> None:
