@@ -10,6 +10,7 @@ import pytest
 from embedauth import EmbedAuth
 from embedauth.clock import FrozenClock
 from embedauth.hooks import hookimpl, make_plugin_manager
+from embedauth.models import CreatedSecret
 from embedauth.storage import Storage, open_storage
 from tests.services import BACKENDS, storage_url
 
@@ -53,8 +54,8 @@ def last_changed(text: str) -> str:
     return text[:-1] + ("A" if text[-1] != "A" else "B")
 
 
-# argon2 at its cheapest: the tests exercise the logic, not the work factor (tests/test_secrets.py
-# checks the production parameters separately).
+# argon2 at its cheapest: the tests exercise the logic, not the work factor
+# (tests/credentials/test_secrets.py checks the production parameters separately).
 FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256}
 
 
@@ -99,6 +100,15 @@ def auth(clock: FrozenClock, recorder: Recorder) -> Iterator[EmbedAuth]:
     """An EmbedAuth on memory:// with the catalog, reporting to ``recorder``."""
     with catalogued("memory://", clock, plugins=[recorder]) as instance:
         yield instance
+
+
+@pytest.fixture
+def created(auth: EmbedAuth) -> CreatedSecret:
+    """A registration of tenant site-1 with two scopes and a customer scope, on ``auth``
+    (tests/http and tests/adapters define their own)."""
+    return auth.registrations.create(
+        tenant="site-1", name="Backup", scopes=["devices:read", "devices:write"], customer_scope="groups:g1"
+    )
 
 
 @pytest.fixture

@@ -28,6 +28,13 @@ def private_key(name: str) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
+def alg_for(key: PrivateKey) -> str:
+    """The JOSE algorithm a client signs with for ``key``."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "EdDSA"
+
+
 def private_pem(key: PrivateKey) -> bytes:
     """The key as unencrypted PKCS#8 PEM: what clients load."""
     return key.private_bytes(

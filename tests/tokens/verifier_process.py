@@ -1,6 +1,6 @@
-"""A second process that verifies tokens, for tests/test_revocation_processes.py.
+"""A second process that verifies tokens, for tests/tokens/test_revocation_processes.py.
 
-``python -m tests.verifier_process URL ISSUER POLL_INTERVAL TOKEN...`` prints, one line each:
+``python -m tests.tokens.verifier_process URL ISSUER POLL_INTERVAL TOKEN...`` prints, one line each:
 ``feed NAME`` whenever its revocation feed (re)connects, ``ready`` once every token verifies, and
 ``refused I T`` when token I is first refused (T: ``time.monotonic()``, shared by processes).
 It stops when every token is refused, or when its standard input closes.

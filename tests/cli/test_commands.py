@@ -3,7 +3,7 @@
 Every ``main()`` call opens its own :class:`~embedauth.EmbedAuth`, as separate shell commands would,
 so the lifecycle runs on the persistent backends only. Bad input runs on SQLite: each case must exit
 1 (2 for argparse's usage errors) with one ``embedauth: error:`` line, no traceback, and nothing
-stored.
+stored. How results read as text (tables, secrets shown once) is checked in tests/cli/test_render.py.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,57 +24,13 @@ from hypothesis import strategies as st
 
 import embedauth.cli.commands as cli_module
 from embedauth import EmbedAuth, InvalidGrant, InvalidToken
-from embedauth.cli import main
 from embedauth.clock import FrozenClock
 from tests import keys
+from tests.cli.conftest import Cli, at, sqlite_url
 
 UNKNOWN_CLIENT = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_TOKEN = "0000000000000000000000"  # a well-formed refresh token id that no token has
-SHOWN_ONCE = "This secret is shown only once; store it now."
-TOKEN_SHOWN_ONCE = "This refresh token is shown only once; store it now."
 KEY_FIELDS = {"kid", "alg", "created_at", "activates_at", "retires_at", "expires_at"}
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-class Cli:
-    """``main()`` in-process on an injected clock, with what it printed."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str], clock: FrozenClock) -> None:
-        self.capsys = capsys
-        self.clock = clock
-
-    def __call__(self, *argv: str) -> Run:
-        code = main(list(argv), clock=self.clock)
-        out, err = self.capsys.readouterr()
-        assert "Traceback" not in out + err
-        return Run(code, out, err)
-
-    def ok(self, *argv: str) -> Any:
-        """Run with ``--json``; it must succeed, print nothing on stderr and one JSON document."""
-        run = self(*argv, "--json")
-        assert (run.code, run.err) == (0, "")
-        return json.loads(run.out)
-
-
-@pytest.fixture
-def now_clock() -> FrozenClock:
-    """The real time, to the second, standing still (servers that expire keys see a real instant)."""
-    return FrozenClock(float(int(time.time())))
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], now_clock: FrozenClock) -> Cli:
-    return Cli(capsys, now_clock)
-
-
-def at(clock: FrozenClock, days: float = 0) -> datetime:
-    return datetime.fromtimestamp(clock(), UTC) + timedelta(days=days)
 
 
 def parse(text: str) -> datetime:
@@ -88,10 +41,6 @@ def certificate_pem(clock: FrozenClock) -> tuple[bytes, bytes]:
     """A self-signed EC P-256 certificate valid from a day before the clock to 30 days after, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())  # a new key each time
     return keys.certificate_pem(key, now=clock(), cn="cli-test"), keys.private_pem(key)
-
-
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
 # ---------------------------------------------------------------------- the lifecycle, every backend
@@ -511,7 +460,7 @@ def test_delete_reports_the_missing_after_deleting_the_rest(seeded: Seeded, cli:
     assert cli.ok("registrations", "list", "--tenant", "site-1", "--storage", seeded.url) == []
 
 
-# ---------------------------------------------------------------------- permissions and text output
+# ---------------------------------------------------------------------- permissions, keys and dates
 
 
 def test_permissions(tmp_path: Path, cli: Cli) -> None:
@@ -534,94 +483,6 @@ def test_permissions(tmp_path: Path, cli: Cli) -> None:
     assert cli.ok("permissions", "list", *store) == []
 
 
-def test_secret_is_printed_once(tmp_path: Path, cli: Cli) -> None:
-    store = ("--storage", sqlite_url(tmp_path))
-    cli.ok("permissions", "add", "devices:read", *store)
-    run = cli(
-        "registrations", "create", "--tenant", "site-1", "--name", "Backup", "--scope", "devices:read", *store
-    )
-    assert (run.code, run.err) == (0, "")
-    fields = dict(line.split(":", 1) for line in run.out.splitlines() if ": " in line)
-    client_id, secret = fields["Client ID"].strip(), fields["Client secret"].strip()
-    assert secret.startswith("eas_")
-    assert run.out.rstrip().endswith(SHOWN_ONCE)
-    for argv in (("registrations", "show", client_id), ("registrations", "list", "--tenant", "site-1")):
-        for extra in ((), ("--json",)):
-            later = cli(*argv, *store, *extra)
-            assert later.code == 0
-            assert client_id in later.out
-            assert secret not in later.out
-    assert secret[:7] in cli("registrations", "show", client_id, *store).out  # the hint, and no more
-    rotated = cli("registrations", "rotate-secret", client_id, *store)
-    assert client_id in rotated.out
-    assert SHOWN_ONCE in rotated.out
-    assert secret not in rotated.out
-
-
-def test_refresh_token_is_printed_once(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
-    store = ("--storage", sqlite_url(tmp_path))
-    cli.ok("permissions", "add", "devices:read", *store)
-    run = cli("refresh-tokens", "create", "--user", "alice", "--scope", "devices:read", *store)
-    assert (run.code, run.err) == (0, "")
-    fields = dict(line.split(":", 1) for line in run.out.splitlines() if ": " in line)
-    token_id, token = fields["Refresh token ID"].strip(), fields["Refresh token"].strip()
-    assert token.startswith(f"ear_{token_id}")
-    assert fields["Scopes"].strip() == "devices:read"
-    assert run.out.rstrip().endswith(TOKEN_SHOWN_ONCE)
-    unlimited = cli.ok("refresh-tokens", "create", "--user", "alice", *store)
-    assert unlimited["scopes"] == []
-
-    lines = cli("refresh-tokens", "list", "--user", "alice", *store).out.splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == ["ID", "HINT", "SCOPES", "CREATED", "LAST USED", "STATUS"]
-    today = at(now_clock).date().isoformat()
-    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[1:]}
-    assert rows[token_id] == [token_id, f"{token[:7]}...", "devices:read", today, "never", "active"]
-    assert rows[unlimited["id"]][2:] == ["(every permission)", today, "never", "active"]
-    assert token not in "\n".join(lines)
-
-    revoked = cli("refresh-tokens", "revoke", token_id, *store)
-    assert (revoked.code, revoked.err) == (0, "")
-    assert f"Revoked:          {at(now_clock).isoformat().replace('+00:00', 'Z')}" in revoked.out
-    assert token not in revoked.out
-    now_clock.advance(366 * 86400)  # unused past refresh_token_idle_days: refused at its next use
-    later = {
-        line.split()[0]: line
-        for line in cli("refresh-tokens", "list", "--user", "alice", *store).out.splitlines()
-    }
-    assert later[token_id].endswith("  revoked")
-    assert later[unlimited["id"]].endswith("  expired (idle)")
-    assert cli("refresh-tokens", "list", "--user", "bob", *store).out == "No refresh tokens for bob.\n"
-
-
-def test_keys_text(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
-    store = ("--storage", sqlite_url(tmp_path))
-    assert cli("keys", "list", *store).out == "No published signing keys.\n"
-    now = at(now_clock).isoformat().replace("+00:00", "Z")
-    first = cli("keys", "rotate", "--algorithm", "EdDSA", *store)
-    assert (first.code, first.err) == (0, "")
-    first_kid = first.out.split()[2]
-    assert (
-        first.out == f"New key {first_kid} published now; it signs from {now}; there was no previous key.\n"
-    )
-    second = cli("keys", "rotate", *store)
-    second_kid = second.out.split()[2]
-    signs_from = (at(now_clock) + timedelta(seconds=600)).isoformat().replace("+00:00", "Z")
-    until = (at(now_clock) + timedelta(seconds=600 + 3630)).isoformat().replace("+00:00", "Z")
-    assert second.out == (
-        f"New key {second_kid} published now; it signs from {signs_from}; "
-        f"the previous key stays published until {until}.\n"
-    )
-    lines = cli("keys", "list", *store).out.splitlines()
-    assert [re.split(r"\s{2,}", line) for line in lines] == [
-        ["KID", "ALG", "STATUS", "SIGNS FROM", "RETIRES", "PUBLISHED UNTIL"],
-        [first_kid, "EdDSA", "signing", now, signs_from, until],
-        [second_kid, "RS256", "next", signs_from, "-", "-"],
-    ]
-    now_clock.advance(600)
-    statuses = [line.split()[2] for line in cli("keys", "list", *store).out.splitlines()[1:]]
-    assert statuses == ["retired", "signing"]
-
-
 def test_keys_rotate_refuses_an_unconfigured_algorithm(
     tmp_path: Path, cli: Cli, now_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -634,52 +495,6 @@ def test_keys_rotate_refuses_an_unconfigured_algorithm(
     assert (run.code, run.out) == (1, "")
     assert run.err == "embedauth: error: algorithm ES256 is not in the configured algorithms (RS256)\n"
     assert stored_state(url, now_clock) == before
-
-
-def test_list_table(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
-    store = ("--storage", sqlite_url(tmp_path))
-    first = cli.ok("registrations", "create", "--tenant", "site-1", "--name", "Backup script", *store)
-    second = cli.ok(
-        "registrations",
-        "create",
-        "--tenant",
-        "site-1",
-        "--name",
-        "Paused",
-        "--secret-days",
-        "730",
-        "--disabled",
-        *store,
-    )
-    lines = cli("registrations", "list", "--tenant", "site-1", *store).out.splitlines()
-    header = ["NAME", "CLIENT ID", "CREATED", "ENABLED", "LAST USED", "EXPIRES"]
-    assert re.split(r"\s{2,}", lines[0]) == header
-    today = at(now_clock).date().isoformat()
-    rows = {line.split()[-7]: line for line in lines[1:]}
-    assert re.split(r"\s{2,}", rows[first["client_id"]]) == [
-        "Backup script",
-        first["client_id"],
-        today,
-        "yes",
-        "never",
-        "in 365 days",
-    ]
-    assert re.split(r"\s{2,}", rows[second["client_id"]])[1:] == [
-        second["client_id"],
-        today,
-        "no",
-        "never",
-        "in 730 days",
-    ]
-    assert len({line.index(cid) for cid, line in rows.items()}) == 1  # aligned columns
-    now_clock.advance(400 * 86400)
-    lines = cli("registrations", "list", "--tenant", "site-1", *store).out.splitlines()
-    rows = {line.split()[-7 if line.endswith("days") else -5]: line for line in lines[1:]}
-    assert rows[first["client_id"]].endswith("  expired")
-    assert rows[second["client_id"]].endswith("  in 330 days")
-    paged = cli("registrations", "list", "--tenant", "site-1", "--limit", "1", *store).out
-    assert paged.splitlines()[-1] == "(1-1 of 2)"
-    assert cli("registrations", "list", "--tenant", "site-2", *store).out == "No registrations.\n"
 
 
 @pytest.mark.parametrize(

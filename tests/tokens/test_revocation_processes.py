@@ -30,7 +30,7 @@ class Verifier:
                 "-X",
                 "faulthandler",
                 "-m",
-                "tests.verifier_process",
+                "tests.tokens.verifier_process",
                 url,
                 ISSUER,
                 str(poll_interval),
@@ -40,7 +40,7 @@ class Verifier:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=Path(__file__).parent.parent,
+            cwd=Path(__file__).parents[2],
         )
         self.lines: list[str] = []
         self.arrived = threading.Condition()

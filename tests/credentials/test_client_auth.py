@@ -1,5 +1,10 @@
-"""``private_key_jwt`` client assertions (RFC 7523): real certificates, assertions signed with PyJWT
-and Authlib as clients sign them, each refusal with its audit reason, replay on every backend, fuzzing."""
+"""Client authentication (``auth.clients``).
+
+``private_key_jwt`` client assertions (RFC 7523): real certificates, assertions signed with PyJWT
+and Authlib as clients sign them, each refusal with its audit reason, replay on every backend, fuzzing.
+Client secrets: refusals, the checksum before any lookup, one hash for an unknown client, the
+verified-secret cache, rehashing. And what a client is told once authenticated: why its registration
+or credential is unusable, and the ``embedauth_credential_expiring`` warnings."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,22 +33,19 @@ from jwt import api_jws
 from jwt.algorithms import RSAAlgorithm
 
 from embedauth import EmbedAuth, InvalidClient
-from embedauth.clock import FrozenClock
+from embedauth.clock import FrozenClock, utcnow
 from embedauth.credentials.client_auth import ASSERTION_TYPE, FAILED, ClientAuthenticator
-from embedauth.models import CertificateCredential
-from tests.conftest import FAST_HASHING, ISSUER, Recorder
-from tests.keys import PrivateKey, certificate_pem, private_key
+from embedauth.hooks import hookimpl
+from embedauth.models import CertificateCredential, CreatedSecret, Registration
+from embedauth.storage.memory import MemoryStorage
+from tests.conftest import FAST_HASHING, ISSUER, Recorder, last_changed
+from tests.keys import PrivateKey, alg_for, certificate_pem, private_key
+from tests.registry.helpers import create, works
 from tests.storage.test_contract import hammer
 
 DROP = object()  # a claim value meaning "leave the claim out"
 
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
-
-
-def alg_for(key: PrivateKey) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RS256"
-    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "EdDSA"
 
 
 def public_pem(key: PrivateKey) -> bytes:
@@ -795,3 +798,193 @@ def test_signed_random_claims_never_crash(bed: Bed) -> None:
             assert registration.client_id == client.client_id
 
     check()
+
+
+# ------------------------------------------------------------------------- client secrets
+
+
+def test_check_secret_refuses(auth: EmbedAuth) -> None:
+    created = create(auth)
+    other = create(auth)
+    wrong = auth.registrations.rotate_secret(other.client_id).client_secret
+    assert not works(auth, created.client_id, wrong)  # a valid secret of another client
+    assert not works(auth, "00000000-0000-4000-8000-000000000000", created.client_secret)
+    assert not works(auth, created.client_id, last_changed(created.client_secret))
+    assert not works(auth, created.client_id, "")
+
+
+class CountingStorage(MemoryStorage):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookups = 0
+
+    def get_registration(self, client_id: str) -> Registration | None:
+        self.lookups += 1
+        return super().get_registration(client_id)
+
+
+def test_malformed_secret_is_refused_before_any_lookup(clock: FrozenClock) -> None:
+    storage = CountingStorage("memory://", clock=clock)
+    auth = EmbedAuth(storage, clock=clock, **FAST_HASHING)
+    created = auth.registrations.create(tenant="t", name="n")
+    storage.lookups = 0
+    verifications = count_calls(auth.clients._hasher, "verify")
+    for bad in [
+        last_changed(created.client_secret),
+        created.client_secret + "0",
+        "eas_" + "0" * 49,
+        "hunter2",
+    ]:
+        assert auth.clients.check_secret(created.client_id, bad) is None
+    assert storage.lookups == 0 and verifications() == 0
+
+
+def count_calls(obj: object, name: str) -> Callable[[], int]:
+    calls = [0]
+    original = getattr(obj, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return lambda: calls[0]
+
+
+def test_unknown_client_costs_one_hash(auth: EmbedAuth) -> None:
+    created = create(auth)
+    verifications = count_calls(auth.clients._hasher, "verify")
+    assert not works(auth, "00000000-0000-4000-8000-000000000000", created.client_secret)
+    assert verifications() == 1
+
+
+def test_verified_secret_is_cached(auth: EmbedAuth) -> None:
+    created = create(auth)
+    verifications = count_calls(auth.clients._hasher, "verify")
+    for _ in range(5):
+        assert works(auth, created.client_id, created.client_secret)
+    assert verifications() == 1
+    uncached = auth.with_settings(secret_cache_size=0)
+    verifications = count_calls(uncached.clients._hasher, "verify")
+    for _ in range(3):
+        assert works(uncached, created.client_id, created.client_secret)
+    assert verifications() == 3
+
+
+def test_cache_hit_checks_the_client(auth: EmbedAuth) -> None:
+    created = create(auth)
+    other = create(auth)
+    assert works(auth, created.client_id, created.client_secret)
+    assert not works(auth, other.client_id, created.client_secret)
+
+
+def test_rotation_beats_the_secret_cache(auth: EmbedAuth) -> None:
+    """A secret verified (and cached) a moment ago is refused right after a rotation."""
+    created = create(auth)
+    assert works(auth, created.client_id, created.client_secret)
+    auth.registrations.rotate_secret(created.client_id)
+    assert not works(auth, created.client_id, created.client_secret)
+
+
+def test_rotation_seen_by_another_instance(auth: EmbedAuth) -> None:
+    """Two instances on one storage (two processes' worth of caches): the rotation holds in both."""
+    other = EmbedAuth(auth.storage, clock=auth.clock, **FAST_HASHING)
+    created = create(auth)
+    assert works(other, created.client_id, created.client_secret)
+    auth.registrations.rotate_secret(created.client_id)
+    assert not works(other, created.client_id, created.client_secret)
+
+
+def test_hash_upgraded_on_next_use(auth: EmbedAuth) -> None:
+    created = create(auth)
+    stronger = auth.with_settings(argon2_time_cost=2, argon2_memory_kib=512)
+    assert works(stronger, created.client_id, created.client_secret)
+    upgraded = stronger.registrations.get(created.client_id).secrets[0]
+    assert upgraded.id == created.credential.id
+    assert "m=512,t=2" in upgraded.secret_hash
+    assert works(auth, created.client_id, created.client_secret)
+
+
+@pytest.mark.rfc("6749", "5.2")
+def test_unknown_client_and_wrong_secret_answer_the_same(
+    auth: EmbedAuth, created: CreatedSecret, recorder: Recorder
+) -> None:
+    other = auth.registrations.create(tenant="site-1", name="Other")
+    attempts = [
+        (created.client_id, other.client_secret),
+        ("00000000-0000-4000-8000-000000000000", created.client_secret),
+        (created.client_id, last_changed(created.client_secret)),
+        (created.client_id, "hunter2"),
+    ]
+    for client_id, secret in attempts:
+        with pytest.raises(InvalidClient) as caught:
+            auth.tokens.client_credentials(client_id, secret)
+        assert caught.value.body() == {
+            "error": "invalid_client",
+            "error_description": "client authentication failed",
+        }
+    assert [reason for _, reason in recorder.denied] == ["unknown client or wrong secret"] * 4
+
+
+# ------------------------------------------------------------------------- usable after authentication
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("disable", "the registration is disabled"),
+        ("expire_registration", "the registration has expired"),
+        ("expire_secret", "the client secret has expired"),
+    ],
+)
+def test_unusable_after_authentication_says_why(
+    auth: EmbedAuth, clock: FrozenClock, change: str, reason: str
+) -> None:
+    now = utcnow(clock)
+    made = auth.registrations.create(
+        tenant="site-1",
+        name="Job",
+        secret_expires_at=now + timedelta(days=2),
+        expires_at=now + timedelta(days=1),
+    )
+    if change == "disable":
+        auth.registrations.disable(made.client_id)
+    elif change == "expire_registration":
+        clock.advance(86400)
+    else:
+        auth.registrations.renew(made.client_id, days=10)
+        clock.advance(2 * 86400)
+    with pytest.raises(InvalidClient, match=reason):
+        auth.tokens.client_credentials(made.client_id, made.client_secret)
+
+
+class ExpiryRecorder:
+    def __init__(self) -> None:
+        self.events: list[int] = []
+
+    @hookimpl
+    def embedauth_credential_expiring(self, registration: Any, credential: Any, days_left: int) -> None:
+        self.events.append(days_left)
+
+
+def test_credentials_near_expiry_are_reported(clock: FrozenClock) -> None:
+    recorder = ExpiryRecorder()
+    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **FAST_HASHING) as auth:
+        made = auth.registrations.create(
+            tenant="t", name="n", secret_expires_at=utcnow(clock) + timedelta(days=40)
+        )
+
+        def use() -> None:
+            with contextlib.suppress(InvalidClient):  # the last uses present an expired secret
+                auth.tokens.client_credentials(made.client_id, made.client_secret)
+
+        use()
+        clock.advance(15 * 86400)  # 25 days left
+        use()
+        use()
+        clock.advance(19 * 86400)  # 6 days left
+        use()
+        clock.advance(7 * 86400)  # expired
+        use()
+        use()
+        assert recorder.events == [25, 6, -1]  # once per threshold: 30, 7, expired

@@ -1,6 +1,6 @@
 """The HTTP-agnostic OAuth endpoints: every status, error code and header of the token, revocation and
-introspection endpoints, the metadata and JWKS documents, and the form and Basic parsers. No web
-framework: requests are built as :class:`~embedauth.oauth.Request` values."""
+introspection endpoints, and the metadata and JWKS documents. No web framework: requests are built
+as :class:`~embedauth.http.messages.Request` values (the parsers are tests/http/test_messages.py's)."""
 
 from __future__ import annotations
 
@@ -9,42 +9,24 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embedauth import (
-    EmbedAuth,
-    InvalidClient,
-    InvalidInput,
-    InvalidRequest,
-    InvalidToken,
-    StorageError,
-)
+from embedauth import EmbedAuth, InvalidInput, InvalidToken, StorageError
 from embedauth.clock import FrozenClock
 from embedauth.credentials.client_auth import ASSERTION_TYPE
-from embedauth.http.messages import (
-    MAX_FORM_BYTES,
-    MAX_FORM_FIELDS,
-    Request,
-    Response,
-    error_response,
-    parse_basic_authorization,
-    parse_form,
-)
+from embedauth.http.messages import Request, Response, parse_form
 from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import CreatedSecret
 from tests.conftest import ISSUER, Recorder
-from tests.keys import PrivateKey, certificate_pem, private_key
-from tests.test_assertions import alg_for
+from tests.http.helpers import JSON, NO_STORE, basic, body, refused
+from tests.keys import PrivateKey, alg_for, certificate_pem, private_key
 
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
-CHALLENGE = ("WWW-Authenticate", 'Basic realm="https://api.example.com"')
-JSON = ("Content-Type", "application/json")
-NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 FAILED = "client authentication failed"
 PATHS = {
     "token": "/oauth/token",
@@ -95,12 +77,6 @@ def post(handler: Handler, form: Form, headers: dict[str, str] | None = None) ->
     return call(handler, "POST", form, headers)
 
 
-def basic(client_id: str, client_secret: str) -> dict[str, str]:
-    """RFC 6749 §2.3.1: each part form-urlencoded, then RFC 7617 Basic."""
-    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
-    return {"authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
-
-
 def secret_post(created: CreatedSecret) -> Form:
     return [("client_id", created.client_id), ("client_secret", created.client_secret)]
 
@@ -108,34 +84,11 @@ def secret_post(created: CreatedSecret) -> Form:
 CLIENT_CREDENTIALS: Form = [("grant_type", "client_credentials")]
 
 
-def body(response: Response) -> dict[str, Any]:
-    assert response.body is not None
-    parsed: dict[str, Any] = json.loads(response.json_bytes())
-    assert parsed == response.body
-    return parsed
-
-
 def ok(response: Response) -> dict[str, Any]:
     """A 200 JSON response that must not be cached."""
     assert response.status == 200, response.body
     assert response.headers == (JSON, *NO_STORE)
     return body(response)
-
-
-def refused(
-    response: Response, status: int, error: str, *, challenge: bool = False, description: str | None = None
-) -> dict[str, Any]:
-    """An error response: status, code, exactly these headers (the challenge only when asked)."""
-    assert response.status == status, response.body
-    assert response.headers == (JSON, *NO_STORE, *([CHALLENGE] if challenge else []))
-    parsed = body(response)
-    assert parsed["error"] == error
-    assert set(parsed) <= {"error", "error_description"}
-    if description is not None:
-        assert parsed["error_description"] == description
-    # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
-    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in parsed.get("error_description", ""))
-    return parsed
 
 
 def same_bytes(first: Response, second: Response) -> None:
@@ -971,136 +924,7 @@ def test_get_endpoints_refuse_other_methods(endpoints: OAuthEndpoints, name: str
     assert body(response)["error"] == "invalid_request"
 
 
-# ========================================================================= values and parsers
-
-
-@pytest.mark.rfc("6749", "5.1")
-def test_json_bytes() -> None:
-    response = Response(200, (JSON,), {"b": [1, "é"], "a": None})
-    assert response.json_bytes() == b'{"b":[1,"\\u00e9"],"a":null}'
-    assert Response(200, ()).json_bytes() == b""
-    assert response.header("content-type") == "application/json" and response.header("Allow") is None
-
-
-@pytest.mark.rfc("6749", "2.3.1")
-@pytest.mark.parametrize(
-    ("credentials", "expected"),
-    [
-        ("client%3Aid:sec%3Aret", ("client:id", "sec:ret")),
-        ("a+b:c+d", ("a b", "c d")),
-        ("a%2Bb:%25%26%3D", ("a+b", "%&=")),
-        ("caf%C3%A9:s%C3%A9cret", ("café", "sécret")),
-        ("client:", ("client", "")),
-        ("client:a:b", ("client", "a:b")),
-        ("plain-id:eas_abc", ("plain-id", "eas_abc")),
-    ],
-)
-def test_parse_basic_authorization(credentials: str, expected: tuple[str, str]) -> None:
-    encoded = base64.b64encode(credentials.encode()).decode()
-    assert parse_basic_authorization("Basic " + encoded) == expected
-    assert parse_basic_authorization("basic  " + encoded + " ") == expected
-
-
-@pytest.mark.rfc("6749", "2.3.1")
-@settings(max_examples=300)
-@given(client_id=st.text(min_size=1), client_secret=st.text())
-def test_parse_basic_authorization_round_trip(client_id: str, client_secret: str) -> None:
-    header = basic(client_id, client_secret)["authorization"]
-    assert parse_basic_authorization(header) == (client_id, client_secret)
-
-
-@pytest.mark.rfc("6749", "2.3.1")
-@settings(max_examples=300)
-@given(value=st.one_of(st.text(), st.binary().map(lambda b: "Basic " + base64.b64encode(b).decode())))
-def test_parse_basic_authorization_refuses_with_invalid_client_only(value: str) -> None:
-    try:
-        client_id, _ = parse_basic_authorization(value)
-    except InvalidClient:
-        return
-    assert client_id
-
-
-@pytest.mark.rfc("6749", "4.4.2")
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "application/x-www-form-urlencoded",
-        "application/x-www-form-urlencoded; charset=UTF-8",
-        'Application/X-WWW-Form-URLEncoded ;charset="utf-8"',
-        "application/x-www-form-urlencoded; foo=bar",
-    ],
-)
-def test_parse_form(content_type: str) -> None:
-    raw = b"grant_type=client_credentials&scope=a+b%3Ac&empty=&grant_type=again&flag&caf%C3%A9=%E2%9C%93"
-    assert list(parse_form(raw, content_type)) == [
-        ("grant_type", "client_credentials"),
-        ("scope", "a b:c"),
-        ("empty", ""),
-        ("grant_type", "again"),
-        ("flag", ""),
-        ("café", "✓"),
-    ]
-    assert list(parse_form(b"", content_type)) == []
-
-
-@pytest.mark.rfc("6749", "4.4.2")
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        None,
-        "",
-        "application/json",
-        "multipart/form-data; boundary=x",
-        "text/plain",
-        "application/x-www-form-urlencodedx",
-        "application/x-www-form-urlencoded; charset=ISO-8859-1",
-    ],
-)
-def test_parse_form_refuses_other_content_types(content_type: str | None) -> None:
-    with pytest.raises(InvalidRequest) as caught:
-        parse_form(b"grant_type=client_credentials", content_type)
-    # What an adapter sends back: the same shape and headers as an endpoint's own errors.
-    description = "the request body must be UTF-8" if content_type and "ISO" in content_type else None
-    refused(error_response(caught.value), 400, "invalid_request", description=description)
-
-
-@pytest.mark.rfc("6749", "3.2")
-def test_parse_form_limits() -> None:
-    form_type = "application/x-www-form-urlencoded"
-    exact = b"token=" + b"a" * (MAX_FORM_BYTES - 6)
-    assert parse_form(exact, form_type) == [("token", "a" * (MAX_FORM_BYTES - 6))]
-    with pytest.raises(InvalidRequest, match="larger than"):
-        parse_form(exact + b"a", form_type)
-    fields = "&".join(f"f{i}=1" for i in range(MAX_FORM_FIELDS)).encode()
-    assert len(parse_form(fields, form_type)) == MAX_FORM_FIELDS
-    with pytest.raises(InvalidRequest, match="parameters"):
-        parse_form(fields + b"&one=more", form_type)
-
-
-@pytest.mark.rfc("6749", "B")
-@pytest.mark.parametrize("raw", [b"token=\xff", b"token=%FF", b"tok%C3en=1", b"\xc3\x28=1", b"a=%ED%A0%80"])
-def test_parse_form_refuses_what_is_not_utf8(raw: bytes) -> None:
-    with pytest.raises(InvalidRequest, match="UTF-8"):
-        parse_form(raw, "application/x-www-form-urlencoded")
-
-
-@pytest.mark.rfc("6749", "B")
-@settings(max_examples=300)
-@given(pairs=st.lists(st.tuples(st.text(max_size=30), st.text(max_size=30)), max_size=20))
-def test_parse_form_round_trip(pairs: list[tuple[str, str]]) -> None:
-    encoded = urlencode(pairs).encode()
-    assert list(parse_form(encoded, "application/x-www-form-urlencoded")) == pairs
-
-
-@pytest.mark.rfc("6749", "B")
-@settings(max_examples=300)
-@given(raw=st.binary(max_size=300))
-def test_parse_form_refuses_with_invalid_request_only(raw: bytes) -> None:
-    try:
-        pairs = parse_form(raw, "application/x-www-form-urlencoded")
-    except InvalidRequest:
-        return
-    assert all(isinstance(name, str) and isinstance(value, str) for name, value in pairs)
+# ========================================================================= parse_form and the endpoint
 
 
 @pytest.mark.rfc("6749", "3.2")

@@ -1,0 +1,61 @@
+"""What the ``embedauth`` command's tests share: ``main()`` run in-process on a frozen real-time clock."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from embedauth.cli import main
+from embedauth.clock import FrozenClock
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """``main()`` in-process on an injected clock, with what it printed."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], clock: FrozenClock) -> None:
+        self.capsys = capsys
+        self.clock = clock
+
+    def __call__(self, *argv: str) -> Run:
+        code = main(list(argv), clock=self.clock)
+        out, err = self.capsys.readouterr()
+        assert "Traceback" not in out + err
+        return Run(code, out, err)
+
+    def ok(self, *argv: str) -> Any:
+        """Run with ``--json``; it must succeed, print nothing on stderr and one JSON document."""
+        run = self(*argv, "--json")
+        assert (run.code, run.err) == (0, "")
+        return json.loads(run.out)
+
+
+@pytest.fixture
+def now_clock() -> FrozenClock:
+    """The real time, to the second, standing still (servers that expire keys see a real instant)."""
+    return FrozenClock(float(int(time.time())))
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], now_clock: FrozenClock) -> Cli:
+    return Cli(capsys, now_clock)
+
+
+def at(clock: FrozenClock, days: float = 0) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC) + timedelta(days=days)
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
