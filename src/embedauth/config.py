@@ -62,8 +62,36 @@ class Settings:
     key_reload_interval: float = 30.0
     #: How often revocations are fetched when the backend has no push feed (and as a safety net).
     revocation_poll_interval: float = 0.5
-    #: Base64url 32-byte key that encrypts signing keys at rest (AES-256-GCM); None: stored plain.
+    #: How often every process re-reads the whole revocation log anyway (seconds), besides after a
+    #: reconnect and whenever the store's sequence goes back.
+    revocation_full_reload_interval: float = 60.0
+    #: Seconds of clock difference between processes that revocation allows for: an "issued at or
+    #: before t" entry also refuses tokens issued up to this much after t, and entries outlive the
+    #: tokens they refuse by this much.
+    revocation_skew: int = 5
+    #: Single revoked access tokens of one client held before they are coalesced into one entry.
+    revocation_client_token_limit: int = 100
+    #: Single revoked access tokens held in all, before the largest clients' are coalesced.
+    revocation_token_limit: int = 100_000
+    #: How long verification goes on from memory while storage cannot be read (seconds); then it
+    #: fails closed (503) until the revocation state is current again.
+    max_staleness: float = 30.0
+    #: Seconds each storage connection attempt, and each wait for an answer, may take.
+    storage_timeout: float = 3.0
+    #: Failed client authentications (argon2 run and lost) allowed per client ID and per source
+    #: address in ``failed_auth_window`` seconds; beyond, 429 with ``Retry-After``.
+    failed_auth_limit_per_client: int = 10
+    failed_auth_limit_per_address: int = 50
+    failed_auth_window: float = 60.0
+    #: argon2 verifications run at once in this process (0: one per CPU), and how long a request
+    #: waits for a turn before a 503.
+    argon2_max_concurrency: int = 0
+    argon2_queue_timeout: float = 2.0
+    #: Base64url 32-byte key that encrypts signing keys at rest (AES-256-GCM). None: SQLite uses a
+    #: key file beside its database, memory:// a process key; other stores refuse to create a key.
     key_encryption_key: str | None = field(default=None, repr=False)
+    #: Store signing keys unencrypted when there is no key-encryption key (warned at every key).
+    allow_unencrypted_keys: bool = False
 
     def __post_init__(self) -> None:
         if self.default_secret_days not in self.secret_lifetime_days:
@@ -78,6 +106,14 @@ class Settings:
             raise ConfigurationError("cache sizes cannot be negative")
         if self.signing_algorithm not in self.algorithms:
             raise ConfigurationError("signing_algorithm must be one of algorithms")
+        if self.storage_timeout <= 0 or self.max_staleness <= 0 or self.revocation_skew < 0:
+            raise ConfigurationError(
+                "storage_timeout and max_staleness must be positive, revocation_skew not negative"
+            )
+        if min(self.failed_auth_limit_per_client, self.failed_auth_limit_per_address) < 1:
+            raise ConfigurationError("the failed-authentication limits must be at least 1")
+        if self.revocation_client_token_limit < 1 or self.revocation_token_limit < 1:
+            raise ConfigurationError("the revocation limits must be at least 1")
 
     def endpoint(self, path: str) -> str:
         """The absolute URL of an endpoint path such as ``/oauth/token``."""

@@ -15,6 +15,7 @@ from embedauth.clock import Clock, system_clock
 from embedauth.config import Settings
 from embedauth.credentials.client_auth import ClientAuthenticator
 from embedauth.credentials.secrets import SecretCache, SecretHasher
+from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Principal
@@ -70,7 +71,12 @@ class EmbedAuth:
         if isinstance(storage, Storage):
             self.storage, self._owns_storage = storage, False
         else:
-            self.storage = open_storage(self.settings.storage, clock=clock, plugins=self.plugins)
+            self.storage = open_storage(
+                self.settings.storage,
+                clock=clock,
+                plugins=self.plugins,
+                timeout=self.settings.storage_timeout,
+            )
             self._owns_storage = True
 
         self._wire()
@@ -82,28 +88,40 @@ class EmbedAuth:
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
+            max_concurrency=settings.argon2_max_concurrency,
+            queue_timeout=settings.argon2_queue_timeout,
         )
         secret_cache = SecretCache(settings.secret_cache_size)
-        self.revocations = RevocationState(storage, clock, poll_interval=settings.revocation_poll_interval)
-        self.keys = KeyRing(storage, settings, clock)
+        throttle = AuthThrottle(
+            per_identity=settings.failed_auth_limit_per_client,
+            per_address=settings.failed_auth_limit_per_address,
+            window=settings.failed_auth_window,
+            clock=clock,
+        )
+        self.revocations = revocations = RevocationState(storage, settings, clock)
+        self.keys = KeyRing(storage, settings, clock, revocations)
         self.permissions = Permissions(storage, clock, plugins)
-        self.registrations = Registrations(
-            storage, settings, clock, hasher, plugins, on_revoked=self.revocations.sync
-        )
+        self.registrations = Registrations(storage, settings, clock, hasher, plugins, revocations)
         self.refresh_tokens = RefreshTokens(
-            storage, settings, clock, hasher, secret_cache, plugins, on_revoked=self.revocations.sync
+            storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle
         )
-        self.clients = ClientAuthenticator(storage, settings, clock, hasher, secret_cache, plugins)
+        self.clients = ClientAuthenticator(storage, settings, clock, hasher, secret_cache, plugins, throttle)
         self.tokens = Tokens(
             storage=storage,
             settings=settings,
             clock=clock,
             keys=self.keys,
-            revocations=self.revocations,
+            revocations=revocations,
             clients=self.clients,
             refresh_tokens=self.refresh_tokens,
             plugins=plugins,
         )
+
+    def prepare(self) -> None:
+        """Load what verification needs (signing keys, revocation state) and start keeping it
+        current: blocking I/O, bounded by ``storage_timeout``. :meth:`verify` does it on first use;
+        the async middleware does it in a worker thread, never on the event loop."""
+        self.tokens.prepare()
 
     def verify(self, token: str) -> Principal:
         """The caller behind a valid access token, or :class:`~embedauth.errors.InvalidToken`.

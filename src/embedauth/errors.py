@@ -23,7 +23,9 @@
         ├── InvalidGrant
         ├── UnauthorizedClient
         ├── UnsupportedGrantType
-        └── InvalidScope
+        ├── InvalidScope
+        ├── TooManyAttempts       429: too many failed authentications lately (Retry-After)
+        └── Busy                  503: too many argon2 runs waiting (Retry-After)
 
 User mistakes are `InvalidInput`, `NotFound` or `Conflict`: the CLI prints their message on one line
 and exits non-zero. `InvalidToken` deliberately carries no reason: the reason goes to the audit hook.
@@ -35,6 +37,7 @@ from typing import ClassVar
 
 __all__ = [
     "AlreadyExists",
+    "Busy",
     "ConfigurationError",
     "Conflict",
     "CredentialNotFound",
@@ -54,6 +57,7 @@ __all__ = [
     "RefreshTokenNotFound",
     "RegistrationNotFound",
     "StorageError",
+    "TooManyAttempts",
     "TooManySecrets",
     "UnauthorizedClient",
     "UnknownPermission",
@@ -145,6 +149,8 @@ class OAuthError(EmbedAuthError):
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or self.error)
         self.description = description
+        #: Seconds to wait before trying again, sent as ``Retry-After`` when set.
+        self.retry_after: int | None = None
 
     def body(self) -> dict[str, str]:
         """The RFC 6749 §5.2 JSON body: ``error`` and, when there is one, ``error_description``."""
@@ -152,6 +158,10 @@ class OAuthError(EmbedAuthError):
         if self.description:
             body["error_description"] = self.description
         return body
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers the response carries besides the JSON ones (``Retry-After`` when there is a wait)."""
+        return () if self.retry_after is None else (("Retry-After", str(self.retry_after)),)
 
 
 class InvalidRequest(OAuthError):
@@ -189,3 +199,25 @@ class InvalidScope(OAuthError):
     """RFC 6749 §5.2 ``invalid_scope``: a requested scope is malformed or not granted."""
 
     error = "invalid_scope"
+
+
+class TooManyAttempts(OAuthError):
+    """429: this client ID or source address failed to authenticate too often; try after a wait."""
+
+    error = "temporarily_unavailable"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Busy(OAuthError):
+    """503: too many secret verifications are waiting for a turn; try again in a moment."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the server is busy; retry in a moment")
+        self.retry_after = 1

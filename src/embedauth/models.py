@@ -6,6 +6,7 @@ one value that holds a plaintext secret (:class:`CreatedSecret`) hides it too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "DELETED_GENERATION",
     "Access",
     "CertificateCredential",
     "CreatedRefreshToken",
@@ -25,6 +27,7 @@ __all__ = [
     "RefreshToken",
     "Registration",
     "Revocation",
+    "RevocationHead",
     "RevocationKind",
     "SecretCredential",
     "SigningKey",
@@ -80,6 +83,12 @@ class CustomerScope:
         """``{"kind": ..., "ids": [...]}``, the stored form."""
         return {"kind": self.kind.value, "ids": list(self.ids)}
 
+    def includes(self, other: CustomerScope) -> bool:
+        """Whether every customer ``other`` reaches is reached by this scope too."""
+        if self.kind is CustomerScopeKind.ALL:
+            return True
+        return self.kind is other.kind and set(self.ids) >= set(other.ids)
+
 
 @dataclass(frozen=True, slots=True)
 class SecretCredential:
@@ -127,7 +136,10 @@ class Registration:
     """An app registration: a client of the product's API, owned by a tenant.
 
     ``version`` grows by one with every change and is what storage compares before it writes, so
-    concurrent changes (two secret rotations, say) never overwrite one another.
+    concurrent changes (two secret rotations, say) never overwrite one another. ``generation``
+    grows with every pause, restore and narrowing of its rights; each access token carries the
+    generation it was issued under, and a pause or narrowing revokes the generations below the new
+    one (see :mod:`embedauth.tokens.revocation`).
     ``registration_expires_at`` is the registration's own expiry (``None``: never);
     :attr:`expires_at` is when it stops working, counting its credentials too.
     """
@@ -146,6 +158,7 @@ class Registration:
     secrets: tuple[SecretCredential, ...] = ()
     certificates: tuple[CertificateCredential, ...] = ()
     version: int = 1
+    generation: int = 1
 
     @property
     def expires_at(self) -> datetime | None:
@@ -197,6 +210,7 @@ class RefreshToken:
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
     tenant: str | None = None
+    customer_scope: CustomerScope = CustomerScope()
 
     def idle_since(self) -> datetime:
         """Since when the token has not been used (its creation, if never)."""
@@ -237,27 +251,68 @@ class SigningKey:
 
 
 class RevocationKind(StrEnum):
-    """What a revocation entry's subject is: a registration, a credential, a refresh token or one access token."""
+    """What a revocation entry's subject is, and so which tokens it refuses."""
 
+    #: A client ID: tokens of a registration generation below :attr:`Revocation.generation`.
     REGISTRATION = "registration"
+    #: A secret, certificate or refresh-token id: every token obtained with it.
     CREDENTIAL = "credential"
-    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a name, not a secret
+    #: An access token's ``jti``; :attr:`Revocation.client_id` and :attr:`Revocation.issued_at` say
+    #: whose and when, so that many of one client's can be coalesced into one :attr:`CLIENT_TOKENS`.
     ACCESS_TOKEN = "access_token"  # noqa: S105 - a name, not a secret
+    #: A client ID: its tokens issued at or before :attr:`Revocation.issued_at` (plus the skew margin).
+    CLIENT_TOKENS = "client_tokens"
+    #: A signing key's ``kid``: every token it signed (an emergency withdrawal).
+    SIGNING_KEY = "signing_key"
+
+
+#: The generation of a :attr:`RevocationKind.REGISTRATION` entry that refuses every token: deletion.
+DELETED_GENERATION = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """Tokens tied to ``subject`` and issued at or before ``since`` are no longer accepted.
+    """One fact every verifier must know: some tokens are no longer accepted.
 
-    The entry is needed only while such a token could still be unexpired, so storage forgets it at
-    ``expires_at``. ``seq`` is assigned by storage and orders the change feed.
+    There is one entry per ``(kind, subject)``: adding another merges into it (the highest
+    ``generation`` and ``issued_at``, the latest ``expires_at``), so repeated pauses or revocations
+    never grow the state. Facts that need no clock are preferred: a registration's generation, a
+    credential's or token's id. ``expires_at`` is when no token the entry refuses can be unexpired
+    any more, so storage forgets it then. ``seq`` is assigned by storage and orders the change feed.
     """
 
     kind: RevocationKind
     subject: str
-    since: datetime
     expires_at: datetime
+    generation: int = 0
+    client_id: str | None = None
+    issued_at: int = 0
     seq: int = 0
+
+    def merged(self, other: Revocation) -> Revocation:
+        """This entry and ``other`` (of the same kind and subject) as one."""
+        return dataclasses.replace(
+            self,
+            expires_at=max(self.expires_at, other.expires_at),
+            generation=max(self.generation, other.generation),
+            client_id=self.client_id or other.client_id,
+            issued_at=max(self.issued_at, other.issued_at),
+            seq=max(self.seq, other.seq),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationHead:
+    """Where a store's revocation log stands.
+
+    ``epoch`` changes when the log starts anew (an empty store), ``seq`` is the last entry's, and
+    ``max_token_age`` the longest any issuer of the deployment may let a token be accepted (every
+    issuer raises it to its own before signing; every entry outlives it).
+    """
+
+    epoch: str
+    seq: int
+    max_token_age: int
 
 
 @dataclass(frozen=True, slots=True)

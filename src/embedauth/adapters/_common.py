@@ -10,12 +10,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from embedauth.errors import OAuthError, StorageError
 from embedauth.http import messages
+from embedauth.http.health import HEALTH_PATH, Health
 from embedauth.http.oauth import INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, OAuthEndpoints
+
+if TYPE_CHECKING:
+    from embedauth.core import EmbedAuth
 
 __all__ = ["BodyLimit", "ExemptPaths", "OAuthRoute", "answer", "oauth_routes", "unavailable"]
 
@@ -32,11 +38,13 @@ class OAuthRoute:
     reads_form: bool
 
 
-def oauth_routes(endpoints: OAuthEndpoints, prefix: str) -> list[OAuthRoute]:
+def oauth_routes(auth: EmbedAuth, prefix: str) -> list[OAuthRoute]:
     """The endpoints' routes: the metadata documents at the root (RFC 8414 §3), the rest under ``prefix``.
 
     With a prefix the JWKS is also served at the root, where clients that guess it look.
+    ``/healthz`` is at the root.
     """
+    endpoints = OAuthEndpoints(auth)
     routes = [
         OAuthRoute(prefix + TOKEN_PATH, "token", endpoints.token, True),
         OAuthRoute(prefix + REVOKE_PATH, "revoke", endpoints.revoke, True),
@@ -47,6 +55,7 @@ def oauth_routes(endpoints: OAuthEndpoints, prefix: str) -> list[OAuthRoute]:
     ]
     if prefix:
         routes.append(OAuthRoute(JWKS_PATH, "root-jwks", endpoints.jwks, False))
+    routes.append(OAuthRoute(HEALTH_PATH, "health", Health(auth).check, False))
     return routes
 
 
@@ -93,6 +102,7 @@ def answer(
     headers: Mapping[str, str],
     body: bytes | None,
     path: str,
+    client_address: str | None,
 ) -> messages.Response:
     """The endpoint's response to a request whose body has been read (``None``: not read).
 
@@ -106,7 +116,9 @@ def answer(
             form = messages.parse_form(body or b"", headers.get("content-type"))
         except OAuthError as error:
             return messages.error_response(error)
-    request = messages.Request(method=method, url=url, headers=headers, form=form)
+    request = messages.Request(
+        method=method, url=url, headers=headers, form=form, client_address=client_address
+    )
     try:
         return route.handle(request)
     except StorageError:
@@ -114,9 +126,25 @@ def answer(
 
 
 def unavailable(what: str) -> messages.Response:
-    """Log that storage failed while serving ``what`` (a method and path, never a query), and answer 503."""
-    log.warning("embedauth: storage unavailable for %s", what, exc_info=True)
+    """Log that storage failed while serving ``what`` (a method and path, never a query), and answer 503.
+
+    During an outage every request fails the same way: the traceback is logged at most once every
+    :data:`_LOG_EVERY` seconds, the rest as a count.
+    """
+    global _last_logged, _unlogged
+    now = time.monotonic()
+    if now - _last_logged >= _LOG_EVERY:
+        suffix = f" (and {_unlogged} more since the last report)" if _unlogged else ""
+        log.warning("embedauth: storage unavailable for %s%s", what, suffix, exc_info=True)
+        _last_logged, _unlogged = now, 0
+    else:
+        _unlogged += 1
     return messages.UNAVAILABLE
+
+
+_LOG_EVERY = 10.0
+_last_logged = -_LOG_EVERY
+_unlogged = 0
 
 
 class ExemptPaths:

@@ -38,7 +38,6 @@ from embedauth.core import EmbedAuth
 from embedauth.errors import ConfigurationError, OAuthError, StorageError
 from embedauth.http import messages
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
-from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import Principal
 
 __all__ = ["EXTENSION_KEY", "EmbedAuthFlask", "current_principal", "require_scopes"]
@@ -80,6 +79,7 @@ def _respond(route: _common.OAuthRoute) -> Response:
         headers={name.lower(): value for name, value in request.headers.items()},
         body=body,
         path=request.path,
+        client_address=request.remote_addr,
     )
     return _flask_response(response)
 
@@ -105,7 +105,6 @@ class EmbedAuthFlask:
         exempt: Sequence[str] = (),
     ) -> None:
         self.auth = auth
-        self.endpoints = None if auth is None else OAuthEndpoints(auth)
         if verifier is None:
             verifier = auth
         if realm is None and auth is not None:
@@ -126,19 +125,19 @@ class EmbedAuthFlask:
     def init_app(self, app: Flask) -> None:
         """Register the endpoints (when there is an ``auth``) and, with ``required``, the hook."""
         app.extensions[EXTENSION_KEY] = self
-        if self.endpoints is not None:
-            app.register_blueprint(self.blueprint(self.endpoints))
+        if self.auth is not None:
+            app.register_blueprint(self.blueprint(self.auth))
         if self.required:
             app.before_request(self._require_caller)
 
-    def blueprint(self, endpoints: OAuthEndpoints) -> Blueprint:
+    def blueprint(self, auth: EmbedAuth) -> Blueprint:
         """A blueprint named ``embedauth`` with the routes of :func:`~embedauth.adapters.starlette.oauth_routes`.
 
         Its rules take every method (Werkzeug's ``methods=None``, which ``add_url_rule`` cannot
         express), so the endpoint answers 405 itself, even to ``PROPFIND``, as under Starlette.
         """
         blueprint = Blueprint(EXTENSION_KEY, __name__)
-        for route in _common.oauth_routes(endpoints, self.prefix):
+        for route in _common.oauth_routes(auth, self.prefix):
             blueprint.record(_rule(route))
         return blueprint
 

@@ -70,7 +70,6 @@ from embedauth.core import EmbedAuth
 from embedauth.errors import OAuthError, StorageError
 from embedauth.http import messages
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
-from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import Principal
 
 try:  # FastAPI is optional: BearerPrincipal exists when it is installed.
@@ -171,6 +170,7 @@ class _OAuthEndpoint:
             headers=_headers(request.scope),
             body=body,
             path=request.url.path,
+            client_address=request.client.host if request.client else None,
         )
 
 
@@ -185,10 +185,9 @@ def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRout
     metadata will point elsewhere.
     """
     prefix = (auth.settings.endpoint_prefix if prefix is None else prefix).rstrip("/")
-    endpoints = OAuthEndpoints(auth)
     return [
         Route(route.path, _OAuthEndpoint(route), name=f"embedauth:{route.name}", include_in_schema=False)
-        for route in _common.oauth_routes(endpoints, prefix)
+        for route in _common.oauth_routes(auth, prefix)
     ]
 
 
@@ -264,13 +263,15 @@ class BearerMiddleware:
         principal = None
         if not self.is_exempt(scope["path"]):
             try:
+                if not self.guard.ready:  # the first request: load keys and revocations off the loop
+                    await run_in_threadpool(self.guard.prepare)
                 principal = self.guard.authenticate(_authorization(scope))
                 if principal is None and self.required:
                     self.guard.authorize(None)
             except BearerError as error:
                 await self._refuse(error.response(self.guard.realm), scope, send, POLICY_VIOLATION)
                 return
-            except StorageError:  # only while the revocation state first loads
+            except StorageError:  # storage unreachable before the first load, or for too long since
                 await self._refuse(_common.unavailable("a bearer check"), scope, send, TRY_AGAIN_LATER)
                 return
         if principal is None:
@@ -399,6 +400,8 @@ if HAS_FASTAPI:
                 if isinstance(user, PrincipalUser):
                     principal: Principal | None = user.principal
                 else:
+                    if not self.guard.ready:
+                        await run_in_threadpool(self.guard.prepare)
                     principal = self.guard.authenticate(_authorization(request.scope))
                 return self.guard.authorize(principal, security_scopes.scopes)
             except BearerError as error:

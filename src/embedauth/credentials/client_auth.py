@@ -67,6 +67,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from embedauth.clock import Clock, from_timestamp, utcnow
 from embedauth.config import Settings
 from embedauth.credentials.secrets import SecretCache, SecretHasher, match_secret, parse_client_secret
+from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import InvalidClient, InvalidSecret
 from embedauth.lru import LRUCache
 from embedauth.models import CertificateCredential, Registration, SecretCredential
@@ -140,6 +141,7 @@ class ClientAuthenticator:
         hasher: SecretHasher,
         secret_cache: SecretCache,
         plugins: pluggy.PluginManager,
+        throttle: AuthThrottle,
         *,
         key_cache_size: int = _KEY_CACHE_SIZE,
     ) -> None:
@@ -148,6 +150,7 @@ class ClientAuthenticator:
         self._clock = clock
         self._hasher = hasher
         self._secret_cache = secret_cache
+        self._throttle = throttle
         self._hook = plugins.hook
         issuer = settings.issuer.rstrip("/")
         self._audiences = frozenset({settings.token_endpoint, settings.issuer, issuer, issuer + "/"})
@@ -158,12 +161,15 @@ class ClientAuthenticator:
 
     # ------------------------------------------------------------------ possession, then usability
 
-    def authenticate(self, presented: Presented) -> tuple[Registration, Credential]:
+    def authenticate(
+        self, presented: Presented, *, address: str | None = None
+    ) -> tuple[Registration, Credential]:
         """The registration and credential behind ``presented``, if it is right and both are usable.
 
         ``InvalidClient("client authentication failed")`` when it is not right; ``InvalidClient``
         saying why when it is right but the registration is disabled or expired, or the credential
-        expired or not yet valid.
+        expired or not yet valid; ``TooManyAttempts`` when the client ID or the source ``address``
+        failed too often lately (see :mod:`embedauth.credentials.throttle`).
         """
         credential: Credential
         if isinstance(presented, PresentedAssertion):
@@ -171,7 +177,7 @@ class ClientAuthenticator:
                 presented.assertion, client_id=presented.client_id
             )
         else:
-            match = self.check_secret(presented.client_id, presented.client_secret)
+            match = self.check_secret(presented.client_id, presented.client_secret, address=address)
             if match is None:
                 claimed = presented.client_id if isinstance(presented.client_id, str) else None
                 self._deny(claimed, "unknown client or wrong secret")
@@ -199,21 +205,26 @@ class ClientAuthenticator:
     # ------------------------------------------------------------------ client secrets
 
     def check_secret(
-        self, client_id: str, client_secret: str
+        self, client_id: str, client_secret: str, *, address: str | None = None
     ) -> tuple[Registration, SecretCredential] | None:
         """The registration and the secret credential that ``client_secret`` matches, or None.
 
-        A malformed secret is refused by its checksum before any lookup. An unknown client costs
-        the same argon2 work as a wrong secret. The match is returned even if the credential or
-        the registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
+        A malformed secret is refused by its checksum before any lookup. A secret not verified
+        before is throttled, then costs one argon2 run, whatever the number of secrets stored and
+        whether the client exists. The match is returned even if the credential or the
+        registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
         """
         try:
             parse_client_secret(client_secret)
         except InvalidSecret:
             return None
+        if not self._secret_cache.knows(client_secret, client_id):
+            self._throttle.check(client_id, address)  # before any lookup or hash
         registration = self._storage.get_registration(client_id) if is_client_id(client_id) else None
-        stored = [] if registration is None else [(s.id, s.secret_hash) for s in registration.secrets]
+        stored = [] if registration is None else [(s.id, s.hint, s.secret_hash) for s in registration.secrets]
         matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored)
+        if matched is None:
+            self._throttle.failed(client_id, address)
         if registration is None or matched is None:
             return None
         credential = next(s for s in registration.secrets if s.id == matched)

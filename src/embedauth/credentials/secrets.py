@@ -9,18 +9,21 @@ verified against its hash. The checksum detects accidents; the 256 random bits a
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import os
 import secrets as _random
+import threading
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from embedauth.errors import InvalidSecret
+from embedauth.errors import Busy, InvalidSecret
 from embedauth.lru import LRUCache
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "REFRESH_TOKEN_PREFIX",
     "SecretCache",
     "SecretHasher",
+    "Stored",
     "VerifiedSecret",
     "generate_client_secret",
     "generate_refresh_token",
@@ -128,9 +132,24 @@ def hint(secret: str) -> str:
 
 
 class SecretHasher:
-    """argon2id hashing whose encoded parameters let a stored hash be upgraded on its next use."""
+    """argon2id hashing, at most ``max_concurrency`` runs at once in this process.
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    A run waits up to ``queue_timeout`` seconds for a turn, then :class:`~embedauth.errors.Busy`:
+    however many requests arrive, memory stays under ``max_concurrency`` × the argon2 memory cost
+    and the CPU is shared, not swamped. The encoded parameters of a stored hash let it be upgraded
+    when it is *weaker* than this hasher's (never when merely different, so processes configured
+    differently do not re-hash one another's on every request).
+    """
+
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        max_concurrency: int = 0,
+        queue_timeout: float = 2.0,
+    ) -> None:
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_kib,
@@ -139,25 +158,57 @@ class SecretHasher:
             salt_len=16,
             type=argon2.Type.ID,
         )
-        self._dummy = self._hasher.hash(_random.token_urlsafe(32))
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self._turns = threading.BoundedSemaphore(self.max_concurrency)
+        self._queue_timeout = queue_timeout
+        self._count_lock = threading.Lock()
+        #: Runs in progress now, and the most ever at once (for tests and the health page).
+        self.running = 0
+        self.peak = 0
+        self._dummy = self.hash(_random.token_urlsafe(32))
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        if not self._turns.acquire(timeout=self._queue_timeout):
+            raise Busy
+        with self._count_lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self.running -= 1
+            self._turns.release()
 
     def hash(self, secret: str) -> str:
         """The argon2id hash of ``secret`` (with a fresh salt) in its encoded form."""
-        return self._hasher.hash(secret)
+        with self._turn():
+            return self._hasher.hash(secret)
 
     def verify(self, secret_hash: str | None, secret: str) -> bool:
         """True if ``secret`` matches; with no hash, spends the same time and returns False.
 
         The dummy verification keeps an unknown client as slow as a wrong secret.
         """
-        try:
-            return self._hasher.verify(secret_hash or self._dummy, secret) and secret_hash is not None
-        except (VerificationError, InvalidHashError):
-            return False
+        with self._turn():
+            try:
+                return self._hasher.verify(secret_hash or self._dummy, secret) and secret_hash is not None
+            except (VerificationError, InvalidHashError):
+                return False
 
     def needs_rehash(self, secret_hash: str) -> bool:
-        """Whether ``secret_hash`` was made with other parameters than this hasher's."""
-        return self._hasher.check_needs_rehash(secret_hash)
+        """Whether ``secret_hash`` is weaker than this hasher's parameters (or not argon2id)."""
+        try:
+            stored = argon2.extract_parameters(secret_hash)
+        except InvalidHashError:
+            return True
+        mine = self._hasher
+        return stored.type is not argon2.Type.ID or (
+            stored.memory_cost < mine.memory_cost
+            or stored.time_cost < mine.time_cost
+            or stored.parallelism < mine.parallelism
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +244,11 @@ class SecretCache:
         """What an earlier verification of ``secret`` proved, if it is still remembered."""
         return self._entries.get(self._digest(secret))
 
+    def knows(self, secret: str, owner: str) -> bool:
+        """Whether ``secret`` verified for ``owner`` before (so checking it costs no argon2)."""
+        cached = self.get(secret)
+        return cached is not None and cached.owner == owner
+
     def put(self, secret: str, verified: VerifiedSecret) -> None:
         """Remember that ``secret`` verified (the least recently used entry goes when full)."""
         self._entries.put(self._digest(secret), verified)
@@ -201,22 +257,39 @@ class SecretCache:
         return len(self._entries)
 
 
+#: A stored secret as :func:`match_secret` sees it: credential id, hint, argon2 hash.
+Stored = tuple[str, str, str]
+
+
 def match_secret(
-    hasher: SecretHasher, cache: SecretCache, secret: str, owner: str, stored: Sequence[tuple[str, str]]
+    hasher: SecretHasher,
+    cache: SecretCache,
+    secret: str,
+    owner: str,
+    stored: Sequence[Stored],
 ) -> str | None:
-    """The id of the ``(id, hash)`` in ``stored`` that ``secret`` matches, or None.
+    """The id of the stored secret that ``secret`` is, or None.
 
     The one way a presented secret is checked. A cache hit counts only if that id still has that
-    hash (a rotation or deletion removed it otherwise). Nothing stored, an unknown client, costs
-    one dummy verification, as much as a wrong secret.
+    hash (a rotation or deletion removed it otherwise). Otherwise exactly one argon2
+    verification: against the stored hash whose hint is the secret's (an owner's secrets have
+    distinct hints), or against a dummy hash when none has it, so an unknown client and a wrong
+    secret cost the same, whatever the number of secrets stored. The caller throttles before
+    (:meth:`SecretCache.knows` says whether a presentation can be answered without argon2).
     """
     cached = cache.get(secret)
-    if cached is not None and cached.owner == owner and (cached.credential_id, cached.secret_hash) in stored:
+    if (
+        cached is not None
+        and cached.owner == owner
+        and any(cid == cached.credential_id and h == cached.secret_hash for cid, _, h in stored)
+    ):
         return cached.credential_id
-    for credential_id, secret_hash in stored:
+    presented = hint(secret)
+    candidates = [(cid, h) for cid, stored_hint, h in stored if stored_hint == presented]
+    if not candidates:
+        hasher.verify(None, secret)
+    for credential_id, secret_hash in candidates:  # one, unless data older than the rule collides
         if hasher.verify(secret_hash, secret):
             cache.put(secret, VerifiedSecret(owner, credential_id, secret_hash))
             return credential_id
-    if not stored:
-        hasher.verify(None, secret)
     return None

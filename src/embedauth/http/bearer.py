@@ -76,6 +76,17 @@ class BearerGuard:
         self.verifier = verifier
         self.realm = realm
 
+    @property
+    def ready(self) -> bool:
+        """Whether the verifier has loaded what it needs (a verifier without ``ready`` always has)."""
+        return bool(getattr(self.verifier, "ready", True))
+
+    def prepare(self) -> None:
+        """Let the verifier load what it needs: blocking I/O, for a worker thread (``StorageError``)."""
+        prepare = getattr(self.verifier, "prepare", None)
+        if prepare is not None:
+            prepare()
+
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The caller, or None when the request carries no bearer credentials."""
         if authorization is None:

@@ -71,6 +71,9 @@ class Request:
     """Header names lower-cased by the adapter."""
     form: Sequence[tuple[str, str]] = ()
     """Decoded form pairs in order, repeats and blanks kept (:func:`parse_form`)."""
+    client_address: str | None = None
+    """The peer's IP address (behind a reverse proxy, have the server take it from the proxy's
+    headers, e.g. uvicorn's ``--proxy-headers``, so that failed attempts are counted per client)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ def error_response(error: OAuthError) -> Response:
 
     For the adapters, when :func:`parse_form` refuses a body before any endpoint runs.
     """
-    return Response(error.status, (JSON, *NO_STORE), error.body())
+    return Response(error.status, (JSON, *NO_STORE, *error.headers()), error.body())
 
 
 def parse_form(body: bytes, content_type: str | None) -> Sequence[tuple[str, str]]:

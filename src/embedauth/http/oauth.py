@@ -234,7 +234,9 @@ class OAuthEndpoints:
                     "refresh tokens here are not bound to a client: send no client credentials"
                 )
             refresh_token = _required(params, "refresh_token")
-            issued = self._auth.tokens.refresh(refresh_token, scope=params.get("scope"))
+            issued = self._auth.tokens.refresh(
+                refresh_token, scope=params.get("scope"), address=request.client_address
+            )
         else:
             raise UnsupportedGrantType(f"the grant types supported are {' and '.join(GRANT_TYPES)}")
         return self._json(200, issued.to_json(), NO_STORE)
@@ -243,7 +245,7 @@ class OAuthEndpoints:
         token = _required(params, "token")
         client = self._client(request, params)
         client_id = None if client is None else client[0].client_id
-        self._auth.tokens.revoke(token, client_id=client_id)
+        self._auth.tokens.revoke(token, client_id=client_id, address=request.client_address)
         return Response(200, NO_STORE, None)
 
     def _introspect(self, request: Request, params: Mapping[str, str]) -> Response:
@@ -264,7 +266,9 @@ class OAuthEndpoints:
     def _client(self, request: Request, params: Mapping[str, str]) -> tuple[Registration, Credential] | None:
         """The authenticated, usable registration, or None when the request carries no credentials."""
         presented = _credentials(request, params)
-        return None if presented is None else self._auth.clients.authenticate(presented)
+        if presented is None:
+            return None
+        return self._auth.clients.authenticate(presented, address=request.client_address)
 
     def _post(self, request: Request, handle: Callable[[Request, Mapping[str, str]], Response]) -> Response:
         if request.method != "POST":
@@ -321,7 +325,7 @@ class OAuthEndpoints:
             return handle()
         except InvalidClient as error:
             extra = (self._challenge,) if _challenged(request) else ()
-            return self._json(error.status, error.body(), (*NO_STORE, *extra))
+            return self._json(error.status, error.body(), (*NO_STORE, *error.headers(), *extra))
         except OAuthError as error:
             return error_response(error)
         except InvalidInput:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 
 import pluggy
@@ -27,11 +27,12 @@ from embedauth.credentials.secrets import (
     match_secret,
     parse_refresh_token,
 )
+from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import InvalidGrant, InvalidSecret, RefreshTokenNotFound, UnknownPermission
-from embedauth.models import CreatedRefreshToken, RefreshToken, RevocationKind
+from embedauth.models import CreatedRefreshToken, CustomerScope, RefreshToken, RevocationKind
 from embedauth.registry.last_used import UseRecorder
 from embedauth.storage.base import Storage
-from embedauth.tokens.revocation import revocation_entry
+from embedauth.tokens.revocation import RevocationState
 
 __all__ = ["RefreshTokens"]
 
@@ -47,7 +48,8 @@ class RefreshTokens:
         hasher: SecretHasher,
         cache: SecretCache,
         plugins: pluggy.PluginManager,
-        on_revoked: Callable[[], None],
+        revocations: RevocationState,
+        throttle: AuthThrottle,
     ) -> None:
         self._storage = storage
         self._settings = settings
@@ -55,13 +57,23 @@ class RefreshTokens:
         self._hasher = hasher
         self._cache = cache
         self._hook = plugins.hook
-        self._on_revoked = on_revoked
+        self._revocations = revocations
+        self._throttle = throttle
         self._uses = UseRecorder(clock)
 
     def create(
-        self, user: str, *, scopes: Iterable[str] | str | None = None, tenant: str | None = None
+        self,
+        user: str,
+        *,
+        scopes: Iterable[str] | str | None = None,
+        tenant: str | None = None,
+        customer_scope: CustomerScope | str | None = None,
     ) -> CreatedRefreshToken:
-        """A new refresh token for ``user``: the only time its value is visible."""
+        """A new refresh token for ``user``: the only time its value is visible.
+
+        Its access tokens name ``tenant`` and carry ``customer_scope`` (default ``all``). Without a
+        tenant they name none: an API must then treat the caller as belonging to no tenant.
+        """
         user = validation.parse_identifier(user, "user")
         scope_names = validation.parse_scopes(scopes)
         missing = [name for name in scope_names if self._storage.get_permission(name) is None]
@@ -76,6 +88,7 @@ class RefreshTokens:
             token_hash=self._hasher.hash(token),
             created_at=utcnow(self._clock),
             tenant=None if tenant is None else validation.parse_identifier(tenant, "tenant"),
+            customer_scope=validation.parse_customer_scope(customer_scope),
         )
         self._storage.add_refresh_token(record)
         return CreatedRefreshToken(record, token)
@@ -99,24 +112,24 @@ class RefreshTokens:
         return self._revoke(record)
 
     def _revoke(self, record: RefreshToken) -> RefreshToken:
-        now = utcnow(self._clock)
-        self._storage.add_revocation(
-            revocation_entry(RevocationKind.REFRESH_TOKEN, record.id, now, self._settings)
-        )
-        revoked = dataclasses.replace(record, revoked_at=now)
+        written = self._revocations.write(self._revocations.entry(RevocationKind.CREDENTIAL, record.id))
+        revoked = dataclasses.replace(record, revoked_at=utcnow(self._clock))
         self._storage.save_refresh_token(revoked)
-        self._on_revoked()
+        self._revocations.record(written)
         return revoked
 
-    def revoke_presented(self, token: str) -> None:
+    def revoke_presented(self, token: str, *, address: str | None = None) -> None:
         """Revoke the refresh token presented (RFC 7009); an unknown or wrong one is ignored."""
-        record = self._match(token)
+        record = self._match(token, address)
         if record is not None and record.revoked_at is None:
             self._revoke(record)
 
-    def use(self, token: str) -> RefreshToken:
-        """The record behind a live refresh token, its use recorded; ``InvalidGrant`` otherwise."""
-        record = self._match(token)
+    def use(self, token: str, *, address: str | None = None) -> RefreshToken:
+        """The record behind a live refresh token, its use recorded; ``InvalidGrant`` otherwise.
+
+        ``TooManyAttempts`` when the token's id or the source ``address`` failed too often lately.
+        """
+        record = self._match(token, address)
         if record is None:
             self._hook.embedauth_token_denied(client_id=None, reason="refresh token unknown or wrong")
             raise InvalidGrant("the refresh token is invalid")
@@ -133,14 +146,19 @@ class RefreshTokens:
             record = dataclasses.replace(record, last_used_at=now)
         return record
 
-    def _match(self, token: str) -> RefreshToken | None:
+    def _match(self, token: str, address: str | None) -> RefreshToken | None:
+        """The record ``token`` is, checked as client secrets are (throttled, one argon2 run)."""
         try:
             token_id = parse_refresh_token(token)
         except InvalidSecret:
             return None
+        identity = f"refresh-token:{token_id}"
+        if self._cache.get(token) is None:
+            self._throttle.check(identity, address)  # before any lookup or hash
         record = self._storage.get_refresh_token(token_id)
-        stored = [] if record is None else [(record.id, record.token_hash)]
+        stored = [] if record is None else [(record.id, record.hint, record.token_hash)]
         owner = "" if record is None else record.user
         if match_secret(self._hasher, self._cache, token, owner, stored) is None:
+            self._throttle.failed(identity, address)
             return None
         return record

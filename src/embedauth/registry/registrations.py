@@ -30,6 +30,7 @@ from embedauth.errors import (
     TooManySecrets,
 )
 from embedauth.models import (
+    DELETED_GENERATION,
     CertificateCredential,
     CreatedSecret,
     CustomerScope,
@@ -40,7 +41,7 @@ from embedauth.models import (
     SecretCredential,
 )
 from embedauth.storage.base import Storage
-from embedauth.tokens.revocation import revocation_entry
+from embedauth.tokens.revocation import RevocationState
 
 __all__ = ["Registrations"]
 
@@ -66,9 +67,9 @@ class Registrations:
         clock: Clock,
         hasher: SecretHasher,
         plugins: pluggy.PluginManager,
-        on_revoked: Callable[[], None] = lambda: None,
+        revocations: RevocationState,
     ) -> None:
-        self._on_revoked = on_revoked
+        self._revocations = revocations
         self._storage = storage
         self._settings = settings
         self._clock = clock
@@ -162,9 +163,14 @@ class Registrations:
             changes["scopes"] = validation.parse_scopes(scopes)
         if not isinstance(customer_scope, _Unset):
             changes["customer_scope"] = validation.parse_customer_scope(customer_scope)
-        registration, _ = self._change(
-            client_id, "edit", lambda r, now: (dataclasses.replace(r, **changes), ())
-        )
+
+        def edited(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
+            changed = dataclasses.replace(r, **changes)
+            if _narrows(r, changed):  # tokens issued with the old rights stop verifying
+                return self._next_generation(changed, revoke=True)
+            return changed, ()
+
+        registration, _ = self._change(client_id, "edit", edited)
         return registration
 
     def disable(self, client_id: str) -> Registration:
@@ -172,17 +178,16 @@ class Registrations:
         registration, _ = self._change(
             client_id,
             "disable",
-            lambda r, now: (
-                dataclasses.replace(r, enabled=False),
-                self._revoke(RevocationKind.REGISTRATION, r.client_id, now),
-            ),
+            lambda r, now: self._next_generation(dataclasses.replace(r, enabled=False), revoke=True),
         )
         return registration
 
     def enable(self, client_id: str) -> Registration:
         """Restore: it may get new tokens again (tokens from before the pause stay revoked)."""
         registration, _ = self._change(
-            client_id, "enable", lambda r, now: (dataclasses.replace(r, enabled=True), ())
+            client_id,
+            "enable",
+            lambda r, now: self._next_generation(dataclasses.replace(r, enabled=True), revoke=False),
         )
         return registration
 
@@ -217,13 +222,16 @@ class Registrations:
     def delete_many(self, client_ids: Sequence[str]) -> builtins.list[str]:
         """Delete those that exist; return their client IDs. Their tokens stop verifying."""
         registrations = [r for r in (self._lookup(cid) for cid in dict.fromkeys(client_ids)) if r]
-        now = utcnow(self._clock)
-        for registration in registrations:
-            for revocation in self._revoke(RevocationKind.REGISTRATION, registration.client_id, now):
-                self._storage.add_revocation(revocation)
+        revoked = [
+            self._revocations.write(
+                self._revocations.entry(
+                    RevocationKind.REGISTRATION, registration.client_id, generation=DELETED_GENERATION
+                )
+            )
+            for registration in registrations
+        ]
         deleted = self._storage.delete_registrations([r.client_id for r in registrations])
-        if registrations:
-            self._on_revoked()
+        self._revocations.record(*revoked)
         tenants = {r.client_id: r.tenant for r in registrations}
         for client_id in deleted:
             self._hook.embedauth_registration_deleted(client_id=client_id, tenant=tenants[client_id])
@@ -238,9 +246,7 @@ class Registrations:
         client_secret, credential = self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)
 
         def rotated(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
-            revoked = tuple(
-                rev for old in r.secrets for rev in self._revoke(RevocationKind.CREDENTIAL, old.id, now)
-            )
+            revoked = tuple(self._revoke(RevocationKind.CREDENTIAL, old.id) for old in r.secrets)
             return dataclasses.replace(r, secrets=(credential,)), revoked
 
         registration, _ = self._change(client_id, None, rotated)
@@ -251,7 +257,7 @@ class Registrations:
         self, client_id: str, *, secret_days: int | None = None, secret_expires_at: datetime | None = None
     ) -> CreatedSecret:
         """A second secret beside the current one, for a switch without downtime."""
-        client_secret, credential = self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)
+        new = [self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)]
 
         def added(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
             live = r.live_secrets(now)
@@ -260,9 +266,13 @@ class Registrations:
                     f"registration {r.client_id} already has {len(live)} live secret(s), the most allowed; "
                     "delete one first"
                 )
-            return dataclasses.replace(r, secrets=(*live, credential)), ()
+            # A secret's hint names the one hash to check it against: no two secrets share one.
+            while new[0][1].hint in {s.hint for s in live}:
+                new[0] = self._new_secret(now, secret_days, secret_expires_at)
+            return dataclasses.replace(r, secrets=(*live, new[0][1])), ()
 
         registration, _ = self._change(client_id, "add_secret", added)
+        client_secret, credential = new[0]
         return CreatedSecret(registration, credential, client_secret)
 
     def delete_secret(self, client_id: str, secret_id: str) -> Registration:
@@ -272,8 +282,8 @@ class Registrations:
             if not any(s.id == secret_id for s in r.secrets):
                 raise CredentialNotFound(f"registration {r.client_id} has no secret {secret_id!r}")
             remaining = tuple(s for s in r.secrets if s.id != secret_id)
-            return dataclasses.replace(r, secrets=remaining), self._revoke(
-                RevocationKind.CREDENTIAL, secret_id, now
+            return dataclasses.replace(r, secrets=remaining), (
+                self._revoke(RevocationKind.CREDENTIAL, secret_id),
             )
 
         registration, _ = self._change(client_id, "delete_secret", deleted)
@@ -312,8 +322,8 @@ class Registrations:
             if not gone:
                 raise CredentialNotFound(f"registration {r.client_id} has no certificate {certificate_id!r}")
             remaining = tuple(c for c in r.certificates if c not in gone)
-            return dataclasses.replace(r, certificates=remaining), self._revoke(
-                RevocationKind.CREDENTIAL, gone[0].id, now
+            return dataclasses.replace(r, certificates=remaining), (
+                self._revoke(RevocationKind.CREDENTIAL, gone[0].id),
             )
 
         registration, _ = self._change(client_id, "remove_certificate", removed)
@@ -330,7 +340,8 @@ class Registrations:
         """Apply ``mutate`` to the latest stored version until the compare-and-set succeeds.
 
         Revocations are written before the change is visible, so no verifier ever sees the new
-        state without the revocation that goes with it.
+        state without the revocation that goes with it (and a crash between the two refuses more,
+        never less); this process applies them at once when the change is saved.
         """
         for _ in range(_CAS_ATTEMPTS):
             current = self.get(client_id)
@@ -339,18 +350,29 @@ class Registrations:
             changed = dataclasses.replace(
                 changed, version=current.version + 1, updated_at=max(now, current.updated_at)
             )
-            for revocation in revocations:
-                self._storage.add_revocation(revocation)
+            written = [self._revocations.write(revocation) for revocation in revocations]
             if self._storage.save_registration(changed, expected_version=current.version):
-                if revocations:
-                    self._on_revoked()
+                self._revocations.record(*written)
                 if action is not None:
                     self._hook.embedauth_registration_updated(registration=changed, action=action)
                 return changed, revocations
         raise Conflict(f"registration {client_id} is being changed by others; try again")
 
-    def _revoke(self, kind: RevocationKind, subject: str, now: datetime) -> tuple[Revocation, ...]:
-        return (revocation_entry(kind, subject, now, self._settings),)
+    def _revoke(self, kind: RevocationKind, subject: str) -> Revocation:
+        return self._revocations.entry(kind, subject)
+
+    def _next_generation(
+        self, registration: Registration, *, revoke: bool
+    ) -> tuple[Registration, tuple[Revocation, ...]]:
+        """The registration one generation on; with ``revoke``, tokens of earlier ones are refused."""
+        bumped = dataclasses.replace(registration, generation=registration.generation + 1)
+        if not revoke:
+            return bumped, ()
+        return bumped, (
+            self._revocations.entry(
+                RevocationKind.REGISTRATION, bumped.client_id, generation=bumped.generation
+            ),
+        )
 
     def _new_secret(
         self, now: datetime, days: int | None, expires_at: datetime | None
@@ -401,3 +423,8 @@ def _positive_days(days: int | None) -> int:
 def _to_millis(moment: datetime) -> datetime:
     """Truncated to the millisecond, the precision every backend stores."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _narrows(old: Registration, new: Registration) -> bool:
+    """Whether ``new`` takes away a right ``old`` had (a scope, or customers it could reach)."""
+    return not set(new.scopes) >= set(old.scopes) or not new.customer_scope.includes(old.customer_scope)

@@ -10,13 +10,15 @@ import pluggy
 
 from embedauth.clock import Clock
 from embedauth.errors import ConfigurationError
-from embedauth.storage.base import Storage, StorageFactory
+from embedauth.storage.base import DEFAULT_TIMEOUT, Storage, StorageFactory
 
 __all__ = ["Storage", "StorageFactory", "open_storage"]
 
 
-def open_storage(url: str, *, clock: Clock, plugins: pluggy.PluginManager) -> Storage:
-    """The backend for ``url``, from the schemes the plugin manager knows."""
+def open_storage(
+    url: str, *, clock: Clock, plugins: pluggy.PluginManager, timeout: float = DEFAULT_TIMEOUT
+) -> Storage:
+    """The backend for ``url``, from the schemes the plugin manager knows, with its timeouts."""
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     factories: dict[str, StorageFactory] = {}
     # pluggy calls the last-registered plugin first: apply in reverse so that a plugin registered
@@ -27,7 +29,7 @@ def open_storage(url: str, *, clock: Clock, plugins: pluggy.PluginManager) -> St
     if factory is None:
         known = ", ".join(sorted(factories))
         raise ConfigurationError(f"unknown storage URL scheme {scheme!r} in {_redact(url)}; known: {known}")
-    return factory(url, clock)
+    return factory(url, clock, timeout)
 
 
 def _redact(url: str) -> str:

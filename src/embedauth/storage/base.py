@@ -16,7 +16,13 @@ Atomicity that every backend guarantees:
   while a registration holds the permission, however the two race.
 * ``consume_once`` returns True exactly once per key until the key's expiry.
 * ``add_revocation`` assigns strictly increasing ``seq`` numbers, and entries become visible in
-  ``seq`` order (a reader that has seen ``seq`` n never later finds an entry below n).
+  ``seq`` order (a reader that has seen ``seq`` n never later finds an entry below n), unless the
+  store itself goes back (restored from a backup, failed over to a replica that was behind, restarted
+  without persistence); readers detect that by :meth:`Storage.revocation_head` and reload.
+* ``raise_max_token_age`` only ever raises the stored value, whoever calls it at once.
+
+Every network backend has connect and read timeouts (``storage_timeout``): a server that hangs
+is a ``StorageError`` within them, never a wait without end.
 
 Times are compared at millisecond resolution, the precision every model carries.
 """
@@ -37,14 +43,17 @@ from embedauth.models import (
     RefreshToken,
     Registration,
     Revocation,
+    RevocationHead,
     SigningKey,
 )
 from embedauth.storage.feed import ChangeFeed
 
-__all__ = ["SCHEMA_VERSION", "Storage", "StorageFactory"]
+__all__ = ["DEFAULT_TIMEOUT", "SCHEMA_VERSION", "Storage", "StorageFactory"]
 
 #: The version of the stored layout this code reads and writes; backends migrate older data to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Seconds a backend waits to connect, and for any one answer, unless told otherwise.
+DEFAULT_TIMEOUT = 3.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -69,7 +78,8 @@ class Storage(abc.ABC):
     """A backend. Constructed by :func:`embedauth.storage.open_storage` from a URL.
 
     ``clock`` is the instance's clock: backends use it wherever "now" matters (expiry of one-time
-    keys and revocations), never the system time directly.
+    keys and revocations), never the system time directly. ``timeout`` bounds, in seconds, every
+    connection attempt and every wait for an answer (``storage_timeout``).
     """
 
     #: Exceptions of the driver that become ``StorageError`` wherever a backend method raises them.
@@ -83,9 +93,10 @@ class Storage(abc.ABC):
             if callable(method) and not getattr(method, "__embedauth_translated__", False):
                 setattr(cls, name, _translating(method))
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
+    def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
         self.clock = clock
+        self.timeout = timeout
 
     def close(self) -> None:
         """Release connections. Idempotent."""
@@ -138,10 +149,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def list_registrations(
-        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
-        """The tenant's registrations, oldest first (``created_at``, then ``client_id``), filtered
-        by a case-insensitive substring of the name; ``total`` counts every match."""
+        """The tenant's registrations (every tenant's when ``tenant`` is None), oldest first
+        (``created_at``, then ``client_id``), filtered by a case-insensitive substring of the name;
+        ``total`` counts every match."""
 
     @abc.abstractmethod
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
@@ -176,12 +188,32 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def add_revocation(self, revocation: Revocation) -> int:
-        """Append an entry and return its ``seq``, greater than every ``seq`` before it."""
+        """Store an entry and return its ``seq``, greater than every ``seq`` before it.
+
+        One entry is kept per ``(kind, subject)``: an existing one is merged with the new one
+        (:meth:`~embedauth.models.Revocation.merged`) and takes the new ``seq``, atomically.
+        """
 
     @abc.abstractmethod
     def revocations_after(self, seq: int) -> list[Revocation]:
         """Entries with ``seq`` greater than ``seq`` that have not expired, in ``seq`` order, each
-        carrying its ``seq``. Expired entries are purged by the backend."""
+        carrying its ``seq``. Expired entries are purged by the backend. An entry that cannot be
+        read (damaged by hand, say) is skipped and logged, never a reason to stop."""
+
+    @abc.abstractmethod
+    def revocation_head(self) -> RevocationHead:
+        """The log's epoch (created, random, when the log is empty and has none), last ``seq`` and
+        the deployment's ``max_token_age`` (0 until an issuer has raised it)."""
+
+    @abc.abstractmethod
+    def raise_max_token_age(self, seconds: int) -> int:
+        """Raise the stored ``max_token_age`` to at least ``seconds``, atomically; return it."""
+
+    # ---------------------------------------------------------------- health
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Reach the server once (within the backend's timeouts), or raise ``StorageError``."""
 
     # ---------------------------------------------------------------- signing keys
 
@@ -226,8 +258,8 @@ class Storage(abc.ABC):
         ``user`` and ``created_at`` never change."""
 
 
-StorageFactory = Callable[[str, Clock], Storage]
-"""Builds a backend from its URL and the instance's clock (what a scheme hook returns)."""
+StorageFactory = Callable[[str, Clock, float], Storage]
+"""Builds a backend from its URL, the instance's clock and the timeout (what a scheme hook returns)."""
 
 
 #: The public methods of the contract: each is wrapped in every backend (see the module docstring).

@@ -10,7 +10,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from embedauth.clock import isoformat
+from embedauth.clock import from_timestamp, isoformat, to_timestamp
 from embedauth.models import (
     Access,
     CertificateCredential,
@@ -24,6 +24,7 @@ from embedauth.models import (
     SecretCredential,
     SigningKey,
 )
+from embedauth.validation import parse_customer_scope
 
 __all__ = [
     "dump_time",
@@ -131,6 +132,7 @@ def registration_to_dict(r: Registration) -> dict[str, Any]:
         "secrets": [_secret_to_dict(s) for s in r.secrets],
         "certificates": [_certificate_to_dict(c) for c in r.certificates],
         "version": r.version,
+        "generation": r.generation,
     }
 
 
@@ -152,6 +154,7 @@ def registration_from_dict(d: dict[str, Any]) -> Registration:
         secrets=tuple(_secret_from_dict(s) for s in d["secrets"]),
         certificates=tuple(_certificate_from_dict(c) for c in d["certificates"]),
         version=d["version"],
+        generation=d.get("generation", 1),
     )
 
 
@@ -167,6 +170,7 @@ def refresh_token_to_dict(t: RefreshToken) -> dict[str, Any]:
         "last_used_at": dump_time(t.last_used_at),
         "revoked_at": dump_time(t.revoked_at),
         "tenant": t.tenant,
+        "customer_scope": str(t.customer_scope),
     }
 
 
@@ -182,6 +186,7 @@ def refresh_token_from_dict(d: dict[str, Any]) -> RefreshToken:
         last_used_at=load_time(d["last_used_at"]),
         revoked_at=load_time(d["revoked_at"]),
         tenant=d["tenant"],
+        customer_scope=parse_customer_scope(d.get("customer_scope", "all")),
     )
 
 
@@ -216,18 +221,35 @@ def signing_key_from_dict(d: dict[str, Any]) -> SigningKey:
 
 
 def revocation_to_dict(r: Revocation) -> dict[str, Any]:
-    """A revocation entry as its stored document."""
+    """A revocation entry as its stored document (``expires_ms``: milliseconds, for scripts to compare)."""
     return {
         "kind": r.kind.value,
         "subject": r.subject,
-        "since": dump_time(r.since),
-        "expires_at": dump_time(r.expires_at),
+        "expires_ms": int(to_timestamp(r.expires_at) * 1000),
+        "generation": r.generation,
+        "client_id": r.client_id,
+        "issued_at": r.issued_at,
         "seq": r.seq,
     }
 
 
 def revocation_from_dict(d: dict[str, Any]) -> Revocation:
-    """The revocation a stored document holds."""
+    """The revocation entry a stored document holds (version 1's ``since`` form included)."""
+    if "expires_ms" not in d:  # version 1: a pause "since t" refuses tokens without a generation
+        kind = "credential" if d["kind"] == "refresh_token" else d["kind"]
+        return Revocation(
+            RevocationKind(kind),
+            d["subject"],
+            _time(d["expires_at"]),
+            generation=1 if kind == "registration" else 0,
+            seq=d["seq"],
+        )
     return Revocation(
-        RevocationKind(d["kind"]), d["subject"], _time(d["since"]), _time(d["expires_at"]), d["seq"]
+        RevocationKind(d["kind"]),
+        d["subject"],
+        from_timestamp(d["expires_ms"] / 1000),
+        generation=int(d["generation"]),
+        client_id=d["client_id"] if isinstance(d.get("client_id"), str) else None,
+        issued_at=int(d["issued_at"]),
+        seq=int(d["seq"]),
     )

@@ -6,6 +6,7 @@ The reference backend: the simplest reading of the contract in ``base.py``.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,8 +21,17 @@ from embedauth.errors import (
     RegistrationNotFound,
     UnknownPermission,
 )
-from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import Storage
+from embedauth.models import (
+    Page,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationHead,
+    RevocationKind,
+    SigningKey,
+)
+from embedauth.storage.base import DEFAULT_TIMEOUT, Storage
 
 __all__ = ["MemoryStorage"]
 
@@ -29,14 +39,16 @@ __all__ = ["MemoryStorage"]
 class MemoryStorage(Storage):
     """The ``memory://`` backend: dictionaries under one re-entrant lock."""
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
-        super().__init__(url, clock=clock)
+    def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(url, clock=clock, timeout=timeout)
         self._lock = threading.RLock()
         self._permissions: dict[str, Permission] = {}
         self._registrations: dict[str, Registration] = {}
         self._once: dict[str, datetime] = {}
-        self._revocations: list[Revocation] = []
+        self._revocations: dict[tuple[RevocationKind, str], Revocation] = {}
         self._seq = 0
+        self._epoch = secrets.token_hex(8)
+        self._max_token_age = 0
         self._keys: dict[str, SigningKey] = {}
         self._refresh: dict[str, RefreshToken] = {}
 
@@ -89,10 +101,10 @@ class MemoryStorage(Storage):
         return self._registrations.get(client_id)
 
     def list_registrations(
-        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
         with self._lock:
-            found = [r for r in self._registrations.values() if r.tenant == tenant]
+            found = [r for r in self._registrations.values() if tenant is None or r.tenant == tenant]
         if name_contains:
             needle = name_contains.lower()
             found = [r for r in found if needle in r.name.lower()]
@@ -139,14 +151,30 @@ class MemoryStorage(Storage):
     def add_revocation(self, revocation: Revocation) -> int:
         with self._lock:
             self._seq += 1
-            self._revocations.append(dataclasses.replace(revocation, seq=self._seq))
+            key = (revocation.kind, revocation.subject)
+            known = self._revocations.pop(key, None)  # re-inserted last: the dict stays in seq order
+            merged = revocation if known is None else known.merged(revocation)
+            self._revocations[key] = dataclasses.replace(merged, seq=self._seq)
             return self._seq
 
     def revocations_after(self, seq: int) -> list[Revocation]:
         now = self._now()
         with self._lock:
-            self._revocations = [r for r in self._revocations if r.expires_at > now]
-            return [r for r in self._revocations if r.seq > seq]
+            for key in [k for k, r in self._revocations.items() if r.expires_at <= now]:
+                del self._revocations[key]
+            return [r for r in self._revocations.values() if r.seq > seq]
+
+    def revocation_head(self) -> RevocationHead:
+        with self._lock:
+            return RevocationHead(self._epoch, self._seq, self._max_token_age)
+
+    def raise_max_token_age(self, seconds: int) -> int:
+        with self._lock:
+            self._max_token_age = max(self._max_token_age, seconds)
+            return self._max_token_age
+
+    def ping(self) -> None:
+        return None
 
     # ---------------------------------------------------------------- signing keys
 

@@ -12,9 +12,13 @@ and every multi-key script below touches one tag only)::
     P:{r:<client_id>}             hash    doc (registration JSON), version, used (last_used_at ms)
     P:{t:<tenant>}:registrations  zset    client_id, scored by created_at ms
     P:once:<key>                  string  expiry ms, with a PX TTL so Redis collects it
+    P:{registrations}             zset    every client_id, scored by created_at ms
     P:{rev}:seq                   string  the revocation counter (INCR)
+    P:{rev}:epoch                 string  random, set when the log has none (a new or emptied store)
+    P:{rev}:max_age               string  the deployment's max_token_age, only ever raised
     P:{rev}:log                   zset    revocation JSON (with its seq), scored by seq
-    P:{rev}:expiry                zset    the same members, scored by expires_at ms
+    P:{rev}:expiry                zset    the same members, scored by expires ms
+    P:{rev}:index                 hash    kind:subject -> its member (one entry per kind and subject)
     P:{keys}:signing              hash    kid -> signing key JSON
     P:{rt:<token_id>}             string  refresh token JSON
     P:{rtu:<user>}:tokens         zset    token id, scored by created_at ms
@@ -48,10 +52,9 @@ connection subscribed to ``P:revocations`` (channels are not keys: a prefix of i
 deployment, or per test run, keeps feeds apart). Messages published while it is disconnected are lost,
 which the feed reports as a ``StorageError``; the caller then re-reads by ``seq``.
 
-Migrations: ``P:schema`` holds the layout version. A future layout would add a step that
-:meth:`RedisStorage._open` runs while the stored version is lower (holding a ``SET NX PX`` lock key),
-rewriting the keys it changes and then setting ``P:schema``; a newer stored version than this code
-knows is refused.
+Migrations: ``P:schema`` holds the layout version. :meth:`RedisStorage._migrate` runs while the
+stored version is lower (holding a ``SET NX PX`` lock key), rewriting the keys it changes and then
+setting ``P:schema``; a newer stored version than this code knows is refused.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import secrets
 import socket
 import time
@@ -84,8 +88,16 @@ from embedauth.errors import (
     StorageError,
     UnknownPermission,
 )
-from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import SCHEMA_VERSION, Storage
+from embedauth.models import (
+    Page,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationHead,
+    SigningKey,
+)
+from embedauth.storage.base import DEFAULT_TIMEOUT, SCHEMA_VERSION, Storage
 from embedauth.storage.codec import (
     permission_from_dict,
     permission_to_dict,
@@ -101,6 +113,8 @@ from embedauth.storage.codec import (
 from embedauth.storage.feed import ChangeFeed, ConnectionFeed
 
 __all__ = ["RedisChangeFeed", "RedisStorage"]
+
+log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -139,8 +153,6 @@ def _connection_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-#: How long :meth:`RedisStorage.open_change_feed` waits for Redis to confirm the subscription.
-_SUBSCRIBE_TIMEOUT = 10.0
 #: The driver's errors and the socket's (the built-in ConnectionError is an OSError).
 _FEED_ERRORS = (redis.RedisError, OSError)
 #: TCP keepalives on the feed connection: a server that vanished without closing it is noticed within
@@ -157,9 +169,10 @@ class RedisChangeFeed(ConnectionFeed):
 
     errors = _FEED_ERRORS
 
-    def __init__(self, connection_url: str, channel: str) -> None:
+    def __init__(self, connection_url: str, channel: str, *, timeout: float) -> None:
         self._url = connection_url
         self._channel = channel
+        self._timeout = timeout
         #: The feed connection's CLIENT SETNAME (unless the URL sets ``client_name``), for CLIENT LIST.
         self.client_name = f"embedauth-feed-{secrets.token_hex(4)}"
         self._client: redis.Redis | None = None
@@ -172,12 +185,14 @@ class RedisChangeFeed(ConnectionFeed):
             self._url,
             client_name=self.client_name,
             retry=Retry(NoBackoff(), 0),  # no silent reconnect: it may have lost messages
+            socket_connect_timeout=self._timeout,
+            socket_timeout=self._timeout,
             socket_keepalive=True,
             socket_keepalive_options=_FEED_KEEPALIVE,
         )
         self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(self._channel)
-        deadline = time.monotonic() + _SUBSCRIBE_TIMEOUT
+        deadline = time.monotonic() + self._timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -208,11 +223,19 @@ class RedisStorage(Storage):
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
-        super().__init__(url, clock=clock)
+    def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(url, clock=clock, timeout=timeout)
         connection_url, prefix = _connection_url(url)
         try:
-            self._redis = redis.Redis.from_url(connection_url, decode_responses=True)
+            self._redis = redis.Redis.from_url(
+                connection_url,
+                decode_responses=True,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                # One quick reconnect when a pooled connection was dropped (a restart); never a
+                # retry after a timeout, so a server that hangs costs one timeout, not several.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
         except ValueError as exc:
             raise ConfigurationError(f"invalid redis storage URL: {exc}") from exc
         self._prefix = prefix
@@ -221,6 +244,9 @@ class RedisStorage(Storage):
         self._rev_seq = f"{prefix}:{{rev}}:seq"
         self._rev_log = f"{prefix}:{{rev}}:log"
         self._rev_expiry = f"{prefix}:{{rev}}:expiry"
+        self._rev_index = f"{prefix}:{{rev}}:index"
+        self._rev_head = [f"{prefix}:{{rev}}:epoch", self._rev_seq, f"{prefix}:{{rev}}:max_age"]
+        self._all_registrations = f"{prefix}:{{registrations}}"
         self._rev_channel = f"{prefix}:revocations"
         self._connection_url = connection_url
         self._signing = f"{prefix}:{{keys}}:signing"
@@ -235,6 +261,8 @@ class RedisStorage(Storage):
         self._consume_once = script(_lua("consume_once"))
         self._add_revocation = script(_lua("add_revocation"))
         self._revocations_after = script(_lua("revocations_after"))
+        self._revocation_head = script(_lua("revocation_head"))
+        self._raise_max_token_age = script(_lua("raise_max_token_age"))
         self._replace_field = script(_lua("replace_field"))
         self._closed = False
         try:
@@ -244,11 +272,38 @@ class RedisStorage(Storage):
             raise
 
     def _open(self) -> None:
-        """Mark a new store with the current layout; refuse one written by a newer layout."""
+        """Mark a new store with the current layout, migrate an older one, refuse a newer one."""
         self._redis.set(f"{self._prefix}:schema", SCHEMA_VERSION, nx=True)
         stored = self.schema_version()
         if stored > SCHEMA_VERSION:
             raise StorageError(f"stored layout {stored} is newer than this embedauth ({SCHEMA_VERSION})")
+        if stored < SCHEMA_VERSION:
+            self._migrate(stored)
+
+    def _migrate(self, stored: int) -> None:
+        """Version 1 to 2: the index of every registration (so that every tenant can be listed).
+
+        Version 1's revocation entries are read as they are (see :mod:`embedauth.storage.codec`).
+        One process migrates, holding a lock key; the others wait for the new version.
+        """
+        lock = f"{self._prefix}:migrating"
+        deadline = time.monotonic() + 60
+        while not self._redis.set(lock, "1", nx=True, px=60_000):
+            if self.schema_version() >= SCHEMA_VERSION:
+                return
+            if time.monotonic() > deadline:
+                raise StorageError("another process has been migrating this Redis store for a minute")
+            time.sleep(0.1)
+        try:
+            if stored < 2:
+                pattern = f"{self._prefix}:{{t:*}}:registrations"
+                for tenant_key in self._redis.scan_iter(match=pattern, count=1000):
+                    members: list[tuple[str, float]] = self._redis.zrange(tenant_key, 0, -1, withscores=True)  # type: ignore[assignment]
+                    if members:
+                        self._redis.zadd(self._all_registrations, dict(members))
+            self._redis.set(f"{self._prefix}:schema", SCHEMA_VERSION)
+        finally:
+            self._redis.delete(lock)
 
     def close(self) -> None:
         if not self._closed:
@@ -256,7 +311,7 @@ class RedisStorage(Storage):
             self._redis.close()
 
     def open_change_feed(self) -> ChangeFeed | None:
-        return RedisChangeFeed(self._connection_url, self._rev_channel)
+        return RedisChangeFeed(self._connection_url, self._rev_channel, timeout=self.timeout)
 
     def schema_version(self) -> int:
         return int(self._redis.get(f"{self._prefix}:schema") or 0)
@@ -326,14 +381,15 @@ class RedisStorage(Storage):
         missing = self._acquire(scopes)
         if missing:
             raise _unknown(missing)
-        index = self._tenant_key(registration.tenant)
-        indexed = self._redis.zadd(index, {cid: _ms(registration.created_at)}, nx=True)
+        indexes = (self._tenant_key(registration.tenant), self._all_registrations)
+        indexed = [self._redis.zadd(index, {cid: _ms(registration.created_at)}, nx=True) for index in indexes]
         doc = self._registration_doc(registration)
         if not self._create_registration(
             keys=[self._registration_key(cid)], args=[doc, registration.version, used]
         ):
-            if indexed:
-                self._redis.zrem(index, cid)
+            for index, added in zip(indexes, indexed, strict=True):
+                if added:
+                    self._redis.zrem(index, cid)
             self._release(scopes)
             raise AlreadyExists(f"registration {cid} already exists")
 
@@ -342,15 +398,16 @@ class RedisStorage(Storage):
         return self._load_registration(row)
 
     def list_registrations(
-        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
-        ids = self._redis.zrange(self._tenant_key(tenant), 0, -1)
+        index = self._all_registrations if tenant is None else self._tenant_key(tenant)
+        ids = self._redis.zrange(index, 0, -1)
         pipe = self._redis.pipeline(transaction=False)
         for cid in ids:
             pipe.hmget(self._registration_key(str(cid)), ["doc", "used"])
         rows = pipe.execute()
         loaded = (self._load_registration(row) for row in rows)
-        found = [r for r in loaded if r is not None and r.tenant == tenant]
+        found = [r for r in loaded if r is not None and tenant in (None, r.tenant)]
         if name_contains:
             needle = name_contains.lower()
             found = [r for r in found if needle in r.name.lower()]
@@ -388,6 +445,7 @@ class RedisStorage(Storage):
                 continue
             stored = json.loads(doc)
             self._redis.zrem(self._tenant_key(stored["tenant"]), cid)
+            self._redis.zrem(self._all_registrations, cid)
             self._release(_scopes(stored["scopes"]))
             deleted.append(cid)
         return deleted
@@ -405,21 +463,30 @@ class RedisStorage(Storage):
     # ---------------------------------------------------------------- revocations
 
     def add_revocation(self, revocation: Revocation) -> int:
+        keys = [self._rev_seq, self._rev_log, self._rev_expiry, self._rev_index]
         return int(
-            self._add_revocation(
-                keys=[self._rev_seq, self._rev_log, self._rev_expiry],
-                args=[
-                    _dump(revocation_to_dict(revocation)),
-                    _ms(revocation.expires_at),
-                    self._rev_channel,
-                ],
-            )
+            self._add_revocation(keys=keys, args=[_dump(revocation_to_dict(revocation)), self._rev_channel])
         )
 
     def revocations_after(self, seq: int) -> list[Revocation]:
-        keys, now_ms = [self._rev_log, self._rev_expiry], self._now_ms()
-        entries = self._revocations_after(keys=keys, args=[seq, now_ms])
-        return [revocation_from_dict(json.loads(entry)) for entry in entries]
+        keys, now_ms = [self._rev_log, self._rev_expiry, self._rev_index], self._now_ms()
+        return [
+            entry
+            for entry in map(_readable_revocation, self._revocations_after(keys=keys, args=[seq, now_ms]))
+            if entry
+        ]
+
+    def revocation_head(self) -> RevocationHead:
+        epoch, seq, max_age = self._revocation_head(keys=self._rev_head, args=[secrets.token_hex(8)])
+        return RevocationHead(str(epoch), int(seq), int(max_age))
+
+    def raise_max_token_age(self, seconds: int) -> int:
+        return int(self._raise_max_token_age(keys=[self._rev_head[2]], args=[seconds]))
+
+    # ---------------------------------------------------------------- health
+
+    def ping(self) -> None:
+        self._redis.ping()
 
     # ---------------------------------------------------------------- signing keys
 
@@ -487,3 +554,13 @@ class RedisStorage(Storage):
         # The user and created_at never change, so the user's index needs no update.
         if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), xx=True):
             raise RefreshTokenNotFound(f"no refresh token {token.id}")
+
+
+def _readable_revocation(member: str) -> Revocation | None:
+    """The entry stored as ``member``, or None (logged) when it cannot be read: one damaged entry
+    must not hide every later one."""
+    try:
+        return revocation_from_dict(json.loads(member))
+    except (ValueError, TypeError, KeyError):
+        log.warning("embedauth: skipping an unreadable revocation entry")
+        return None

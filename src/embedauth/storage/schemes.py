@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from embedauth.clock import Clock
+from embedauth.errors import ConfigurationError
 from embedauth.hooks import hookimpl
 from embedauth.storage.base import Storage, StorageFactory
 
@@ -24,22 +25,26 @@ SQL_SCHEMES = (
 )
 
 
-def _memory(url: str, clock: Clock) -> Storage:
+def _memory(url: str, clock: Clock, timeout: float) -> Storage:
     from embedauth.storage.memory import MemoryStorage
 
-    return MemoryStorage(url, clock=clock)
+    return MemoryStorage(url, clock=clock, timeout=timeout)
 
 
-def _sql(url: str, clock: Clock) -> Storage:
+def _sql(url: str, clock: Clock, timeout: float) -> Storage:
     from embedauth.storage.sql import SQLStorage
 
-    return SQLStorage(url, clock=clock)
+    return SQLStorage(url, clock=clock, timeout=timeout)
 
 
-def _redis(url: str, clock: Clock) -> Storage:
-    from embedauth.storage.redis import RedisStorage
-
-    return RedisStorage(url, clock=clock)
+def _redis(url: str, clock: Clock, timeout: float) -> Storage:
+    try:
+        from embedauth.storage.redis import RedisStorage
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"{url.partition(':')[0]}:// storage needs: pip install 'embedauth[redis]'"
+        ) from exc
+    return RedisStorage(url, clock=clock, timeout=timeout)
 
 
 @hookimpl

@@ -18,16 +18,15 @@ from typing import Any
 import jwt
 import pluggy
 
-from embedauth.clock import Clock, from_timestamp, utcnow
+from embedauth.clock import Clock, from_timestamp, to_timestamp, utcnow
 from embedauth.config import Settings
 from embedauth.credentials.client_auth import ClientAuthenticator, Credential
 from embedauth.credentials.secrets import REFRESH_TOKEN_PREFIX, new_id
-from embedauth.errors import InvalidScope, InvalidToken, UnauthorizedClient
+from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, UnauthorizedClient
 from embedauth.models import (
     CustomerScope,
     Principal,
     Registration,
-    Revocation,
     RevocationKind,
     TokenResponse,
 )
@@ -56,6 +55,7 @@ REGISTERED_CLAIMS = frozenset(
         "tenant",
         "customer_scope",
         "cred",
+        "gen",
     }
 )
 
@@ -104,12 +104,14 @@ class Tokens:
         registration, credential = self._clients.authenticate_assertion(assertion, client_id=client_id)
         return self.for_client(registration, credential, scope)
 
-    def refresh(self, refresh_token: str, *, scope: str | Iterable[str] | None = None) -> TokenResponse:
+    def refresh(
+        self, refresh_token: str, *, scope: str | Iterable[str] | None = None, address: str | None = None
+    ) -> TokenResponse:
         """RFC 6749 §6 with a person's API refresh token; the response carries the same refresh token.
 
         Raises ``InvalidGrant`` for a token that is malformed, unknown, revoked or idle too long.
         """
-        record = self._refresh_tokens.use(refresh_token)
+        record = self._refresh_tokens.use(refresh_token, address=address)
         allowed = record.scopes or tuple(p.name for p in self._storage.list_permissions())
         scopes = self._granted(allowed, scope)
         response = self._issue(
@@ -117,8 +119,10 @@ class Tokens:
             client_id=record.id,
             tenant=record.tenant,
             scopes=scopes,
-            customer_scope=CustomerScope(),
+            customer_scope=record.customer_scope,
             credential_id=record.id,
+            generation=0,
+            not_after=(),
         )
         return TokenResponse(
             response.access_token, response.expires_in, response.scope, refresh_token=refresh_token
@@ -131,6 +135,7 @@ class Tokens:
     ) -> TokenResponse:
         """An access token for a registration that :mod:`~embedauth.credentials.client_auth` let in."""
         scopes = self._granted(registration.scopes, scope)
+        ends = (credential.expires_at, registration.registration_expires_at)
         response = self._issue(
             subject=registration.client_id,
             client_id=registration.client_id,
@@ -138,6 +143,8 @@ class Tokens:
             scopes=scopes,
             customer_scope=registration.customer_scope,
             credential_id=credential.id,
+            generation=registration.generation,
+            not_after=tuple(int(to_timestamp(end)) for end in ends if end is not None),
         )
         self._record_use(registration.client_id)
         return response
@@ -165,15 +172,23 @@ class Tokens:
         scopes: tuple[str, ...],
         customer_scope: CustomerScope,
         credential_id: str,
+        generation: int,
+        not_after: tuple[int, ...],
     ) -> TokenResponse:
+        """Sign a token. ``exp`` never outlives ``not_after`` (the credential's and the registration's
+        ends); ``gen`` is the registration generation the token was issued under."""
+        self._revocations.ensure_max_token_age()  # every entry from now on outlives this token
         key, private_key = self._keys.signing_key()
         now = int(self._clock())
-        lifetime = self._settings.access_token_lifetime
+        exp = min((now + self._settings.access_token_lifetime, *not_after))
+        if exp <= now:
+            self._deny(client_id, "the credential expires within the second")
+            raise InvalidClient("the credential has expired")
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,
             "sub": subject,
             "aud": self._settings.audience,
-            "exp": now + lifetime,
+            "exp": exp,
             "iat": now,
             "nbf": now,
             "jti": new_id(),
@@ -182,11 +197,24 @@ class Tokens:
             "customer_scope": str(customer_scope),
             "cred": credential_id,
         }
+        if generation:
+            claims["gen"] = generation
         if tenant is not None:
             claims["tenant"] = tenant
         for extra in self._hook.embedauth_extra_claims(subject=subject, client_id=client_id, scopes=scopes):
             claims.update({k: v for k, v in (extra or {}).items() if k not in REGISTERED_CLAIMS})
         token = jwt.encode(claims, private_key, algorithm=key.alg, headers={"typ": "at+jwt", "kid": key.kid})
+        # A pause this process learned of while signing: the token would be refused anyway.
+        if self._revocations.is_revoked(
+            client_id=client_id,
+            credential_id=credential_id,
+            token_id=claims["jti"],
+            issued_at=now,
+            generation=generation,
+            kid=key.kid,
+        ):
+            self._deny(client_id, "revoked while the token was being signed")
+            raise InvalidClient("the registration is disabled or the credential revoked")
         self._hook.embedauth_token_issued(
             client_id=client_id,
             subject=subject,
@@ -194,7 +222,7 @@ class Tokens:
             scopes=scopes,
             expires_at=from_timestamp(claims["exp"]),
         )
-        return TokenResponse(access_token=token, expires_in=lifetime, scope=claims["scope"])
+        return TokenResponse(access_token=token, expires_in=exp - now, scope=claims["scope"])
 
     def _record_use(self, client_id: str) -> None:
         """``last_used_at`` (see :mod:`embedauth.registry.last_used`)."""
@@ -203,13 +231,22 @@ class Tokens:
 
     # ------------------------------------------------------------------ verifying
 
+    def prepare(self) -> None:
+        """Load what :meth:`verify` needs (see :meth:`embedauth.EmbedAuth.prepare`)."""
+        self._verifier.prepare()
+
+    @property
+    def ready(self) -> bool:
+        """Whether verification is prepared (it then does no I/O)."""
+        return self._verifier.ready
+
     def verify(self, token: str) -> Principal:
         """The caller behind a valid access token, or :class:`InvalidToken` (see :mod:`embedauth.tokens.verifier`)."""
         return self._verifier.verify(token)
 
     # ------------------------------------------------------------------ revoking and introspecting
 
-    def revoke(self, token: str, *, client_id: str | None = None) -> None:
+    def revoke(self, token: str, *, client_id: str | None = None, address: str | None = None) -> None:
         """RFC 7009 §2.1: revoke a refresh token or an access token; anything else is ignored.
 
         Possession is enough to revoke (revoking only ever takes rights away). When the request
@@ -217,7 +254,7 @@ class Tokens:
         ``UnauthorizedClient`` and left alone.
         """
         if isinstance(token, str) and token.startswith(REFRESH_TOKEN_PREFIX):
-            self._refresh_tokens.revoke_presented(token)
+            self._refresh_tokens.revoke_presented(token, address=address)
             return
         try:
             principal = self.verify(token)
@@ -229,12 +266,20 @@ class Tokens:
         self._revoke_access_token(principal)
 
     def _revoke_access_token(self, principal: Principal) -> None:
-        now = utcnow(self._clock)
-        until = from_timestamp(principal.expires_at) + timedelta(seconds=self._settings.leeway)
-        self._storage.add_revocation(
-            Revocation(RevocationKind.ACCESS_TOKEN, principal.token_id, now, max(until, now))
-        )
-        self._revocations.sync()
+        """One entry for the token; past the per-client limit, one for all the client's tokens so far."""
+        revocations, client_id, issued_at = self._revocations, principal.client_id, int(principal.issued_at)
+        if revocations.token_entries(client_id) >= self._settings.revocation_client_token_limit:
+            entry = revocations.entry(RevocationKind.CLIENT_TOKENS, client_id, issued_at=issued_at)
+        else:
+            until = from_timestamp(principal.expires_at) + timedelta(seconds=self._settings.leeway)
+            entry = revocations.entry(
+                RevocationKind.ACCESS_TOKEN,
+                principal.token_id,
+                client_id=client_id,
+                issued_at=issued_at,
+                until=until,
+            )
+        revocations.revoke(entry)
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         """RFC 7662 §2.2: ``{"active": false}`` for anything but a valid access token."""

@@ -6,10 +6,18 @@ cache has seen it by then; the key it replaces stops signing at that moment and 
 until the last token it signed has expired (``access_token_lifetime`` + leeway later). No second
 command is needed: the handover happens by time, the same in every process.
 
-Private keys are PKCS#8 DER, encrypted with AES-256-GCM under the configured key-encryption key
-(``key_encryption_key``, base64url of 32 bytes), the kid as associated data so a ciphertext cannot be
-moved to another key's row. Without a key-encryption key they are stored plain, and creating
-such a key logs a warning.
+Private keys are PKCS#8 DER, encrypted with AES-256-GCM under the key-encryption key, the kid as
+associated data so a ciphertext cannot be moved to another key's row. The key-encryption key is
+``key_encryption_key`` (base64url of 32 bytes) when set; otherwise, for ``sqlite:///path.db``, the
+file ``path.db.kek`` beside the database (created, mode 0600, on first use: back it up with the
+database), and for ``memory://`` a random key that lives as long as the process. A network store
+without one refuses to create a signing key, saying how to make one, unless
+``allow_unencrypted_keys`` is set, which warns at every key it stores.
+
+Verification never waits for storage: :meth:`KeyRing.get` answers from memory, and an unknown kid
+or a due re-read starts a reload in the background (at most once a second, failures included). A
+leaked key is withdrawn with :meth:`KeyRing.withdraw`: a revocation entry refuses its tokens in
+every process within the feed's delay, and the key leaves the JWKS.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -33,16 +44,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from embedauth.clock import Clock, to_timestamp, utcnow
 from embedauth.config import Settings
 from embedauth.credentials.secrets import new_id
-from embedauth.errors import ConfigurationError
-from embedauth.models import SigningKey
+from embedauth.errors import ConfigurationError, NotFound, StorageError
+from embedauth.models import RevocationKind, SigningKey
 from embedauth.storage.base import Storage
 from embedauth.tokens import jws
+from embedauth.tokens.revocation import RevocationState
 
 __all__ = ["KeyRing", "LoadedKey"]
 
 log = logging.getLogger(__name__)
 
 _NONCE = 12
+#: An unknown kid starts a background re-read of the ring at most this often (seconds).
+_RELOAD_FLOOR = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +80,26 @@ class LoadedKey:
 class KeyRing:
     """The instance's signing keys, cached in memory and reloaded from storage when needed."""
 
-    def __init__(self, storage: Storage, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, storage: Storage, settings: Settings, clock: Clock, revocations: RevocationState
+    ) -> None:
         self._storage = storage
         self._settings = settings
         self._clock = clock
-        self._kek = _key_encryption_key(settings.key_encryption_key)
+        self._revocations = revocations
+        self._kek = _key_encryption_key(settings.key_encryption_key, storage.url)
         self._lock = threading.Lock()
         self._keys: dict[str, LoadedKey] = {}
         self._private: dict[str, Any] = {}  # decrypted on first use, for signing only
-        self._loaded_at: float | None = None
+        self._loaded_at: float | None = None  # the clock's time of the last reload
+        self._reloaded = -math.inf  # monotonic time of the last reload attempt (the floor)
+        self._reloading = threading.Lock()
 
     # ------------------------------------------------------------------ reading
 
     def reload(self) -> None:
-        """Read the ring from storage again (new keys from other processes, expiries)."""
+        """Read the ring from storage again (new keys from other processes, expiries, withdrawals)."""
+        self._reloaded = time.monotonic()
         records = self._storage.list_signing_keys()
         with self._lock:
             known = self._keys
@@ -93,15 +113,36 @@ class KeyRing:
         if self._loaded_at is None or self._clock() - self._loaded_at >= self._settings.key_reload_interval:
             self.reload()
 
-    def get(self, kid: str) -> LoadedKey | None:
-        """The published key ``kid``; an unknown kid triggers at most one reload per second."""
-        key = self._keys.get(kid)
-        if key is None and (self._loaded_at is None or self._clock() - self._loaded_at >= 1.0):
+    def prepare(self) -> None:
+        """Load the ring if it never was (blocking I/O; what :meth:`get` needs)."""
+        if self._loaded_at is None:
             self.reload()
-            key = self._keys.get(kid)
+
+    def get(self, kid: str) -> LoadedKey | None:
+        """The published key ``kid``, from memory. An unknown kid, or a ring due to be re-read,
+        starts a reload in the background (at most once a second, failures included)."""
+        key = self._keys.get(kid)
+        stale = time.monotonic() - self._reloaded >= self._settings.key_reload_interval
+        if key is None or stale:
+            self._reload_soon()
         if key is None or not self._published(key.record, self._clock()):
             return None
         return key
+
+    def _reload_soon(self) -> None:
+        if time.monotonic() - self._reloaded < _RELOAD_FLOOR or not self._reloading.acquire(blocking=False):
+            return
+        self._reloaded = time.monotonic()
+
+        def run() -> None:
+            try:
+                self.reload()
+            except StorageError as exc:
+                log.warning("embedauth: cannot re-read the signing keys: %s", exc)
+            finally:
+                self._reloading.release()
+
+        threading.Thread(target=run, name="embedauth-keys", daemon=True).start()
 
     def published(self) -> list[LoadedKey]:
         """The keys in the JWKS now (reloading the ring when it is due)."""
@@ -198,13 +239,33 @@ class KeyRing:
             created_at=utcnow(self._clock),
             activates_at=activates_at,
         )
-        self._storage.add_signing_key(record)
         if self._kek is None:
+            if not self._settings.allow_unencrypted_keys:
+                raise ConfigurationError(NO_KEY_ENCRYPTION_KEY)
             log.warning(
-                "embedauth: signing key %s is stored unencrypted; set key_encryption_key "
-                "(EMBEDAUTH_KEY_ENCRYPTION_KEY, base64url of 32 random bytes) to encrypt keys at rest",
-                kid,
+                "embedauth: signing key %s is stored UNENCRYPTED (allow_unencrypted_keys is set)", kid
             )
+        self._storage.add_signing_key(record)
+        return record
+
+    # ------------------------------------------------------------------ withdrawing
+
+    def withdraw(self, kid: str) -> SigningKey:
+        """Withdraw a key at once (it leaked): its tokens are refused everywhere, it leaves the JWKS.
+
+        When it was the key signing now, a new one signs at once (not ``key_publish_ahead``
+        later: remote verifiers fetch it on its first unknown kid).
+        """
+        record = next((k for k in self._storage.list_signing_keys() if k.kid == kid), None)
+        if record is None:
+            raise NotFound(f"no signing key {kid!r}")
+        self._revocations.revoke(self._revocations.entry(RevocationKind.SIGNING_KEY, kid))
+        self._storage.delete_signing_key(kid)
+        self._private.pop(kid, None)
+        self.reload()
+        if self._active(self._clock()) is None:
+            self._create(activates_at=utcnow(self._clock), algorithm=record.alg)
+            self.reload()
         return record
 
     # ------------------------------------------------------------------ at rest
@@ -253,9 +314,29 @@ def _generate(alg: str, kid: str) -> tuple[PrivateKeyTypes | bytes, dict[str, An
     return private, {**jwk, "kid": kid, "alg": alg, "use": "sig"}
 
 
-def _key_encryption_key(text: str | None) -> AESGCM | None:
+#: What a deployment without a key-encryption key is told.
+NO_KEY_ENCRYPTION_KEY = (
+    "signing keys are encrypted at rest, and this storage has no key-encryption key: set "
+    "EMBEDAUTH_KEY_ENCRYPTION_KEY (key_encryption_key) to the same secret on every instance; make one with "
+    "`embedauth keys generate-kek` (or set allow_unencrypted_keys to store them in plain text)"
+)
+
+
+def new_key_encryption_key() -> str:
+    """A new key-encryption key: base64url of 32 random bytes."""
+    return jws.b64encode(os.urandom(32))
+
+
+def _key_encryption_key(text: str | None, storage_url: str) -> AESGCM | None:
+    """The configured key, else SQLite's key file, else a process key for ``memory://``."""
     if text is None:
-        return None
+        scheme, _, rest = storage_url.partition("://")
+        if scheme == "memory":
+            return AESGCM(os.urandom(32))
+        if scheme.split("+")[0] == "sqlite" and rest.startswith("/"):
+            text = _key_file(Path(rest[1:].partition("?")[0] + ".kek"))
+        else:
+            return None
     try:
         raw = jws.b64decode(text.strip())
     except jws.Refused:
@@ -263,3 +344,19 @@ def _key_encryption_key(text: str | None) -> AESGCM | None:
     if len(raw) != 32:
         raise ConfigurationError("key_encryption_key must be base64url of exactly 32 bytes")
     return AESGCM(raw)
+
+
+def _key_file(path: Path) -> str:
+    """The key in ``path``, created (readable by its owner only) if it does not exist."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text("ascii")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the key-encryption key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w") as file:
+        file.write(new_key_encryption_key())
+    log.info(
+        "embedauth: created %s, the key that encrypts the signing keys; back it up with the database", path
+    )
+    return path.read_text("ascii")

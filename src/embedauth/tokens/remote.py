@@ -109,6 +109,11 @@ class RemoteKeys:
         self._lock = threading.Lock()
         self._refreshing = False
 
+    def prepare(self) -> None:
+        """Fetch the keys if they never were."""
+        if self._fetched_at is None:
+            self.refresh()
+
     def get(self, kid: str) -> RemoteKey | None:
         """The issuer's key ``kid``, fetched if unknown (no more than once per refresh floor)."""
         now = self._clock()
@@ -165,8 +170,18 @@ class _NoRevocations:
     def start(self) -> None:
         return None
 
+    def check_current(self) -> None:
+        return None
+
     def is_revoked(
-        self, *, client_id: str, credential_id: str | None, token_id: str, issued_at: float
+        self,
+        *,
+        client_id: str,
+        credential_id: str | None,
+        token_id: str,
+        issued_at: float,
+        generation: int = 0,
+        kid: str | None = None,
     ) -> bool:
         return False
 
@@ -205,10 +220,10 @@ class RemoteVerifier:
         if revocation_storage is None:
             self.revocations = _NoRevocations()
         else:
-            self._storage = open_storage(revocation_storage, clock=clock, plugins=self.plugins)
-            self.revocations = RevocationState(
-                self._storage, clock, poll_interval=self.settings.revocation_poll_interval
+            self._storage = open_storage(
+                revocation_storage, clock=clock, plugins=self.plugins, timeout=self.settings.storage_timeout
             )
+            self.revocations = RevocationState(self._storage, self.settings, clock)
         self._verifier = Verifier(
             settings=self.settings,
             clock=clock,
@@ -216,6 +231,15 @@ class RemoteVerifier:
             revocations=self.revocations,
             plugins=self.plugins,
         )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the keys (and revocation state) are loaded."""
+        return self._verifier.ready
+
+    def prepare(self) -> None:
+        """Fetch the keys and load the revocation state (blocking I/O)."""
+        self._verifier.prepare()
 
     def verify(self, token: str) -> Principal:
         """The caller behind a valid access token, or :class:`~embedauth.errors.InvalidToken`."""

@@ -9,6 +9,9 @@ the ``embedauth_token_denied`` hook.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
@@ -17,7 +20,7 @@ import pluggy
 
 from embedauth.clock import Clock
 from embedauth.config import Settings
-from embedauth.errors import InvalidToken
+from embedauth.errors import InvalidToken, StorageError
 from embedauth.lru import LRUCache
 from embedauth.models import CustomerScope, Principal
 from embedauth.tokens import jws
@@ -27,6 +30,8 @@ __all__ = ["ACCESS_TOKEN_TYPES", "KeySource", "RevocationView", "Verifier", "Ver
 
 #: RFC 9068 §2.1: ``typ`` is ``at+jwt`` (``application/at+jwt`` accepted, RFC 7515 §4.1.9).
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: After a failed :meth:`Verifier.prepare`, seconds before storage is tried again.
+_RETRY_FLOOR = 1.0
 
 
 class VerifyingKey(Protocol):
@@ -51,8 +56,12 @@ class VerifyingKey(Protocol):
 class KeySource(Protocol):
     """Where a verifier finds public keys: the local key ring, or a remote issuer's JWKS."""
 
+    def prepare(self) -> None:
+        """Load the keys (blocking I/O, bounded by timeouts); idempotent."""
+
     def get(self, kid: str) -> VerifyingKey | None:
-        """The published key ``kid``, or None."""
+        """The published key ``kid``, or None: memory only (an unknown kid may start a refresh in
+        the background, never a wait)."""
 
 
 class RevocationView(Protocol):
@@ -61,8 +70,18 @@ class RevocationView(Protocol):
     def start(self) -> None:
         """Load the state and keep it current (idempotent)."""
 
+    def check_current(self) -> None:
+        """``StorageError`` when the state is too old to be trusted (storage unreachable too long)."""
+
     def is_revoked(
-        self, *, client_id: str, credential_id: str | None, token_id: str, issued_at: float
+        self,
+        *,
+        client_id: str,
+        credential_id: str | None,
+        token_id: str,
+        issued_at: float,
+        generation: int = 0,
+        kid: str | None = None,
     ) -> bool:
         """Whether a token with these claims is revoked."""
         ...
@@ -72,6 +91,19 @@ class RevocationView(Protocol):
 class _Verified:
     principal: Principal
     expires: float  # exp plus leeway
+    generation: int
+    kid: str
+
+    def revoked(self, revocations: RevocationView) -> bool:
+        principal = self.principal
+        return revocations.is_revoked(
+            client_id=principal.client_id,
+            credential_id=principal.credential_id,
+            token_id=principal.token_id,
+            issued_at=principal.issued_at,
+            generation=self.generation,
+            kid=self.kid,
+        )
 
 
 class Verifier:
@@ -94,24 +126,53 @@ class Verifier:
         self._cache: LRUCache[str, _Verified] = LRUCache(settings.token_cache_size)
         self._audiences = frozenset(settings.audiences or (settings.issuer,))
         self._customer_scopes: LRUCache[str, CustomerScope] = LRUCache(1024)
+        self._prepared = False
+        self._preparing = threading.Lock()
+        self._failed_at = -math.inf
+
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`prepare` has loaded what verification needs."""
+        return self._prepared
+
+    def prepare(self) -> None:
+        """Load the keys and the revocation state (blocking I/O, bounded by the storage timeout).
+
+        Idempotent. After a failure it raises ``StorageError`` at once for a second before trying
+        storage again, so that an outage does not become a queue of waits.
+        """
+        if self._prepared:
+            return
+        with self._preparing:
+            if self._prepared:
+                return
+            if time.monotonic() - self._failed_at < _RETRY_FLOOR:
+                raise StorageError("storage was unreachable a moment ago; retrying shortly")
+            try:
+                self._keys.prepare()
+                self._revocations.start()
+            except StorageError:
+                self._failed_at = time.monotonic()
+                raise
+            self._prepared = True
 
     def verify(self, token: str) -> Principal:
-        """The caller behind a valid access token, or :class:`InvalidToken`."""
+        """The caller behind a valid access token, or :class:`InvalidToken`.
+
+        No I/O once prepared (the first call prepares, blocking). ``StorageError`` when the
+        revocation state is older than ``max_staleness`` (storage down too long): fail closed.
+        """
+        if not self._prepared:
+            self.prepare()
+        self._revocations.check_current()
         now = self._clock()
         cached = self._cache.get(token) if isinstance(token, str) else None
         if cached is not None:
-            principal = cached.principal
-            if now < cached.expires and not self._revocations.is_revoked(
-                client_id=principal.client_id,
-                credential_id=principal.credential_id,
-                token_id=principal.token_id,
-                issued_at=principal.issued_at,
-            ):
-                return principal
+            if now < cached.expires and not cached.revoked(self._revocations):
+                return cached.principal
             self._cache.pop(token)
-            self._deny(principal.client_id, "expired or revoked")
+            self._deny(cached.principal.client_id, "expired or revoked")
             raise InvalidToken
-        self._revocations.start()  # loads the state on the first miss; a no-op afterwards
         try:
             verified = self._verify(token, now)
         except jws.Refused as refused:
@@ -154,12 +215,20 @@ class Verifier:
             raise jws.Refused("not yet valid")
         subject, client_id, token_id = claims.get("sub"), claims.get("client_id"), claims.get("jti")
         scope, credential_id = claims.get("scope", ""), claims.get("cred")
+        generation = claims.get("gen", 0)
         if not (isinstance(subject, str) and isinstance(client_id, str) and isinstance(token_id, str)):
             raise jws.Refused("sub, client_id or jti missing")
         if not isinstance(scope, str) or not (credential_id is None or isinstance(credential_id, str)):
             raise jws.Refused("scope or cred malformed")
+        if type(generation) is not int or not 0 <= generation < 2**31:
+            raise jws.Refused("gen malformed")
         if self._revocations.is_revoked(
-            client_id=client_id, credential_id=credential_id, token_id=token_id, issued_at=iat
+            client_id=client_id,
+            credential_id=credential_id,
+            token_id=token_id,
+            issued_at=iat,
+            generation=generation,
+            kid=key.kid,
         ):
             raise jws.Refused("revoked")
         tenant = claims.get("tenant")
@@ -176,7 +245,7 @@ class Verifier:
             issued_at=float(iat),
             claims=MappingProxyType(claims),
         )
-        return _Verified(principal, exp + leeway)
+        return _Verified(principal, exp + leeway, generation, key.kid)
 
     def _customer_scope(self, text: object) -> CustomerScope:
         """Parsed once per distinct value: a deployment has few, and every token carries one."""

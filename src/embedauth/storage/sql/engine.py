@@ -9,6 +9,8 @@ busy timeout instead of failing with "database is locked" when a read lock canno
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -65,12 +67,46 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ) else "BEGIN IMMEDIATE")
 
 
-def create_engine_for(url: URL) -> Engine:
-    """The engine for ``url``, with the pool and session settings of its database."""
-    pool = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, isolation_level="READ COMMITTED", **pool)
-    engine = create_engine(url, connect_args={"timeout": 30}, **pool)
+def create_engine_for(url: URL, *, timeout: float) -> Engine:
+    """The engine for ``url``, with the pool and session settings of its database.
+
+    ``timeout`` (seconds) bounds connecting, waiting for a pooled connection, and each statement:
+    PostgreSQL's ``statement_timeout`` and ``lock_timeout``, PyMySQL's read and write timeouts,
+    SQLite's busy timeout. Bound parameters never appear in an error's text (they may be hashes).
+    """
+    pool: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_timeout": timeout,
+        "hide_parameters": True,
+    }
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        engine = create_engine(
+            url,
+            isolation_level="READ COMMITTED",
+            connect_args={"connect_timeout": max(1, math.ceil(timeout))},  # libpq takes whole seconds
+            **pool,
+        )
+        event.listen(engine, "connect", _postgres_timeouts(timeout))
+        return engine
+    if backend == "mysql":
+        limits = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+        return create_engine(url, isolation_level="READ COMMITTED", connect_args=limits, **pool)
+    engine = create_engine(url, connect_args={"timeout": timeout}, **pool)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _postgres_timeouts(timeout: float) -> Callable[[Any, Any], None]:
+    milliseconds = max(1, int(timeout * 1000))
+
+    def set_timeouts(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {milliseconds}")
+            cursor.execute(f"SET lock_timeout = {milliseconds}")
+        dbapi_connection.commit()
+
+    return set_timeouts

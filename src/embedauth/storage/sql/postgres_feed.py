@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,6 @@ __all__ = ["PostgresChangeFeed", "feed_channel"]
 #: libpq options of the feed connection unless the URL sets them: TCP keepalives notice a server that
 #: vanished without closing the connection within about a minute.
 _FEED_CONNECT_DEFAULTS: dict[str, Any] = {
-    "connect_timeout": 10,
     "keepalives": 1,
     "keepalives_idle": 30,
     "keepalives_interval": 10,
@@ -41,11 +41,15 @@ def feed_channel(schema: str | None) -> str:
 class PostgresChangeFeed(ConnectionFeed):
     """LISTEN on the storage's revocation channel, over a psycopg connection of its own."""
 
-    def __init__(self, connect_kwargs: Mapping[str, Any], channel: str) -> None:
+    def __init__(self, connect_kwargs: Mapping[str, Any], channel: str, *, timeout: float) -> None:
         import psycopg
 
         self.errors = (psycopg.Error, OSError)
-        self._kwargs = {**_FEED_CONNECT_DEFAULTS, **connect_kwargs}
+        self._kwargs = {
+            **_FEED_CONNECT_DEFAULTS,
+            "connect_timeout": max(1, math.ceil(timeout)),
+            **connect_kwargs,
+        }
         self._notify_channel = channel
         base = str(self._kwargs.get("application_name") or "embedauth")
         #: The feed connection's ``application_name`` (in ``pg_stat_activity``): unique per feed.

@@ -27,6 +27,7 @@ from embedauth.models import (
     SigningKey,
 )
 from embedauth.storage.sql.schema import CERTIFICATES, MAX_ONCE_KEY, SCOPES, SECRETS
+from embedauth.validation import parse_customer_scope
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -69,6 +70,7 @@ def registration_row(r: Registration) -> dict[str, Any]:
         "registration_expires_at": us_or_none(r.registration_expires_at),
         "last_used_at": us_or_none(r.last_used_at),
         "version": r.version,
+        "generation": r.generation,
     }
 
 
@@ -177,6 +179,7 @@ def refresh_token_row(t: RefreshToken) -> dict[str, Any]:
         "last_used_at": us_or_none(t.last_used_at),
         "revoked_at": us_or_none(t.revoked_at),
         "tenant": t.tenant,
+        "customer_scope": str(t.customer_scope),
     }
 
 
@@ -191,6 +194,7 @@ def refresh_token(row: Row[Any]) -> RefreshToken:
         last_used_at=time_or_none(row.last_used_at),
         revoked_at=time_or_none(row.revoked_at),
         tenant=row.tenant,
+        customer_scope=parse_customer_scope(row.customer_scope),
     )
 
 
@@ -218,18 +222,29 @@ def registration(
         secrets=tuple(secrets),
         certificates=tuple(certificates),
         version=row.version,
+        generation=row.generation,
     )
 
 
 def revocation_row(r: Revocation) -> dict[str, Any]:
-    return {"kind": r.kind.value, "subject": r.subject, "since": us(r.since), "expires_at": us(r.expires_at)}
+    return {
+        "seq": r.seq,
+        "kind": r.kind.value,
+        "subject": r.subject,
+        "expires_at": us(r.expires_at),
+        "generation": r.generation,
+        "client_id": r.client_id,
+        "issued_at": r.issued_at,
+    }
 
 
 def revocation(row: Row[Any]) -> Revocation:
     return Revocation(
-        RevocationKind(row.kind),
-        row.subject,
-        time_from_us(row.since),
-        time_from_us(row.expires_at),
-        int(row.seq),
+        kind=RevocationKind(row.kind),
+        subject=row.subject,
+        expires_at=time_from_us(row.expires_at),
+        generation=int(row.generation),
+        client_id=row.client_id,
+        issued_at=int(row.issued_at),
+        seq=int(row.seq),
     )

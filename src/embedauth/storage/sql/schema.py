@@ -2,9 +2,11 @@
 
 Tables (prefixed ``embedauth_``): ``permissions``; ``registrations`` with their children
 ``registration_scopes``, ``secrets`` and ``certificates`` (``ON DELETE CASCADE``, each ordered by a
-``position`` column so tuples round-trip); ``once`` (one-time keys); ``revocations`` (an
-autoincrement ``seq``); ``signing_keys``; ``refresh_tokens``; and ``schema``, one row holding the
-layout version, which :data:`MIGRATIONS` raise to ``SCHEMA_VERSION`` in one transaction.
+``position`` column so tuples round-trip); ``once`` (one-time keys); ``revocation_log`` (one row
+per kind and subject, ``seq`` assigned from ``revocation_head``, the one row that also holds the
+log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; and
+``schema``, one row holding the layout version, which :data:`MIGRATIONS` raise to
+``SCHEMA_VERSION`` in one transaction.
 
 ``registration_scopes.permission`` is a foreign key to the catalog with ``ON DELETE RESTRICT``: the
 database itself refuses a scope that does not exist and the removal of one that is held, however the
@@ -17,8 +19,9 @@ backend.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -33,9 +36,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    inspect,
+    text,
 )
-from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "CERTIFICATES",
@@ -46,22 +53,45 @@ __all__ = [
     "PERMISSIONS",
     "REFRESH_TOKENS",
     "REGISTRATIONS",
-    "REVOCATIONS",
+    "REVOCATION_HEAD",
+    "REVOCATION_LOG",
     "SCHEMA",
     "SCOPES",
     "SECRETS",
     "SIGNING_KEYS",
+    "KeyString",
+    "create",
 ]
 
 #: The longest one-time key stored verbatim (longer ones are stored as a digest, see :mod:`.rows`).
 MAX_ONCE_KEY = 128
 
 
+class KeyString(TypeDecorator[str]):
+    """On MySQL and MariaDB, an identifier column compared byte for byte with no padding.
+
+    Their ``utf8mb4_bin`` is a PAD SPACE collation: ``'x'`` and ``'x '`` are the same key, so a
+    client ID or a one-time ``jti`` with a trailing space would collide with another. The column is
+    declared with the server's NO PAD binary collation instead (``utf8mb4_nopad_bin`` on MariaDB,
+    ``utf8mb4_0900_bin`` on MySQL 8).
+    """
+
+    impl = String
+    cache_ok = True
+
+
+@compiles(KeyString, "mysql")
+def _key_string_mysql(type_: KeyString, compiler: Any, **kw: Any) -> str:
+    collation = "utf8mb4_nopad_bin" if compiler.dialect.is_mariadb else "utf8mb4_0900_bin"
+    length = cast(String, type_.impl_instance).length
+    return f"VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE {collation}"
+
+
 def _key(length: int) -> TypeEngine[str]:
-    """An identifier column: case-sensitive and ordered by code point on every database."""
+    """An identifier column: case-sensitive, exact and ordered by code point on every database."""
     return (
         String(length)
-        .with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql")
+        .with_variant(KeyString(length), "mysql")
         .with_variant(postgresql.VARCHAR(length, collation="C"), "postgresql")
     )
 
@@ -118,7 +148,9 @@ REGISTRATIONS = Table(
     _at("registration_expires_at", nullable=True),
     _at("last_used_at", nullable=True),
     Column("version", Integer, nullable=False),
+    Column("generation", BigInteger, nullable=False),
     Index("ix_embedauth_registrations_tenant", "tenant", "created_at", "client_id"),
+    Index("ix_embedauth_registrations_created", "created_at", "client_id"),
     **_MYSQL,
 )
 SCOPES = Table(
@@ -167,16 +199,28 @@ ONCE = Table(
     Index("ix_embedauth_once_expires_at", "expires_at"),
     **_MYSQL,
 )
-REVOCATIONS = Table(
-    "embedauth_revocations",
+REVOCATION_LOG = Table(
+    "embedauth_revocation_log",
     METADATA,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(32), nullable=False),
-    Column("subject", String(191), nullable=False),
-    _at("since"),
+    Column("subject", _key(191), nullable=False),
     _at("expires_at"),
-    Index("ix_embedauth_revocations_expires_at", "expires_at"),
-    sqlite_autoincrement=True,
+    Column("generation", BigInteger, nullable=False),
+    Column("client_id", String(191), nullable=True),
+    Column("issued_at", BigInteger, nullable=False),
+    UniqueConstraint("kind", "subject", name="uq_embedauth_revocation_log_subject"),
+    Index("ix_embedauth_revocation_log_expires_at", "expires_at"),
+    **_MYSQL,
+)
+#: One row: the revocation log's epoch, last ``seq`` and the deployment's ``max_token_age``.
+REVOCATION_HEAD = Table(
+    "embedauth_revocation_head",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("max_token_age", BigInteger, nullable=False),
     **_MYSQL,
 )
 SIGNING_KEYS = Table(
@@ -205,14 +249,105 @@ REFRESH_TOKENS = Table(
     _at("last_used_at", nullable=True),
     _at("revoked_at", nullable=True),
     Column("tenant", String(191), nullable=True),
+    Column("customer_scope", Text, nullable=False),
     Index("ix_embedauth_refresh_tokens_user", "user", "created_at", "id"),
     **_MYSQL,
 )
 
 
-def _create_v1(conn: Connection) -> None:
+def create(conn: Connection) -> None:
+    """Create every table of the current layout in an empty database."""
     METADATA.create_all(conn, checkfirst=True)
 
 
-#: ``MIGRATIONS[n]`` takes the stored layout from version ``n - 1`` to ``n`` (0: nothing stored).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1}
+def _v2(conn: Connection) -> None:
+    """Version 1 to 2: registration generations, the keyed revocation log with its head, refresh
+    tokens' customer scope, and (MySQL, MariaDB) identifiers compared without padding."""
+    dialect = conn.dialect.name
+    conn.execute(text("ALTER TABLE embedauth_registrations ADD COLUMN generation BIGINT NOT NULL DEFAULT 1"))
+    conn.execute(
+        text("ALTER TABLE embedauth_refresh_tokens ADD COLUMN customer_scope TEXT")
+        if dialect == "mysql"
+        else text(
+            "ALTER TABLE embedauth_refresh_tokens ADD COLUMN customer_scope TEXT NOT NULL DEFAULT 'all'"
+        )
+    )
+    if dialect == "mysql":  # MySQL's TEXT columns take no default
+        conn.execute(text("UPDATE embedauth_refresh_tokens SET customer_scope = 'all'"))
+        conn.execute(text("ALTER TABLE embedauth_refresh_tokens MODIFY customer_scope TEXT NOT NULL"))
+    REVOCATION_LOG.create(conn)
+    REVOCATION_HEAD.create(conn)
+    Index("ix_embedauth_registrations_created", REGISTRATIONS.c.created_at, REGISTRATIONS.c.client_id).create(
+        conn
+    )
+    # Version 1 entries become keyed ones: a pause "since t" refuses every token issued before the
+    # upgrade (they carry no generation), a refresh token's entry is a credential's.
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, subject, expires_at in conn.execute(
+        text("SELECT kind, subject, expires_at FROM embedauth_revocations")
+    ):
+        kind = "credential" if kind == "refresh_token" else kind
+        row = merged.setdefault((kind, subject), {"kind": kind, "subject": subject, "expires_at": 0})
+        row["expires_at"] = max(row["expires_at"], expires_at)
+        row["generation"] = 1 if kind == "registration" else 0
+    rows = [
+        {**row, "seq": seq, "client_id": None, "issued_at": 0} for seq, row in enumerate(merged.values(), 1)
+    ]
+    if rows:
+        conn.execute(REVOCATION_LOG.insert(), rows)
+    conn.execute(
+        REVOCATION_HEAD.insert().values(id=1, epoch=secrets.token_hex(8), seq=len(rows), max_token_age=0)
+    )
+    conn.execute(text("DROP TABLE embedauth_revocations"))
+    if dialect == "mysql":
+        _without_padding(conn)
+
+
+#: Every identifier column of version 1: table, column, length (all NOT NULL).
+_V1_KEYS = (
+    ("embedauth_permissions", "name", 191),
+    ("embedauth_registrations", "client_id", 64),
+    ("embedauth_registrations", "tenant", 191),
+    ("embedauth_registration_scopes", "client_id", 64),
+    ("embedauth_registration_scopes", "permission", 191),
+    ("embedauth_secrets", "client_id", 64),
+    ("embedauth_secrets", "id", 64),
+    ("embedauth_certificates", "client_id", 64),
+    ("embedauth_certificates", "id", 64),
+    ("embedauth_certificates", "thumbprint", 64),
+    ("embedauth_once", "key", MAX_ONCE_KEY),
+    ("embedauth_signing_keys", "kid", 64),
+    ("embedauth_refresh_tokens", "id", 64),
+    ("embedauth_refresh_tokens", "user", 191),
+)
+
+
+def _without_padding(conn: Connection) -> None:
+    """MySQL and MariaDB: identifier columns to the NO PAD collation (foreign keys dropped, then
+    restored, since neither server changes the collation of a column a foreign key uses)."""
+    inspector = inspect(conn)
+    foreign_keys = [
+        (table, fk)
+        for table in ("embedauth_registration_scopes", "embedauth_secrets", "embedauth_certificates")
+        for fk in inspector.get_foreign_keys(table)
+    ]
+    for table, fk in foreign_keys:
+        conn.execute(text(f"ALTER TABLE {table} DROP FOREIGN KEY `{fk['name']}`"))
+    for table, column, length in _V1_KEYS:
+        declared = KeyString(length).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table} MODIFY `{column}` {declared} NOT NULL"))
+    for table, fk in foreign_keys:
+        ondelete = (fk.get("options") or {}).get("ondelete", "RESTRICT")
+        columns = ", ".join(f"`{c}`" for c in fk["constrained_columns"])
+        referred = ", ".join(f"`{c}`" for c in fk["referred_columns"])
+        conn.execute(
+            text(
+                f"ALTER TABLE {table} ADD CONSTRAINT `{fk['name']}` FOREIGN KEY ({columns}) "
+                f"REFERENCES {fk['referred_table']} ({referred}) ON DELETE {ondelete}"
+            )
+        )
+
+
+#: ``MIGRATIONS[n]`` takes a stored layout from version ``n - 1`` to ``n``. An empty database gets
+#: the current layout at once (:func:`create`); version 1 was the first released.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2}

@@ -20,6 +20,9 @@ Searches fold case with ``lower()`` and nothing else (no accent folding).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -54,10 +57,18 @@ from embedauth.errors import (
     RegistrationNotFound,
     UnknownPermission,
 )
-from embedauth.models import Page, Permission, RefreshToken, Registration, Revocation, SigningKey
-from embedauth.storage.base import SCHEMA_VERSION, Storage
+from embedauth.models import (
+    Page,
+    Permission,
+    RefreshToken,
+    Registration,
+    Revocation,
+    RevocationHead,
+    SigningKey,
+)
+from embedauth.storage.base import DEFAULT_TIMEOUT, SCHEMA_VERSION, Storage
 from embedauth.storage.feed import ChangeFeed
-from embedauth.storage.sql import rows
+from embedauth.storage.sql import rows, schema
 from embedauth.storage.sql.engine import READ, create_engine_for, engine_url
 from embedauth.storage.sql.postgres_feed import PostgresChangeFeed, feed_channel
 from embedauth.storage.sql.schema import (
@@ -67,7 +78,8 @@ from embedauth.storage.sql.schema import (
     PERMISSIONS,
     REFRESH_TOKENS,
     REGISTRATIONS,
-    REVOCATIONS,
+    REVOCATION_HEAD,
+    REVOCATION_LOG,
     SCHEMA,
     SCOPES,
     SECRETS,
@@ -75,6 +87,8 @@ from embedauth.storage.sql.schema import (
 )
 
 __all__ = ["SQLStorage"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -96,11 +110,11 @@ class SQLStorage(Storage):
 
     driver_errors = (SQLAlchemyError,)
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
-        super().__init__(url, clock=clock)
+    def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(url, clock=clock, timeout=timeout)
         target = engine_url(url)
         try:
-            self._engine = create_engine_for(target)
+            self._engine = create_engine_for(target, timeout=timeout)
         except ImportError as exc:
             extra = "postgres" if target.get_backend_name() == "postgresql" else "mysql"
             raise ConfigurationError(f"{target.drivername} needs: pip install 'embedauth[{extra}]'") from exc
@@ -126,7 +140,8 @@ class SQLStorage(Storage):
         # The arguments SQLAlchemy connects with, URL query (``options=-csearch_path=…``) included;
         # less its adapters map: the feed only LISTENs.
         _, params = self._engine.dialect.create_connect_args(self._engine.url)
-        return PostgresChangeFeed({k: v for k, v in params.items() if k != "context"}, self._notify_channel)
+        params = {k: v for k, v in params.items() if k != "context"}
+        return PostgresChangeFeed(params, self._notify_channel, timeout=self.timeout)
 
     def _migrate(self) -> None:
         """Bring the stored layout to ``SCHEMA_VERSION``; a concurrent first use is retried."""
@@ -138,11 +153,14 @@ class SQLStorage(Storage):
                         if stored > SCHEMA_VERSION:
                             newer = f"stored layout version {stored} is newer than this embedauth's"
                             raise ConfigurationError(f"{newer} ({SCHEMA_VERSION})")
-                        for version in range(stored + 1, SCHEMA_VERSION + 1):
-                            MIGRATIONS[version](conn)
                         if stored == 0:
+                            schema.create(conn)
                             conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
-                        elif stored < SCHEMA_VERSION:
+                            conn.execute(insert(REVOCATION_HEAD).values(id=1, **_new_head()))
+                        for version in range(max(stored, 1) + 1, SCHEMA_VERSION + 1):
+                            if stored:
+                                MIGRATIONS[version](conn)
+                        if 0 < stored < SCHEMA_VERSION:
                             conn.execute(update(SCHEMA).values(version=SCHEMA_VERSION))
                     return
                 except DBAPIError:
@@ -255,9 +273,9 @@ class SQLStorage(Storage):
         return found[0] if found else None
 
     def list_registrations(
-        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
-        match: list[ColumnElement[bool]] = [REGISTRATIONS.c.tenant == tenant]
+        match: list[ColumnElement[bool]] = [] if tenant is None else [REGISTRATIONS.c.tenant == tenant]
         if name_contains:
             match.append(REGISTRATIONS.c.name.icontains(name_contains, autoescape=True))
         page = (
@@ -325,24 +343,67 @@ class SQLStorage(Storage):
     # ---------------------------------------------------------------- revocations
 
     def add_revocation(self, revocation: Revocation) -> int:
+        log, key = (
+            REVOCATION_LOG,
+            (REVOCATION_LOG.c.kind == revocation.kind.value)
+            & (REVOCATION_LOG.c.subject == revocation.subject),
+        )
         with self._engine.begin() as conn:
-            conn.execute(select(SCHEMA.c.version).with_for_update())
+            # The head row's lock orders writers: entries commit in seq order, so a reader that has
+            # seen seq n never later finds a smaller one appear.
+            head = self._head(conn, lock=True)
+            seq = head.seq + 1
             # Expired entries are purged here, in a write that happens anyway, so that reading
             # (every verifier, twice a second) stays a read.
-            conn.execute(delete(REVOCATIONS).where(REVOCATIONS.c.expires_at <= self._now()))
-            key = conn.execute(
-                insert(REVOCATIONS).values(rows.revocation_row(revocation))
-            ).inserted_primary_key
+            conn.execute(delete(log).where(log.c.expires_at <= self._now()))
+            known = conn.execute(select(log).where(key)).first()
+            merged = revocation if known is None else rows.revocation(known).merged(revocation)
+            if known is not None:
+                conn.execute(delete(log).where(key))
+            conn.execute(insert(log).values(rows.revocation_row(dataclasses.replace(merged, seq=seq))))
+            conn.execute(update(REVOCATION_HEAD).where(REVOCATION_HEAD.c.id == 1).values(seq=seq))
             if self._notify_channel is not None:  # delivered on commit: the entry is readable by then
                 conn.execute(select(func.pg_notify(self._notify_channel, "")))
-        assert key is not None
-        return int(key[0])
+        return seq
 
     def revocations_after(self, seq: int) -> list[Revocation]:
-        live = (REVOCATIONS.c.seq > seq) & (REVOCATIONS.c.expires_at > self._now())
+        log = REVOCATION_LOG
+        live = (log.c.seq > seq) & (log.c.expires_at > self._now())
         with self._reader.connect() as conn:
-            found = conn.execute(select(REVOCATIONS).where(live).order_by(REVOCATIONS.c.seq)).all()
-        return [rows.revocation(row) for row in found]
+            found = conn.execute(select(log).where(live).order_by(log.c.seq)).all()
+        return [entry for entry in map(_readable_revocation, found) if entry is not None]
+
+    def revocation_head(self) -> RevocationHead:
+        with self._engine.begin() as conn:
+            return self._head(conn, lock=False)
+
+    def raise_max_token_age(self, seconds: int) -> int:
+        head = REVOCATION_HEAD
+        with self._engine.begin() as conn:
+            self._head(conn, lock=False)
+            conn.execute(
+                update(head)
+                .where(head.c.id == 1, head.c.max_token_age < seconds)
+                .values(max_token_age=seconds)
+            )
+            return int(conn.execute(select(head.c.max_token_age).where(head.c.id == 1)).scalar_one())
+
+    @staticmethod
+    def _head(conn: Connection, *, lock: bool) -> RevocationHead:
+        """The head row, created anew (a new epoch) if someone removed it."""
+        query = select(REVOCATION_HEAD).where(REVOCATION_HEAD.c.id == 1)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            with contextlib.suppress(IntegrityError), conn.begin_nested():
+                conn.execute(insert(REVOCATION_HEAD).values(id=1, **_new_head()))
+            row = conn.execute(query.with_for_update() if lock else query).one()
+        return RevocationHead(row.epoch, int(row.seq), int(row.max_token_age))
+
+    # ---------------------------------------------------------------- health
+
+    def ping(self) -> None:
+        with self._reader.connect() as conn:
+            conn.execute(select(1))
 
     # ---------------------------------------------------------------- signing keys
 
@@ -402,3 +463,17 @@ class SQLStorage(Storage):
         with self._engine.begin() as conn:
             if not conn.execute(update(key.table).where(key == row[key.name]).values(row)).rowcount:
                 raise missing
+
+
+def _new_head() -> dict[str, Any]:
+    return {"epoch": secrets.token_hex(8), "seq": 0, "max_token_age": 0}
+
+
+def _readable_revocation(row: Row[Any]) -> Revocation | None:
+    """The entry of ``row``, or None (logged) when it cannot be read: one damaged row must not
+    hide every later one."""
+    try:
+        return rows.revocation(row)
+    except (ValueError, TypeError, KeyError):
+        log.warning("embedauth: skipping unreadable revocation entry seq=%s", getattr(row, "seq", "?"))
+        return None
