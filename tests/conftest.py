@@ -54,9 +54,17 @@ def last_changed(text: str) -> str:
     return text[:-1] + ("A" if text[-1] != "A" else "B")
 
 
-# argon2 at its cheapest: the tests exercise the logic, not the work factor
+# Settings of every test instance. argon2 at its cheapest: the tests exercise the logic, not the work factor
 # (tests/credentials/test_secrets.py checks the production parameters separately).
-FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256}
+TEST_SETTINGS: dict[str, Any] = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 256,
+    # Network stores refuse to create signing keys without one (tests/tokens/test_keys.py checks).
+    "key_encryption_key": "ZW1iZWRhdXRoLXRlc3Qta2V5LWVuY3J5cHRpb24ta2U",
+    # Tests that present many wrong secrets check rotation, not throttling (test_throttle.py does).
+    "failed_auth_limit_per_client": 1000,
+    "failed_auth_limit_per_address": 1000,
+}
 
 
 ISSUER = "https://api.example.com"
@@ -84,7 +92,7 @@ class Recorder:
 @contextmanager
 def catalogued(url: str, clock: FrozenClock, **options: Any) -> Iterator[EmbedAuth]:
     """An EmbedAuth at ``url`` issuing as ``ISSUER``, with the catalog the tests use."""
-    with EmbedAuth(url, clock=clock, issuer=ISSUER, **FAST_HASHING, **options) as instance:
+    with EmbedAuth(url, clock=clock, issuer=ISSUER, **TEST_SETTINGS, **options) as instance:
         for name in CATALOG:
             instance.permissions.add(name, description=f"{name} access")
         yield instance

@@ -31,7 +31,7 @@ from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_
 from embedauth.adapters.starlette import BearerMiddleware, oauth_routes, requires_scopes
 from embedauth.clock import FrozenClock
 from embedauth.http.messages import json_bytes
-from tests.conftest import FAST_HASHING
+from tests.conftest import TEST_SETTINGS
 
 ISSUER = "https://api.example.com"
 REALM = ISSUER
@@ -44,7 +44,7 @@ JSON = "application/json"
 @contextmanager
 def open_auth(clock: FrozenClock, **settings: Any) -> Iterator[EmbedAuth]:
     """An EmbedAuth on memory:// with the test catalog, frozen clock and cheap argon2."""
-    options: dict[str, Any] = {"issuer": ISSUER, **FAST_HASHING, **settings}
+    options: dict[str, Any] = {"issuer": ISSUER, **TEST_SETTINGS, **settings}
     with EmbedAuth("memory://", clock=clock, **options) as auth:
         for name in CATALOG:
             auth.permissions.add(name, description=f"{name} access")

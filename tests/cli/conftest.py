@@ -13,6 +13,7 @@ import pytest
 
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
+from tests.conftest import TEST_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ def now_clock() -> FrozenClock:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], now_clock: FrozenClock) -> Cli:
+def cli(capsys: pytest.CaptureFixture[str], now_clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    # The command reads its settings from the environment; network stores need a key-encryption key.
+    monkeypatch.setenv("EMBEDAUTH_KEY_ENCRYPTION_KEY", TEST_SETTINGS["key_encryption_key"])
     return Cli(capsys, now_clock)
 
 

@@ -27,6 +27,7 @@ from embedauth import EmbedAuth, InvalidGrant, InvalidToken
 from embedauth.clock import FrozenClock
 from tests import keys
 from tests.cli.conftest import Cli, at, sqlite_url
+from tests.conftest import TEST_SETTINGS
 
 UNKNOWN_CLIENT = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_TOKEN = "0000000000000000000000"  # a well-formed refresh token id that no token has
@@ -195,7 +196,9 @@ def test_refresh_token_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenCloc
     assert cli.ok("refresh-tokens", "list", "--user", "bob", *store) == []
 
     now_clock.advance(60)
-    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+    with EmbedAuth(
+        fresh_url, clock=now_clock, key_encryption_key=TEST_SETTINGS["key_encryption_key"]
+    ) as auth:
         response = auth.tokens.refresh(token)
         assert response.scope == "devices:read"
         assert response.refresh_token == token

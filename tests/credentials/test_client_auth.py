@@ -38,7 +38,7 @@ from embedauth.credentials.client_auth import ASSERTION_TYPE, FAILED, ClientAuth
 from embedauth.hooks import hookimpl
 from embedauth.models import CertificateCredential, CreatedSecret, Registration
 from embedauth.storage.memory import MemoryStorage
-from tests.conftest import FAST_HASHING, ISSUER, Recorder, last_changed
+from tests.conftest import ISSUER, TEST_SETTINGS, Recorder, last_changed
 from tests.keys import PrivateKey, alg_for, certificate_pem, private_key
 from tests.registry.helpers import create, works
 from tests.storage.test_contract import hammer
@@ -151,7 +151,7 @@ class Bed:
 @contextlib.contextmanager
 def open_bed(clock: FrozenClock, issuer: str = ISSUER) -> Iterator[Bed]:
     recorder = Recorder()
-    with EmbedAuth("memory://", clock=clock, plugins=[recorder], issuer=issuer, **FAST_HASHING) as auth:
+    with EmbedAuth("memory://", clock=clock, plugins=[recorder], issuer=issuer, **TEST_SETTINGS) as auth:
         yield Bed(auth, clock, recorder, auth.clients)
 
 
@@ -825,7 +825,7 @@ class CountingStorage(MemoryStorage):
 
 def test_malformed_secret_is_refused_before_any_lookup(clock: FrozenClock) -> None:
     storage = CountingStorage("memory://", clock=clock)
-    auth = EmbedAuth(storage, clock=clock, **FAST_HASHING)
+    auth = EmbedAuth(storage, clock=clock, **TEST_SETTINGS)
     created = auth.registrations.create(tenant="t", name="n")
     storage.lookups = 0
     verifications = count_calls(auth.clients._hasher, "verify")
@@ -888,7 +888,7 @@ def test_rotation_beats_the_secret_cache(auth: EmbedAuth) -> None:
 
 def test_rotation_seen_by_another_instance(auth: EmbedAuth) -> None:
     """Two instances on one storage (two processes' worth of caches): the rotation holds in both."""
-    other = EmbedAuth(auth.storage, clock=auth.clock, **FAST_HASHING)
+    other = EmbedAuth(auth.storage, clock=auth.clock, **TEST_SETTINGS)
     created = create(auth)
     assert works(other, created.client_id, created.client_secret)
     auth.registrations.rotate_secret(created.client_id)
@@ -969,7 +969,7 @@ class ExpiryRecorder:
 
 def test_credentials_near_expiry_are_reported(clock: FrozenClock) -> None:
     recorder = ExpiryRecorder()
-    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **FAST_HASHING) as auth:
+    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **TEST_SETTINGS) as auth:
         made = auth.registrations.create(
             tenant="t", name="n", secret_expires_at=utcnow(clock) + timedelta(days=40)
         )

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from embedauth import EmbedAuth
-from tests.conftest import FAST_HASHING
+from tests.conftest import TEST_SETTINGS
 from tests.services import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,8 +56,8 @@ def child_env(**extra: str) -> dict[str, str]:
     the hashes the server and the command write are then as cheap as the in-process ones.
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("EMBEDAUTH_")}
-    env["EMBEDAUTH_ARGON2_TIME_COST"] = str(FAST_HASHING["argon2_time_cost"])
-    env["EMBEDAUTH_ARGON2_MEMORY_KIB"] = str(FAST_HASHING["argon2_memory_kib"])
+    env["EMBEDAUTH_ARGON2_TIME_COST"] = str(TEST_SETTINGS["argon2_time_cost"])
+    env["EMBEDAUTH_ARGON2_MEMORY_KIB"] = str(TEST_SETTINGS["argon2_memory_kib"])
     env.update(extra)
     return env
 
@@ -181,7 +181,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     storage_url = f"sqlite:///{directory / 'e.db'}"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    with EmbedAuth(storage_url, issuer=base_url, **FAST_HASHING) as auth:
+    with EmbedAuth(storage_url, issuer=base_url, **TEST_SETTINGS) as auth:
         for name, description in PERMISSIONS.items():
             auth.permissions.add(name, description=description)
         log_path = directory / "serve.log"

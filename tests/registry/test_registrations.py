@@ -24,7 +24,7 @@ from embedauth.clock import FrozenClock, utcnow
 from embedauth.credentials.secrets import parse_client_secret
 from embedauth.hooks import hookimpl
 from embedauth.models import Registration, RevocationKind
-from tests.conftest import FAST_HASHING
+from tests.conftest import TEST_SETTINGS
 from tests.registry.helpers import create, works
 from tests.storage.test_contract import hammer
 
@@ -330,7 +330,7 @@ class Recorder:
 
 def test_hooks_observe_the_lifecycle(clock: FrozenClock) -> None:
     recorder = Recorder()
-    with EmbedAuth("memory://", clock=clock, plugins=[recorder], **FAST_HASHING) as auth:
+    with EmbedAuth("memory://", clock=clock, plugins=[recorder], **TEST_SETTINGS) as auth:
         created = auth.registrations.create(tenant="t1", name="Job")
         auth.registrations.update(created.client_id, name="Job 2")
         rotated = auth.registrations.rotate_secret(created.client_id)
@@ -348,9 +348,9 @@ def test_hooks_observe_the_lifecycle(clock: FrozenClock) -> None:
 
 def test_plugin_managers_are_per_instance(clock: FrozenClock) -> None:
     recorder = Recorder()
-    with EmbedAuth("memory://", clock=clock, plugins=[recorder], **FAST_HASHING):
+    with EmbedAuth("memory://", clock=clock, plugins=[recorder], **TEST_SETTINGS):
         pass
-    with EmbedAuth("memory://", clock=clock, **FAST_HASHING) as plain:
+    with EmbedAuth("memory://", clock=clock, **TEST_SETTINGS) as plain:
         plain.registrations.create(tenant="t1", name="Job")
     assert recorder.events == []
 

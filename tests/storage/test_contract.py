@@ -293,6 +293,47 @@ def test_list_registrations_pages(storage: Storage, clock: FrozenClock) -> None:
     assert storage.list_registrations("site-1", offset=10, limit=3).items == []
 
 
+def test_list_every_tenant(storage: Storage, clock: FrozenClock) -> None:
+    """No tenant: every tenant's, oldest first, paged; deleted ones gone from it too."""
+    made = []
+    for i in range(6):
+        reg = registration(clock, tenant=f"site-{i % 3}", name=f"Script {i}", created_at=now(clock))
+        storage.create_registration(reg)
+        made.append(reg)
+        clock.advance(1)
+    page = storage.list_registrations(None, limit=4)
+    assert page.total == 6 and [r.client_id for r in page.items] == [r.client_id for r in made[:4]]
+    assert [r.client_id for r in storage.list_registrations(None, offset=4).items] == [
+        r.client_id for r in made[4:]
+    ]
+    storage.delete_registrations([made[0].client_id])
+    assert storage.list_registrations(None).total == 5
+    assert [r.name for r in storage.list_registrations(None, name_contains="script 5").items] == ["Script 5"]
+
+
+def test_generation_round_trips(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock, generation=4)
+    storage.create_registration(reg)
+    assert storage.save_registration(bump(reg, generation=5), expected_version=1)
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and stored.generation == 5
+
+
+def test_identifiers_are_exact(storage: Storage, clock: FrozenClock) -> None:
+    """No padding or folding anywhere (MariaDB's PAD SPACE collations made 'x' and 'x ' one key)."""
+    until = now(clock) + timedelta(minutes=5)
+    assert storage.consume_once("assertion:c:jti", until)
+    assert storage.consume_once("assertion:c:jti ", until)
+    assert storage.consume_once("assertion:c:JTI", until)
+    storage.add_permission(permission(clock, "devices:read"))
+    storage.add_permission(permission(clock, "devices:read "))
+    assert [p.name for p in storage.list_permissions()] == ["devices:read", "devices:read "]
+    reg = registration(clock, client_id="client-x")
+    storage.create_registration(reg)
+    storage.create_registration(registration(clock, client_id="client-x "))
+    assert storage.get_registration("client-x") == reg
+
+
 def test_name_filter_folds_case_not_accents(storage: Storage, clock: FrozenClock) -> None:
     for name in ["Bäckup", "BACKUP", "backup"]:
         storage.create_registration(registration(clock, name=name))
@@ -453,8 +494,12 @@ def test_consume_once_concurrently(storage: Storage, clock: FrozenClock) -> None
 # -------------------------------------------------------------------- revocations
 
 
-def revocation(clock: FrozenClock, subject: str = "client-1", ttl: float = 3600) -> Revocation:
-    return Revocation(RevocationKind.REGISTRATION, subject, now(clock), now(clock) + timedelta(seconds=ttl))
+def revocation(
+    clock: FrozenClock, subject: str = "client-1", ttl: float = 3600, generation: int = 2
+) -> Revocation:
+    return Revocation(
+        RevocationKind.REGISTRATION, subject, now(clock) + timedelta(seconds=ttl), generation=generation
+    )
 
 
 def test_revocations_in_order(storage: Storage, clock: FrozenClock) -> None:
@@ -469,13 +514,38 @@ def test_revocations_in_order(storage: Storage, clock: FrozenClock) -> None:
 
 
 def test_revocation_kinds_round_trip(storage: Storage, clock: FrozenClock) -> None:
-    for kind in RevocationKind:
-        storage.add_revocation(
-            Revocation(kind, f"{kind.value}-id", now(clock), now(clock) + timedelta(hours=1))
-        )
-    assert [(e.kind, e.subject) for e in storage.revocations_after(0)] == [
-        (k, f"{k.value}-id") for k in RevocationKind
+    until = now(clock) + timedelta(hours=1)
+    written = [
+        Revocation(RevocationKind.REGISTRATION, "client-a", until, generation=7),
+        Revocation(RevocationKind.CREDENTIAL, "secret-id", until),
+        Revocation(
+            RevocationKind.ACCESS_TOKEN, "jti-1", until, client_id="client-a", issued_at=1_790_000_000
+        ),
+        Revocation(RevocationKind.CLIENT_TOKENS, "client-a", until, issued_at=1_790_000_123),
+        Revocation(RevocationKind.SIGNING_KEY, "kid-1", until),
     ]
+    seqs = [storage.add_revocation(entry) for entry in written]
+    assert {entry.kind for entry in written} == set(RevocationKind)
+    assert storage.revocations_after(0) == [
+        dataclasses.replace(entry, seq=seq) for entry, seq in zip(written, seqs, strict=True)
+    ]
+
+
+def test_one_entry_per_kind_and_subject(storage: Storage, clock: FrozenClock) -> None:
+    """A second entry for the same subject merges into the first and moves to the end of the log."""
+    first = storage.add_revocation(revocation(clock, "c1", ttl=100, generation=5))
+    storage.add_revocation(revocation(clock, "c2"))
+    third = storage.add_revocation(revocation(clock, "c1", ttl=50, generation=3))
+    entries = storage.revocations_after(0)
+    assert [(e.subject, e.seq) for e in entries] == [("c2", first + 1), ("c1", third)]
+    assert entries[-1] == dataclasses.replace(revocation(clock, "c1", ttl=100, generation=5), seq=third)
+    storage.add_revocation(Revocation(RevocationKind.CREDENTIAL, "c1", now(clock) + timedelta(hours=1)))
+    assert len(storage.revocations_after(0)) == 3  # another kind, another entry
+    token = Revocation(RevocationKind.ACCESS_TOKEN, "jti", now(clock) + timedelta(hours=1), client_id="c9")
+    storage.add_revocation(token)
+    storage.add_revocation(dataclasses.replace(token, client_id=None, issued_at=42))
+    merged = storage.revocations_after(0)[-1]
+    assert (merged.client_id, merged.issued_at) == ("c9", 42)
 
 
 def test_revocations_expire(storage: Storage, clock: FrozenClock) -> None:
@@ -485,12 +555,37 @@ def test_revocations_expire(storage: Storage, clock: FrozenClock) -> None:
     assert [e.subject for e in storage.revocations_after(0)] == ["long"]
     clock.advance(100)
     assert storage.revocations_after(0) == []
+    storage.add_revocation(revocation(clock, "short", ttl=10))  # an expired subject can come back
+    assert [e.subject for e in storage.revocations_after(0)] == ["short"]
 
 
 def test_revocation_seqs_concurrently(storage: Storage, clock: FrozenClock) -> None:
     seqs = hammer(16, lambda i: storage.add_revocation(revocation(clock, f"c{i}")))
     assert len(set(seqs)) == 16
     assert [e.seq for e in storage.revocations_after(0)] == sorted(seqs)
+
+
+def test_merging_concurrently(storage: Storage, clock: FrozenClock) -> None:
+    """16 threads revoke the same subject with different generations: one entry, the highest."""
+    seqs = hammer(16, lambda i: storage.add_revocation(revocation(clock, "c1", generation=i + 1)))
+    entries = storage.revocations_after(0)
+    assert len(entries) == 1 and entries[0].generation == 16 and entries[0].seq == max(seqs)
+
+
+def test_revocation_head(storage: Storage, clock: FrozenClock) -> None:
+    head = storage.revocation_head()
+    assert head.epoch and head.seq == 0 and head.max_token_age == 0
+    seq = storage.add_revocation(revocation(clock))
+    assert storage.revocation_head() == dataclasses.replace(head, seq=seq)
+    assert storage.raise_max_token_age(3630) == 3630
+    assert storage.raise_max_token_age(600) == 3630  # only ever raised
+    assert storage.revocation_head().max_token_age == 3630
+    results = hammer(16, lambda i: storage.raise_max_token_age(4000 + i))
+    assert storage.revocation_head().max_token_age == 4015 and max(results) == 4015
+
+
+def test_ping(storage: Storage) -> None:
+    storage.ping()
 
 
 # -------------------------------------------------------------------- signing keys

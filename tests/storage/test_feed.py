@@ -18,6 +18,7 @@ import redis
 import sqlalchemy
 
 from embedauth.clock import FrozenClock, to_timestamp, utcnow
+from embedauth.config import Settings
 from embedauth.errors import StorageError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Revocation, RevocationKind
@@ -79,7 +80,9 @@ def feeds() -> Iterator[Callable[[Storage], ChangeFeed]]:
 
 
 def revocation(clock: FrozenClock, subject: str) -> Revocation:
-    return Revocation(RevocationKind.ACCESS_TOKEN, subject, utcnow(clock), utcnow(clock) + timedelta(hours=1))
+    return Revocation(
+        RevocationKind.ACCESS_TOKEN, subject, utcnow(clock) + timedelta(hours=1), client_id="client-1"
+    )
 
 
 def kill_connection(backend: str, feed: ChangeFeed) -> None:
@@ -298,7 +301,7 @@ def test_revocation_state_is_pushed(
     writer, reader = opener(feed_url), opener(feed_url)
     opened = recorded_feeds(reader)
     # Polling every 5 s: only the feed can make a revocation visible within a second.
-    state = RevocationState(reader, clock, poll_interval=5.0)
+    state = RevocationState(reader, Settings(revocation_poll_interval=5.0), clock)
     state.start()
     try:
         eventually(lambda: len(opened) == 1, within=5)
@@ -320,7 +323,7 @@ def test_revocation_state_reconnects(
     writer, reader = opener(feed_url), opener(feed_url)
     opened = recorded_feeds(reader)
     # After an error the state waits one poll interval before it opens a new feed.
-    state = RevocationState(reader, clock, poll_interval=0.5)
+    state = RevocationState(reader, Settings(revocation_poll_interval=0.5), clock)
     state.start()
     try:
         eventually(lambda: len(opened) == 1, within=5)

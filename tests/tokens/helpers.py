@@ -11,11 +11,11 @@ import pytest
 from embedauth import EmbedAuth, InvalidToken
 from embedauth.clock import FrozenClock
 from embedauth.models import CreatedSecret
-from tests.conftest import FAST_HASHING, ISSUER
+from tests.conftest import ISSUER, TEST_SETTINGS
 
 
 def make_auth(clock: FrozenClock, url: str = "memory://", **settings: Any) -> EmbedAuth:
-    return EmbedAuth(url, clock=clock, issuer=ISSUER, **(FAST_HASHING | settings))
+    return EmbedAuth(url, clock=clock, issuer=ISSUER, **(TEST_SETTINGS | settings))
 
 
 def token_for(auth: EmbedAuth, created: CreatedSecret, scope: str | None = None) -> str:

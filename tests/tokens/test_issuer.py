@@ -10,7 +10,7 @@ from embedauth import EmbedAuth, InvalidScope, UnauthorizedClient
 from embedauth.clock import FrozenClock
 from embedauth.hooks import hookimpl
 from embedauth.models import CreatedSecret
-from tests.conftest import FAST_HASHING, ISSUER, Recorder
+from tests.conftest import ISSUER, TEST_SETTINGS, Recorder
 from tests.tokens.helpers import refused, segments, token_for
 
 
@@ -50,6 +50,7 @@ def test_client_credentials_token(auth: EmbedAuth, created: CreatedSecret, clock
         "tenant": "site-1",
         "customer_scope": "groups:g1",
         "cred": created.credential.id,
+        "gen": 1,
     }
     assert response.to_json() == {
         "access_token": response.access_token,
@@ -74,7 +75,7 @@ def test_scope_subset_and_refusals(auth: EmbedAuth, created: CreatedSecret) -> N
 
 def test_hooks_see_issue_and_extra_claims(clock: FrozenClock, recorder: Recorder) -> None:
     with EmbedAuth(
-        "memory://", clock=clock, issuer=ISSUER, plugins=[recorder, ExtraClaims()], **FAST_HASHING
+        "memory://", clock=clock, issuer=ISSUER, plugins=[recorder, ExtraClaims()], **TEST_SETTINGS
     ) as auth:
         made = auth.registrations.create(tenant="t", name="n")
         token = auth.tokens.client_credentials(made.client_id, made.client_secret).access_token

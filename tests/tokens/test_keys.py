@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from embedauth import ConfigurationError, EmbedAuth
+from embedauth import ConfigurationError, EmbedAuth, InvalidToken
 from embedauth.clock import FrozenClock
 from embedauth.models import CreatedSecret
-from tests.conftest import ISSUER
+from embedauth.storage.memory import MemoryStorage
+from tests.conftest import ISSUER, TEST_SETTINGS
 from tests.tokens.helpers import b64e, make_auth, segments, token_for
 
 
@@ -55,7 +59,17 @@ def test_other_process_learns_the_new_key(clock: FrozenClock) -> None:
     assert verifier.verify(issuer.tokens.client_credentials(made.client_id, made.client_secret).access_token)
     issuer.keys.rotate()
     clock.advance(600)
-    assert verifier.verify(issuer.tokens.client_credentials(made.client_id, made.client_secret).access_token)
+    token = issuer.tokens.client_credentials(made.client_id, made.client_secret).access_token
+    # The unknown kid starts a re-read of the ring in the background (never a wait on storage):
+    # refused until it lands, at most a second after the verifier's last read, then accepted.
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            assert verifier.verify(token)
+            break
+        except InvalidToken:
+            assert time.monotonic() < deadline, "the new key was not learned within 3 s"
+            time.sleep(0.05)
 
 
 @pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "RS256"])
@@ -87,13 +101,31 @@ def test_hs256_only_when_asked_for(clock: FrozenClock) -> None:
     assert auth.jwks() == {"keys": []}
 
 
-def test_unencrypted_keys_are_warned_about(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
-    auth = make_auth(clock)
-    auth.keys.rotate()
-    assert "stored unencrypted" in caplog.text
-    caplog.clear()
-    make_auth(clock, key_encryption_key=b64e(bytes(32))).keys.rotate()
-    assert "unencrypted" not in caplog.text
+def test_keys_are_encrypted_by_default(clock: FrozenClock, tmp_path: Path) -> None:
+    """memory:// and SQLite encrypt without being told; a network store without a key refuses."""
+    no_kek = {k: v for k, v in TEST_SETTINGS.items() if k != "key_encryption_key"}
+    memory = EmbedAuth("memory://", clock=clock, issuer=ISSUER, **no_kek)
+    assert memory.keys.rotate().encrypted
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    with EmbedAuth(url, clock=clock, issuer=ISSUER, **no_kek) as sqlite:
+        assert sqlite.keys.rotate().encrypted
+    kek_file = tmp_path / "keys.db.kek"
+    assert kek_file.stat().st_mode & 0o777 == 0o600
+    with EmbedAuth(url, clock=clock, issuer=ISSUER, **no_kek) as again:  # the same file, the same key
+        made = again.registrations.create(tenant="t", name="n")
+        assert again.tokens.client_credentials(made.client_id, made.client_secret)
+    network = MemoryStorage("postgresql://db.example/embedauth", clock=clock)  # what the policy reads
+    with pytest.raises(ConfigurationError, match="generate-kek"):
+        EmbedAuth(network, clock=clock, issuer=ISSUER, **no_kek).keys.rotate()
+    assert network.list_signing_keys() == []
+
+
+def test_unencrypted_keys_only_when_allowed(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
+    no_kek = {k: v for k, v in TEST_SETTINGS.items() if k != "key_encryption_key"}
+    network = MemoryStorage("redis://cache.example/0", clock=clock)
+    allowed = EmbedAuth(network, clock=clock, issuer=ISSUER, allow_unencrypted_keys=True, **no_kek)
+    assert not allowed.keys.rotate().encrypted
+    assert "UNENCRYPTED" in caplog.text
 
 
 def test_private_keys_encrypted_at_rest(clock: FrozenClock) -> None:
@@ -109,8 +141,12 @@ def test_private_keys_encrypted_at_rest(clock: FrozenClock) -> None:
     assert wrong.verify(token)  # verifying needs only the public key
     with pytest.raises(ConfigurationError, match="wrong key_encryption_key"):
         wrong.tokens.client_credentials(made.client_id, made.client_secret)
+    no_kek = {k: v for k, v in TEST_SETTINGS.items() if k != "key_encryption_key"}
+    network = MemoryStorage("postgresql://db.example/embedauth", clock=clock)
+    network.add_signing_key(record)
+    network.create_registration(auth.registrations.get(made.client_id))
     with pytest.raises(ConfigurationError, match="set key_encryption_key"):
-        EmbedAuth(auth.storage, clock=clock, issuer=ISSUER).tokens.client_credentials(
+        EmbedAuth(network, clock=clock, issuer=ISSUER, **no_kek).tokens.client_credentials(
             made.client_id, made.client_secret
         )
     with pytest.raises(ConfigurationError):

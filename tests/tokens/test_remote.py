@@ -15,7 +15,7 @@ from embedauth.clock import FrozenClock
 from embedauth.http.messages import Request
 from embedauth.http.oauth import OAuthEndpoints
 from embedauth.remote import RemoteVerifier, metadata_url
-from tests.conftest import FAST_HASHING
+from tests.conftest import TEST_SETTINGS
 from tests.services import storage_url
 
 
@@ -45,7 +45,7 @@ class Issuer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.auth = EmbedAuth(url, clock=clock, issuer=self.url, **FAST_HASHING)
+        self.auth = EmbedAuth(url, clock=clock, issuer=self.url, **TEST_SETTINGS)
         endpoints_holder.append(OAuthEndpoints(self.auth))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from embedauth import EmbedAuth
-from tests.conftest import FAST_HASHING
+from tests.conftest import TEST_SETTINGS
 from tests.services import POSTGRES_URL, REDIS_URL, storage_url
 
 ISSUER = "https://api.example.com"
@@ -118,7 +118,7 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
 def test_disable_reaches_another_process_within_a_second(shared_url: tuple[str, str]) -> None:
     backend, url = shared_url
     push = backend in PUSH
-    with EmbedAuth(url, issuer=ISSUER, **FAST_HASHING) as auth:
+    with EmbedAuth(url, issuer=ISSUER, **TEST_SETTINGS) as auth:
         made = [auth.registrations.create(tenant="site-1", name=f"Job {i}") for i in range(2)]
         tokens = [auth.tokens.client_credentials(m.client_id, m.client_secret).access_token for m in made]
         # With a push feed, poll only every 3 s: only the feed can make it in a second.

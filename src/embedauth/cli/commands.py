@@ -20,11 +20,13 @@ from embedauth.models import (
     Access,
     CertificateCredential,
     CreatedSecret,
+    Page,
     Permission,
     RefreshToken,
     Registration,
     SigningKey,
 )
+from embedauth.tokens.keys import new_key_encryption_key
 
 __all__ = [
     "COMMANDS",
@@ -34,7 +36,10 @@ __all__ = [
     "CertificateAdded",
     "Command",
     "Deleted",
+    "GeneratedKek",
     "KeyRotated",
+    "KeyWithdrawn",
+    "Listed",
     "PublishedKeys",
     "Removed",
     "UserRefreshTokens",
@@ -88,6 +93,28 @@ class KeyRotated:
 
     key: SigningKey
     previous_published_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """``registrations list``: one page, and whether it spans every tenant (then each row says whose)."""
+
+    page: Page[Registration]
+    every_tenant: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyWithdrawn:
+    """``keys withdraw``: the key withdrawn."""
+
+    key: SigningKey
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKek:
+    """``keys generate-kek``: a new key-encryption key (printed, never stored)."""
+
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +313,15 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "list": Command(
-            lambda auth, a: auth.registrations.list(
-                a.tenant, name_contains=a.name_contains, offset=a.offset, limit=a.limit
+            lambda auth, a: Listed(
+                auth.registrations.list(
+                    a.tenant, name_contains=a.name_contains, offset=a.offset, limit=a.limit
+                ),
+                every_tenant=a.tenant is None,
             ),
-            "list a tenant's registrations",
+            "list registrations: a tenant's, or every tenant's",
             (
-                arg("--tenant", required=True),
+                arg("--tenant", help="only this tenant's (default: every tenant's)"),
                 arg("--name-contains", metavar="TEXT"),
                 arg("--offset", type=int, default=0),
                 arg("--limit", type=int, default=50),
@@ -377,12 +407,19 @@ COMMANDS: dict[str, dict[str, Command]] = {
     },
     "refresh-tokens": {
         "create": Command(
-            lambda auth, a: auth.refresh_tokens.create(a.user, scopes=_scopes(a.scope), tenant=a.tenant),
+            lambda auth, a: auth.refresh_tokens.create(
+                a.user, scopes=_scopes(a.scope), tenant=a.tenant, customer_scope=a.customer_scope
+            ),
             "create a person's API refresh token and print it (shown only once)",
             (
                 arg("--user", required=True, help="the person's user id"),
                 _TOKEN_SCOPE,
                 arg("--tenant", help="the tenant its access tokens name"),
+                arg(
+                    "--customer-scope",
+                    metavar="SCOPE",
+                    help="the customers its access tokens reach: 'all' (default), 'customers:ID,...' or 'groups:ID,...'",
+                ),
             ),
         ),
         "list": Command(
@@ -409,6 +446,15 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "list": Command(_published_keys, "list the published signing keys (public fields only)"),
+        "withdraw": Command(
+            lambda auth, a: KeyWithdrawn(auth.keys.withdraw(a.kid)),
+            "withdraw a leaked key at once: its tokens are refused everywhere within a second",
+            (arg("kid", metavar="KID", help="the key's id (see keys list)"),),
+        ),
+        "generate-kek": Command(
+            lambda auth, a: GeneratedKek(new_key_encryption_key()),
+            "print a new key-encryption key for EMBEDAUTH_KEY_ENCRYPTION_KEY (nothing is stored)",
+        ),
     },
 }
 

@@ -16,7 +16,10 @@ from embedauth import public_json
 from embedauth.cli.commands import (
     CertificateAdded,
     Deleted,
+    GeneratedKek,
     KeyRotated,
+    KeyWithdrawn,
+    Listed,
     PublishedKeys,
     Removed,
     UserRefreshTokens,
@@ -25,7 +28,6 @@ from embedauth.clock import isoformat
 from embedauth.models import (
     CreatedRefreshToken,
     CreatedSecret,
-    Page,
     Permission,
     RefreshToken,
     Registration,
@@ -139,12 +141,16 @@ def to_json(result: object) -> Any:
             }
         case PublishedKeys():
             return [public_json.signing_key(k) for k in result.keys]
+        case KeyWithdrawn():
+            return public_json.signing_key(result.key) | {"withdrawn": True}
+        case GeneratedKek():
+            return {"key_encryption_key": result.value}
         case CreatedSecret():
             return public_json.created_secret(result)
         case Registration():
             return public_json.registration(result)
-        case Page():
-            return [public_json.registration(r) for r in result.items]
+        case Listed():
+            return [public_json.registration(r) for r in result.page.items]
         case Permission():
             return public_json.permission(result)
         case list():
@@ -179,11 +185,13 @@ def to_text(result: object, now: datetime) -> str:
             )
         case Registration():
             return _registration_text(result, now)
-        case Page():
-            if not result.items:
+        case Listed():
+            page = result.page
+            if not page.items:
                 return "No registrations."
             rows = [
                 (
+                    *((r.tenant,) if result.every_tenant else ()),
                     r.name,
                     r.client_id,
                     r.created_at.date().isoformat(),
@@ -191,11 +199,12 @@ def to_text(result: object, now: datetime) -> str:
                     r.last_used_at.date().isoformat() if r.last_used_at else "never",
                     _expires_in(r.expires_at, now),
                 )
-                for r in result.items
+                for r in page.items
             ]
-            table = _table(("NAME", "CLIENT ID", "CREATED", "ENABLED", "LAST USED", "EXPIRES"), rows)
-            shown = f"{result.offset + 1}-{result.offset + len(result.items)}"
-            return table if len(result.items) == result.total else f"{table}\n({shown} of {result.total})"
+            header = ("NAME", "CLIENT ID", "CREATED", "ENABLED", "LAST USED", "EXPIRES")
+            table = _table(("TENANT", *header) if result.every_tenant else header, rows)
+            shown = f"{page.offset + 1}-{page.offset + len(page.items)}"
+            return table if len(page.items) == page.total else f"{table}\n({shown} of {page.total})"
         case Permission():
             return f"{result.name}  ({result.access.value})  {result.description}".rstrip()
         case list():
@@ -256,6 +265,10 @@ def to_text(result: object, now: datetime) -> str:
                 else f"the previous key stays published until {_iso(previous)}"
             )
             return f"New key {key.kid} published now; it signs from {_iso(key.activates_at)}; {handover}."
+        case KeyWithdrawn():
+            return f"Withdrew key {result.key.kid}: its tokens are refused from now on."
+        case GeneratedKek():
+            return result.value
         case PublishedKeys():
             if not result.keys:
                 return "No published signing keys."

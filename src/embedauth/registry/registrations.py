@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,9 +26,11 @@ from embedauth.credentials.secrets import SecretHasher, generate_client_secret, 
 from embedauth.errors import (
     Conflict,
     CredentialNotFound,
+    EmbedAuthError,
     InvalidInput,
     RegistrationNotFound,
     TooManySecrets,
+    UnknownPermission,
 )
 from embedauth.models import (
     DELETED_GENERATION,
@@ -44,6 +47,8 @@ from embedauth.storage.base import Storage
 from embedauth.tokens.revocation import RevocationState
 
 __all__ = ["Registrations"]
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 _CAS_ATTEMPTS = 50
@@ -92,10 +97,12 @@ class Registrations:
         return registration
 
     def list(
-        self, tenant: str, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self, tenant: str | None = None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
     ) -> Page[Registration]:
-        """One page of the tenant's registrations, oldest first, filtered by a substring of the name."""
-        tenant = validation.parse_identifier(tenant, "tenant")
+        """One page of the tenant's registrations (every tenant's when ``tenant`` is None), oldest
+        first, filtered by a substring of the name."""
+        if tenant is not None:
+            tenant = validation.parse_identifier(tenant, "tenant")
         if not offset >= 0 or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
         return self._storage.list_registrations(
@@ -340,23 +347,59 @@ class Registrations:
         """Apply ``mutate`` to the latest stored version until the compare-and-set succeeds.
 
         Revocations are written before the change is visible, so no verifier ever sees the new
-        state without the revocation that goes with it (and a crash between the two refuses more,
-        never less); this process applies them at once when the change is saved.
+        state without the revocation that goes with it, and a crash between the two refuses more,
+        never less; this process applies them at once when the change is saved. A change that
+        fails after its revocations were written would leave the registration's current tokens
+        refused: :meth:`_heal` then moves the registration to the generation they revoke, so that
+        new tokens verify again.
         """
-        for _ in range(_CAS_ATTEMPTS):
-            current = self.get(client_id)
-            now = utcnow(self._clock)
-            changed, revocations = mutate(current, now)
-            changed = dataclasses.replace(
-                changed, version=current.version + 1, updated_at=max(now, current.updated_at)
+        generation = 0
+        try:
+            for _ in range(_CAS_ATTEMPTS):
+                current = self.get(client_id)
+                now = utcnow(self._clock)
+                changed, revocations = mutate(current, now)
+                changed = dataclasses.replace(
+                    changed, version=current.version + 1, updated_at=max(now, current.updated_at)
+                )
+                self._check_scopes(changed.scopes)  # before any revocation is written
+                written = [self._revocations.write(revocation) for revocation in revocations]
+                generation = max(
+                    [generation, *(w.generation for w in written if w.kind is RevocationKind.REGISTRATION)]
+                )
+                if self._storage.save_registration(changed, expected_version=current.version):
+                    self._revocations.record(*written)
+                    if action is not None:
+                        self._hook.embedauth_registration_updated(registration=changed, action=action)
+                    return changed, revocations
+            raise Conflict(f"registration {client_id} is being changed by others; try again")
+        except BaseException:
+            if generation:
+                self._heal(client_id, generation)
+            raise
+
+    def _heal(self, client_id: str, generation: int) -> None:
+        """Best effort: the registration at least at ``generation`` (nothing else changes)."""
+        try:
+            for _ in range(_CAS_ATTEMPTS):
+                current = self._lookup(client_id)
+                if current is None or current.generation >= generation:
+                    return
+                healed = dataclasses.replace(current, generation=generation, version=current.version + 1)
+                if self._storage.save_registration(healed, expected_version=current.version):
+                    return
+        except EmbedAuthError as exc:
+            log.error(
+                "embedauth: registration %s stays refused until its revocation entry expires: %s",
+                client_id,
+                exc,
             )
-            written = [self._revocations.write(revocation) for revocation in revocations]
-            if self._storage.save_registration(changed, expected_version=current.version):
-                self._revocations.record(*written)
-                if action is not None:
-                    self._hook.embedauth_registration_updated(registration=changed, action=action)
-                return changed, revocations
-        raise Conflict(f"registration {client_id} is being changed by others; try again")
+
+    def _check_scopes(self, scopes: Sequence[str]) -> None:
+        """``UnknownPermission`` for scopes not in the catalog (storage checks again, atomically)."""
+        missing = [name for name in scopes if self._storage.get_permission(name) is None]
+        if missing:
+            raise UnknownPermission(f"not in the permission catalog: {', '.join(missing)}")
 
     def _revoke(self, kind: RevocationKind, subject: str) -> Revocation:
         return self._revocations.entry(kind, subject)
