@@ -42,17 +42,41 @@ def oauth_routes(auth: EmbedAuth, prefix: str) -> list[OAuthRoute]:
     """The endpoints' routes: the metadata documents at the root (RFC 8414 §3), the rest under ``prefix``.
 
     With a prefix the JWKS is also served at the root, where clients that guess it look.
-    ``/healthz`` is at the root.
+    ``/healthz`` is at the root. An issuer with a path (``https://host/auth``) also has its metadata
+    where RFC 8414 §3.1 puts it, the well-known segment between the host and the path
+    (``/.well-known/oauth-authorization-server/auth``, and the same for ``openid-configuration``),
+    and the OpenID configuration where OpenID Connect Discovery §4 looks
+    (``/auth/.well-known/openid-configuration``).
     """
+    from urllib.parse import urlsplit  # here, so that this change stays within the route table
+
+    metadata, openid = "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"
     endpoints = OAuthEndpoints(auth)
     routes = [
         OAuthRoute(prefix + TOKEN_PATH, "token", endpoints.token, True),
         OAuthRoute(prefix + REVOKE_PATH, "revoke", endpoints.revoke, True),
         OAuthRoute(prefix + INTROSPECT_PATH, "introspect", endpoints.introspect, True),
-        OAuthRoute("/.well-known/oauth-authorization-server", "metadata", endpoints.metadata, False),
-        OAuthRoute("/.well-known/openid-configuration", "openid-configuration", endpoints.metadata, False),
+        OAuthRoute(metadata, "metadata", endpoints.metadata, False),
+        OAuthRoute(openid, "openid-configuration", endpoints.metadata, False),
         OAuthRoute(prefix + JWKS_PATH, "jwks", endpoints.jwks, False),
     ]
+    issuer_path = urlsplit(auth.settings.issuer).path.rstrip("/")
+    if issuer_path:
+        routes += [
+            OAuthRoute(metadata + issuer_path, "issuer-metadata", endpoints.metadata, False),
+            OAuthRoute(
+                openid + issuer_path,
+                "issuer-openid-configuration",
+                endpoints.metadata,
+                False,
+            ),
+            OAuthRoute(
+                issuer_path + openid,
+                "issuer-path-openid-configuration",
+                endpoints.metadata,
+                False,
+            ),
+        ]
     if prefix:
         routes.append(OAuthRoute(JWKS_PATH, "root-jwks", endpoints.jwks, False))
     routes.append(OAuthRoute(HEALTH_PATH, "health", Health(auth).check, False))
