@@ -36,16 +36,20 @@ from embedauth import EmbedAuth, InvalidClient
 from embedauth.clock import FrozenClock, utcnow
 from embedauth.credentials.client_auth import ASSERTION_TYPE, FAILED, ClientAuthenticator
 from embedauth.hooks import hookimpl
+from embedauth.http.messages import Request
+from embedauth.http.oauth import OAuthEndpoints
 from embedauth.models import CertificateCredential, CreatedSecret, Registration
 from embedauth.storage.memory import MemoryStorage
 from tests.conftest import ISSUER, TEST_SETTINGS, Recorder, last_changed
 from tests.keys import PrivateKey, alg_for, certificate_pem, private_key
 from tests.registry.helpers import create, works
 from tests.storage.test_contract import hammer
+from tests.tokens.ecdsa import KEY_CURVES, ec_key, flip_s, is_low_s, spelled
 
 DROP = object()  # a claim value meaning "leave the claim out"
 
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
 def public_pem(key: PrivateKey) -> bytes:
@@ -637,6 +641,129 @@ def test_concurrent_presentations_of_one_assertion(backend_auth: EmbedAuth, cloc
     results = hammer(16, present)
     assert results.count("accepted") == 1
     assert recorder.denied == [(client.client_id, "client assertion: jti already used (replay)")] * 15
+
+
+# ------------------------------------------------------------------------- ECDSA: three curves, either S
+
+
+def add_ec(client: Client, key_name: str) -> CertificateCredential:
+    """Register a certificate for the EC key ``key_name`` (``p256``, ``p384``, ``p521``...)."""
+    key = ec_key(key_name)
+    credential = client.bed.auth.registrations.add_certificate(
+        client.client_id, certificate_pem(key, now=client.bed.clock())
+    )
+    client.keys[credential.id] = key
+    client.credentials.append(credential)
+    return credential
+
+
+def with_alg(token: str, alg: str) -> str:
+    """``token`` with its header's ``alg`` replaced (the signature left as it is)."""
+    h, p, s = segments(token)
+    header = json.loads(base64.urlsafe_b64decode(h + "=="))
+    return f"{b64(json.dumps(header | {'alg': alg}).encode())}.{p}.{s}"
+
+
+@pytest.mark.rfc("7518", "3.4")
+@pytest.mark.rfc("7523", "2.2")
+@pytest.mark.parametrize(("key_name", "alg"), [("p256", "ES256"), ("p384", "ES384"), ("p521", "ES512")])
+@pytest.mark.parametrize("high", [False, True])
+def test_ecdsa_assertion_on_each_curve(bed: Bed, key_name: str, alg: str, high: bool) -> None:
+    """A P-384 or P-521 certificate authenticates with ES384 or ES512 (signed by PyJWT, 96- and
+    132-byte signatures), as P-256 does with ES256; high S and low S alike."""
+    client = bed.client()
+    credential = add_ec(client, key_name)
+    assert credential.key_type == f"EC P-{key_name[1:]}"
+    token = spelled(client.sign(alg=alg), alg, high=high)
+    assert is_low_s(token, alg) is not high
+    assert bed.accepts(token, client) == credential
+    assert bed.recorder.denied == []
+
+
+@pytest.mark.rfc("7518", "3.4")
+@pytest.mark.rfc("7523", "2.2")
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512"])
+def test_high_s_assertion_is_accepted_and_its_twin_is_a_replay(bed: Bed, alg: str) -> None:
+    """Other libraries sign high S as often as not: accepted. Its low-S twin is the same assertion,
+    with the same jti, so it is refused as a replay: a second spelling gains nothing."""
+    client = bed.client()
+    add_ec(client, {"ES256": "p256", "ES384": "p384", "ES512": "p521"}[alg])
+    token = spelled(client.sign(alg=alg), alg, high=True)
+    bed.accepts(token, client)
+    bed.refuses(flip_s(token, alg), "jti already used (replay)", who=client.client_id)
+
+
+@pytest.mark.rfc("7518", "3.4")
+@pytest.mark.rfc("7523", "2.2")
+@pytest.mark.parametrize(
+    ("key_name", "alg"),
+    [
+        ("p384", "ES256"),
+        ("p521", "ES256"),
+        ("p256", "ES384"),
+        ("p521", "ES384"),
+        ("p256", "ES512"),
+        ("p384", "ES512"),
+    ],
+)
+def test_curve_and_alg_must_match(bed: Bed, key_name: str, alg: str) -> None:
+    """ES256 only with P-256, ES384 only with P-384, ES512 only with P-521: one answer, one reason."""
+    client = bed.client()
+    add_ec(client, key_name)
+    own_alg = KEY_CURVES[key_name]
+    reason = f"no live certificate has a key for {alg}"
+    bed.refuses(with_alg(client.sign(alg=own_alg), alg), reason, who=client.client_id)
+    # signed for real with alg, by a key of the right curve that the client never registered
+    right_curve = {"ES256": "p256", "ES384": "p384", "ES512": "p521"}[alg]
+    bed.refuses(client.sign(alg=alg, key=ec_key(right_curve + "-attacker")), reason, who=client.client_id)
+
+
+@pytest.mark.rfc("7518", "3.4")
+@pytest.mark.rfc("7523", "2.2")
+def test_the_fitting_certificate_is_found_among_curves(bed: Bed) -> None:
+    """A client holding P-256, P-384 and P-521 certificates: each alg is checked by its own one."""
+    client = bed.client()
+    credentials = {alg: add_ec(client, name) for name, alg in KEY_CURVES.items()}
+    for name, alg in KEY_CURVES.items():
+        assert bed.accepts(client.sign(alg=alg, key=ec_key(name)), client) == credentials[alg]
+
+
+@pytest.mark.rfc("7518", "3.4")
+@pytest.mark.rfc("7523", "2.2")
+@pytest.mark.parametrize(("key_name", "alg"), [("p384", "ES384"), ("p521", "ES512")])
+def test_token_endpoint_with_p384_and_p521_certificates(bed: Bed, key_name: str, alg: str) -> None:
+    """Through ``OAuthEndpoints``: the metadata lists ES384 and ES512, and an assertion signed with
+    either gets an access token (itself signed with the instance's RS256 key)."""
+    endpoints = OAuthEndpoints(bed.auth)
+    metadata = json.loads(endpoints.metadata(Request("GET", ISSUER + METADATA_PATH, {})).json_bytes())
+    for endpoint in ("token", "revocation", "introspection"):
+        listed = metadata[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]
+        assert listed == ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
+    client = bed.client()
+    credential = add_ec(client, key_name)
+
+    def token_request(assertion: str) -> Any:
+        form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ]
+        return endpoints.token(Request("POST", TOKEN_ENDPOINT, {}, form))
+
+    response = token_request(client.sign(alg=alg))
+    assert response.status == 200, response.body
+    access_token = json.loads(response.json_bytes())["access_token"]
+    assert jwt.get_unverified_header(access_token)["alg"] == "RS256"
+    principal = bed.auth.verify(access_token)
+    assert (principal.client_id, principal.credential_id) == (client.client_id, credential.id)
+    # the wrong curve for the header: the one 401 answer, the reason on the hook
+    refused = token_request(with_alg(client.sign(alg=alg), "ES256"))
+    assert refused.status == 401
+    assert json.loads(refused.json_bytes()) == {"error": "invalid_client", "error_description": FAILED}
+    assert bed.recorder.denied[-1] == (
+        client.client_id,
+        "client assertion: no live certificate has a key for ES256",
+    )
 
 
 # ------------------------------------------------------------------------- real clients

@@ -848,7 +848,7 @@ def test_metadata(endpoints: OAuthEndpoints) -> None:
     assert response.status == 200
     assert response.headers == (JSON, ("Cache-Control", "public, max-age=300"))
     methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-    algorithms = ["RS256", "PS256", "ES256", "EdDSA"]
+    algorithms = ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
     assert body(response) == {
         "issuer": ISSUER,
         "token_endpoint": ISSUER + "/oauth/token",

@@ -22,8 +22,9 @@ A client assertion is checked in this order, the cheap and unauthenticated befor
 1. **Shape** (:func:`embedauth.tokens.jws.parse`): size limit first, three base64url segments, a JSON
    header that names its ``alg`` and carries no parameter that would let the token choose its own
    key (``jwk``, ``jku``, ``x5u``, ``x5c``) or its processing (``crit``...). ``alg`` must be an
-   asymmetric one embedauth accepts (RS256, PS256, ES256, EdDSA): never ``none``, and never HS256,
-   which would let a forger key the MAC with the certificate's *public* key (RFC 8725 §2.1, §3.1).
+   asymmetric one embedauth accepts (RS256, PS256, ES256, ES384, ES512, EdDSA): never ``none``, and
+   never HS256, which would let a forger key the MAC with the certificate's *public* key (RFC 8725
+   §2.1, §3.1).
 2. **Which client** — the payload is read, not yet trusted, only to find ``sub`` (RFC 7523 §3 item
    2.B: the client id). It must be an RFC 6749 client id (printable ASCII) and, when the request
    also carries ``client_id``, equal it (RFC 7521 §4.2). The registration is loaded by it.
@@ -90,7 +91,9 @@ __all__ = [
 
 #: The ``client_assertion_type`` of RFC 7523 §2.2.
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#: The header ``alg`` values a client may sign with (each fits one kind of certificate key).
+#: The header ``alg`` values a client may sign with, each fitting one kind of certificate key:
+#: RS256 and PS256 an RSA key, ES256 / ES384 / ES512 an EC key on P-256 / P-384 / P-521 exactly
+#: (RFC 7518 §3.4), EdDSA an Ed25519 key.
 ASSERTION_ALGORITHMS = frozenset(jws.ASYMMETRIC)
 MAX_JTI_LENGTH = 256
 #: The one message of every refusal before the client has proven who it is.
@@ -338,7 +341,9 @@ class ClientAuthenticator:
             if public_key is None:
                 continue
             try:
-                verify = jws.verifier(alg, public_key)
+                # Both spellings of an ECDSA signature: clients sign high or low S, and a second
+                # spelling of an assertion is useless since its jti is consumed once.
+                verify = jws.verifier(alg, public_key, low_s_only=False)
             except jws.Refused:
                 continue  # the key is of another kind than alg: not this one
             fitting += 1

@@ -122,7 +122,7 @@ GRANT_TYPES = ("client_credentials", "refresh_token")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 #: The order clients usually list them in; the same set as ``ASSERTION_ALGORITHMS``.
 AUTH_SIGNING_ALGORITHMS = tuple(
-    alg for alg in ("RS256", "PS256", "ES256", "EdDSA") if alg in ASSERTION_ALGORITHMS
+    alg for alg in ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA") if alg in ASSERTION_ALGORITHMS
 )
 METADATA_MAX_AGE = 300
 

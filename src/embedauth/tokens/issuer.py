@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-import jwt
 import pluggy
 
 from embedauth.clock import Clock, from_timestamp, to_timestamp, utcnow
@@ -33,6 +32,7 @@ from embedauth.models import (
 from embedauth.registry.last_used import UseRecorder
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.storage.base import Storage
+from embedauth.tokens import jws
 from embedauth.tokens.keys import KeyRing
 from embedauth.tokens.revocation import RevocationState
 from embedauth.tokens.verifier import Verifier
@@ -203,7 +203,7 @@ class Tokens:
             claims["tenant"] = tenant
         for extra in self._hook.embedauth_extra_claims(subject=subject, client_id=client_id, scopes=scopes):
             claims.update({k: v for k, v in (extra or {}).items() if k not in REGISTERED_CLAIMS})
-        token = jwt.encode(claims, private_key, algorithm=key.alg, headers={"typ": "at+jwt", "kid": key.kid})
+        token = jws.sign(claims, private_key, key.alg, {"typ": "at+jwt", "kid": key.kid})
         # A pause this process learned of while signing: the token would be refused anyway.
         if self._revocations.is_revoked(
             client_id=client_id,

@@ -1,9 +1,16 @@
 """Compact JWS (RFC 7515) read strictly, and signatures checked with ``cryptography`` directly.
 
-Both access tokens and client assertions pass through here. Signing stays with PyJWT; checking is
-written against ``cryptography`` because it is the hot path of every protected request, and a
-general JOSE library's per-call work (header policy objects, key parsing, option dictionaries)
-costs more than the signature itself.
+Both access tokens and client assertions pass through here. Signing stays with PyJWT (:func:`sign`
+only normalises an ECDSA signature to low S); checking is written against ``cryptography`` because
+it is the hot path of every protected request, and a general JOSE library's per-call work (header
+policy objects, key parsing, option dictionaries) costs more than the signature itself.
+
+**ECDSA and low S** (RFC 7518 §3.4). If ``(r, s)`` is a valid signature, so is ``(r, n - s)``, with
+``n`` the curve's group order: every ECDSA token has a second spelling that verifies. embedauth
+signs access tokens with ``s <= n/2`` only, and its access-token verifiers (``low_s_only=True``)
+refuse the other spelling, so one token is one cache entry. Client assertions accept both: other
+libraries sign either way, and an assertion's ``jti`` is consumed once, so a second spelling of it
+is worth nothing.
 
 Every failure raises :class:`~embedauth.errors.InvalidToken` with no detail: the caller records
 the reason with :class:`Refused` where one is useful for audit.
@@ -20,8 +27,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeAlias, TypeGuard
 
+import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -39,17 +47,51 @@ __all__ = [
     "b64encode",
     "is_numeric_date",
     "parse",
+    "sign",
     "verifier",
 ]
 
-#: The asymmetric algorithms embedauth signs or accepts, by key type.
-ASYMMETRIC = ("RS256", "PS256", "ES256", "EdDSA")
+#: The asymmetric algorithms embedauth accepts in client assertions, by key type. Access tokens are
+#: signed with RS256, ES256 or EdDSA only (``tokens/keys.py``).
+ASYMMETRIC = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: Header parameters that would let a token choose its own key or change how it is processed.
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit", "b64", "zip", "enc"})
 
 Verifier = Callable[[bytes, bytes], bool]
-"""``verify(signature, signing_input)``: True if the signature is good."""
+"""``verify(signature, signing_input)``: True if the signature is good. One built with
+``low_s_only=True`` raises :class:`Refused` for a high-S ECDSA signature, before checking it."""
+
+SigningKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | bytes
+"""What :func:`sign` signs with: a private key, or the secret of HS256."""
+
+
+class _Curve(NamedTuple):
+    """An ECDSA algorithm of RFC 7518 §3.4: its curve, hash, and the size of ``r`` and of ``s``."""
+
+    name: str  # cryptography's name of the curve
+    hash: type[hashes.HashAlgorithm]
+    size: int  # bytes of r and of s each, big-endian, in the JOSE signature (R || S)
+    order: int  # n, the order of the curve's base point (SEC 2 §2.4.2, §2.5.1, §2.6.1)
+
+
+_ECDSA = {
+    "ES256": _Curve(
+        "secp256r1", hashes.SHA256, 32, 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    ),
+    "ES384": _Curve(
+        "secp384r1",
+        hashes.SHA384,
+        48,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+    ),
+    "ES512": _Curve(
+        "secp521r1",
+        hashes.SHA512,
+        66,
+        0x01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409,
+    ),
+}
 
 
 class Refused(InvalidToken):
@@ -135,32 +177,81 @@ def parse(token: object, *, max_bytes: int) -> Compact:
     )
 
 
-def verifier(alg: str, key: PublicKeyTypes | bytes) -> Verifier:
+def sign(claims: dict[str, Any], key: SigningKey, alg: str, headers: dict[str, Any]) -> str:
+    """The compact JWS of ``claims`` signed by PyJWT, an ECDSA signature normalised to low S.
+
+    PyJWT (OpenSSL) leaves ``s`` as it comes, above ``n/2`` about half the time; such a signature
+    is replaced by ``(r, n - s)``, the other spelling of the same signature, which verifies for
+    the same key and data and which ``low_s_only`` verifiers accept.
+    """
+    token = jwt.encode(claims, key, algorithm=alg, headers=headers)
+    curve = _ECDSA.get(alg)
+    if curve is None:
+        return token
+    signing_input, _, signature_segment = token.rpartition(".")
+    signature = b64decode(signature_segment)
+    size = curve.size
+    if len(signature) != 2 * size:
+        raise ValueError(f"PyJWT gave a {len(signature)}-byte {alg} signature, not {2 * size}")
+    s = int.from_bytes(signature[size:], "big")
+    if s <= curve.order // 2:
+        return token
+    low = (curve.order - s).to_bytes(size, "big")
+    return f"{signing_input}.{b64encode(signature[:size] + low)}"
+
+
+def verifier(alg: str, key: PublicKeyTypes | bytes, *, low_s_only: bool = False) -> Verifier:
     """A signature check for ``alg`` with ``key``, or ``Refused`` if the two do not belong together.
 
     The algorithm comes from the key's registration (the key ring or a certificate), so a token
-    cannot pick ``none``, or HS256 keyed with a public key, by naming it in its header.
+    cannot pick ``none``, or HS256 keyed with a public key, by naming it in its header. An ECDSA
+    algorithm needs a key on exactly its curve (ES256: P-256, ES384: P-384, ES512: P-521).
+
+    ``low_s_only`` (access tokens): an ECDSA signature whose ``s`` is above ``n/2`` raises
+    ``Refused("high-S ECDSA signature")`` before the signature is checked; other algorithms are
+    unaffected. Without it (client assertions) both spellings of an ECDSA signature verify.
     """
     if alg in ("RS256", "PS256") and isinstance(key, rsa.RSAPublicKey):
         pad = padding.PKCS1v15() if alg == "RS256" else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
         digest = hashes.SHA256()
         return _checked(lambda sig, data: key.verify(sig, data, pad, digest))
-    if alg == "ES256" and isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-        algorithm = ec.ECDSA(hashes.SHA256())
-
-        def verify_es256(sig: bytes, data: bytes) -> None:
-            if len(sig) != 64:
-                raise InvalidSignature
-            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-            key.verify(der, data, algorithm)
-
-        return _checked(verify_es256)
+    curve = _ECDSA.get(alg)
+    if curve is not None and isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == curve.name:
+        return _checked(_ecdsa(key, curve, low_s_only=low_s_only))
     if alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
         return _checked(key.verify)
     if alg == "HS256" and isinstance(key, bytes) and len(key) >= 32:
         secret = key
         return lambda sig, data: hmac.compare_digest(sig, hmac.new(secret, data, sha256).digest())
     raise Refused(f"algorithm {alg} does not fit the key")
+
+
+def _ecdsa(
+    key: ec.EllipticCurvePublicKey, curve: _Curve, *, low_s_only: bool
+) -> Callable[[bytes, bytes], None]:
+    """The check of a JOSE ECDSA signature (``R || S``, RFC 7518 §3.4) by ``key``, for ``curve``."""
+    algorithm = ec.ECDSA(curve.hash())
+    size, length, half = curve.size, 2 * curve.size, curve.order // 2
+
+    if low_s_only:
+
+        def verify_low_s(sig: bytes, data: bytes) -> None:
+            if len(sig) != length:
+                raise InvalidSignature
+            s = int.from_bytes(sig[size:], "big")
+            if s > half:  # (r, n - s) is the one spelling accepted: refused before the costly check
+                raise Refused("high-S ECDSA signature")
+            key.verify(encode_dss_signature(int.from_bytes(sig[:size], "big"), s), data, algorithm)
+
+        return verify_low_s
+
+    def verify(sig: bytes, data: bytes) -> None:
+        if len(sig) != length:
+            raise InvalidSignature
+        der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
+        key.verify(der, data, algorithm)
+
+    return verify
 
 
 def _checked(verify: Callable[[bytes, bytes], object]) -> Verifier:

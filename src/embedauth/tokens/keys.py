@@ -293,7 +293,7 @@ class KeyRing:
         if record.alg == "HS256":
             return LoadedKey(record, jws.verifier("HS256", self._decrypt(record)))
         public = jwt.PyJWK.from_json(record.public_jwk).key
-        return LoadedKey(record, jws.verifier(record.alg, public))
+        return LoadedKey(record, jws.verifier(record.alg, public, low_s_only=True))
 
 
 def _generate(alg: str, kid: str) -> tuple[PrivateKeyTypes | bytes, dict[str, Any]]:
