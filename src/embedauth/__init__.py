@@ -7,6 +7,7 @@ from embedauth.config import Settings
 from embedauth.core import EmbedAuth
 from embedauth.errors import (
     AlreadyExists,
+    Busy,
     ConfigurationError,
     Conflict,
     CredentialNotFound,
@@ -26,6 +27,7 @@ from embedauth.errors import (
     RefreshTokenNotFound,
     RegistrationNotFound,
     StorageError,
+    TooManyAttempts,
     TooManySecrets,
     UnauthorizedClient,
     UnknownPermission,
@@ -49,6 +51,7 @@ from embedauth.models import (
 __all__ = [
     "Access",
     "AlreadyExists",
+    "Busy",
     "CertificateCredential",
     "ConfigurationError",
     "Conflict",
@@ -81,6 +84,7 @@ __all__ = [
     "SecretCredential",
     "Settings",
     "StorageError",
+    "TooManyAttempts",
     "TooManySecrets",
     "UnauthorizedClient",
     "UnknownPermission",

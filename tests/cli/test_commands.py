@@ -9,8 +9,10 @@ stored. How results read as text (tables, secrets shown once) is checked in test
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -540,3 +542,29 @@ def test_dates_parse_or_are_refused_cleanly(text: str) -> None:
     except argparse.ArgumentTypeError:
         return
     assert moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
+
+
+def test_every_tenant_and_key_withdrawal(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    first = cli.ok("registrations", "create", "--tenant", "site-1", "--name", "A", *store)
+    now_clock.advance(1)
+    second = cli.ok("registrations", "create", "--tenant", "site-2", "--name", "B", *store)
+    everyone = cli.ok("registrations", "list", *store)  # no --tenant: every tenant's, for a nightly job
+    assert [(r["client_id"], r["tenant"]) for r in everyone] == [
+        (first["client_id"], "site-1"),
+        (second["client_id"], "site-2"),
+    ]
+    lines = cli("registrations", "list", *store).out.splitlines()
+    assert re.split(r"\s{2,}", lines[0])[:2] == ["TENANT", "NAME"]
+    assert [r["client_id"] for r in cli.ok("registrations", "list", "--tenant", "site-2", *store)] == [
+        second["client_id"]
+    ]
+    key = cli.ok("keys", "rotate", *store)
+    withdrawn = cli.ok("keys", "withdraw", key["kid"], *store)
+    assert (withdrawn["kid"], withdrawn["withdrawn"]) == (key["kid"], True)
+    assert key["kid"] not in [k["kid"] for k in cli.ok("keys", "list", *store)]
+    missing = cli("keys", "withdraw", "no-such-kid", *store)
+    assert (missing.code, missing.err) == (1, "embedauth: error: no signing key 'no-such-kid'\n")
+    kek = cli.ok("keys", "generate-kek", *store)["key_encryption_key"]
+    assert len(base64.urlsafe_b64decode(kek + "=")) == 32
+    assert cli("keys", "generate-kek", *store).out.strip() != kek  # a new one each time

@@ -112,6 +112,18 @@ def test_production_hash_parameters() -> None:
     assert hasher.verify(weaker.hash(secret), secret)
 
 
+def test_hashes_are_upgraded_only_when_weaker() -> None:
+    """Two processes configured differently must not re-hash each other's hashes on every use."""
+    secret = generate_client_secret()
+    stronger = SecretHasher(time_cost=3, memory_kib=256, parallelism=1)
+    other = SecretHasher(time_cost=1, memory_kib=512, parallelism=1)  # more memory, fewer passes
+    plain = SecretHasher(time_cost=1, memory_kib=256, parallelism=1)
+    assert not plain.needs_rehash(stronger.hash(secret))  # a stronger hash is never downgraded
+    assert stronger.needs_rehash(plain.hash(secret))
+    assert other.needs_rehash(stronger.hash(secret)) and stronger.needs_rehash(other.hash(secret))
+    assert plain.needs_rehash("$argon2i$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")  # not argon2id
+
+
 def test_secret_cache_is_bounded_and_keyed() -> None:
     cache = SecretCache(maxsize=3)
     secrets = [generate_client_secret() for _ in range(5)]

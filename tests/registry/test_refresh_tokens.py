@@ -68,3 +68,15 @@ def test_refresh_token_revoked_after_a_year_unused(auth: EmbedAuth, clock: Froze
     with pytest.raises(InvalidGrant, match="revoked"):
         auth.tokens.refresh(made.refresh_token)
     assert auth.refresh_tokens.get(made.id).revoked_at is not None
+
+
+def test_a_refresh_tokens_customer_scope_and_tenant_reach_its_access_tokens(auth: EmbedAuth) -> None:
+    made = auth.refresh_tokens.create(
+        "alice", scopes=["devices:read"], tenant="site-1", customer_scope="groups:g1"
+    )
+    principal = auth.verify(auth.tokens.refresh(made.refresh_token).access_token)
+    assert (principal.tenant, str(principal.customer_scope)) == ("site-1", "groups:g1")
+    assert str(auth.refresh_tokens.get(made.id).customer_scope) == "groups:g1"
+    everyone = auth.refresh_tokens.create("bob", scopes=["devices:read"])  # no tenant: names none
+    principal = auth.verify(auth.tokens.refresh(everyone.refresh_token).access_token)
+    assert (principal.tenant, str(principal.customer_scope)) == (None, "all")

@@ -15,8 +15,10 @@ from embedauth import (
     CustomerScopeKind,
     EmbedAuth,
     InvalidInput,
+    InvalidToken,
     PermissionNotFound,
     RegistrationNotFound,
+    StorageError,
     TooManySecrets,
     UnknownPermission,
 )
@@ -415,3 +417,55 @@ def test_conflict_after_too_many_attempts(auth: EmbedAuth, monkeypatch: pytest.M
     with pytest.raises(Conflict):
         auth.registrations.update(created.client_id, name="never")
     assert dataclasses.replace(auth.registrations.get(created.client_id)) == created.registration
+
+
+def test_a_failed_pause_heals(auth: EmbedAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change whose revocation was written but whose save failed moves the registration to the
+    revoked generation, so that new tokens verify again (old ones stay refused: fail closed)."""
+    created = create(auth)
+    old = auth.tokens.client_credentials(created.client_id, created.client_secret).access_token
+    save = auth.storage.save_registration
+    calls = []
+
+    def fail_once(registration: Registration, *, expected_version: int) -> bool:
+        calls.append(registration.generation)
+        if len(calls) == 1:
+            raise StorageError("the connection dropped")
+        return save(registration, expected_version=expected_version)
+
+    monkeypatch.setattr(auth.storage, "save_registration", fail_once)
+    with pytest.raises(StorageError):
+        auth.registrations.update(created.client_id, scopes=[])  # narrowing: revokes generation 1
+    healed = auth.registrations.get(created.client_id)
+    assert healed.generation == 2 and healed.scopes == created.registration.scopes  # nothing else changed
+    with pytest.raises(InvalidToken):
+        auth.verify(old)
+    assert auth.verify(auth.tokens.client_credentials(created.client_id, created.client_secret).access_token)
+
+
+def test_every_change_that_takes_rights_away_revokes(auth: EmbedAuth) -> None:
+    created = auth.registrations.create(
+        tenant="t", name="n", scopes=["devices:read", "users:read"], customer_scope="customers:a,b"
+    )
+
+    def token() -> str:
+        return auth.tokens.client_credentials(created.client_id, created.client_secret).access_token
+
+    changes: list[tuple[dict[str, Any], bool]] = [
+        ({"name": "renamed", "description": "d"}, False),
+        ({"scopes": ["devices:read", "users:read", "devices:write"]}, False),
+        ({"customer_scope": "customers:a,b,c"}, False),
+        ({"customer_scope": "all"}, False),
+        ({"customer_scope": "customers:a"}, True),
+        ({"customer_scope": "groups:a"}, True),
+        ({"scopes": ["devices:read"]}, True),
+    ]
+    for change, revokes in changes:
+        before = token()
+        auth.registrations.update(created.client_id, **change)
+        if revokes:
+            with pytest.raises(InvalidToken):
+                auth.verify(before)
+        else:
+            assert auth.verify(before)
+        assert auth.verify(token())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from embedauth import EmbedAuth, InvalidScope, UnauthorizedClient
-from embedauth.clock import FrozenClock
+from embedauth.clock import FrozenClock, utcnow
 from embedauth.hooks import hookimpl
 from embedauth.models import CreatedSecret
 from tests.conftest import ISSUER, TEST_SETTINGS, Recorder
@@ -106,3 +107,13 @@ def test_revoking_another_clients_token_is_refused(auth: EmbedAuth, created: Cre
     assert auth.verify(token)
     auth.tokens.revoke(token, client_id=created.client_id)
     refused(auth, token)
+
+
+def test_a_token_never_outlives_its_credential_or_registration(auth: EmbedAuth, clock: FrozenClock) -> None:
+    soon = utcnow(clock) + timedelta(minutes=10)
+    made = auth.registrations.create(tenant="t", name="n", secret_expires_at=soon)
+    response = auth.tokens.client_credentials(made.client_id, made.client_secret)
+    assert response.expires_in == 600
+    assert auth.verify(response.access_token).expires_at == soon.timestamp()
+    later = auth.registrations.create(tenant="t", name="m", expires_at=utcnow(clock) + timedelta(minutes=20))
+    assert auth.tokens.client_credentials(later.client_id, later.client_secret).expires_in == 1200

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from embedauth import ConfigurationError, EmbedAuth, InvalidToken
+from embedauth import ConfigurationError, EmbedAuth, InvalidToken, NotFound
 from embedauth.clock import FrozenClock
 from embedauth.models import CreatedSecret
 from embedauth.storage.memory import MemoryStorage
@@ -151,3 +151,38 @@ def test_private_keys_encrypted_at_rest(clock: FrozenClock) -> None:
         )
     with pytest.raises(ConfigurationError):
         make_auth(clock, key_encryption_key="too-short")
+
+
+def test_a_leaked_key_is_withdrawn_everywhere(clock: FrozenClock) -> None:
+    """Its tokens are refused by every process, it leaves the JWKS, and a new key signs at once."""
+    issuer = make_auth(clock)
+    made = issuer.registrations.create(tenant="t", name="n")
+    token = token_for(issuer, made)
+    leaked = segments(token)[0]["kid"]
+    other = EmbedAuth(issuer.storage, clock=clock, issuer=ISSUER, **TEST_SETTINGS)
+    assert other.verify(token)
+    withdrawn = issuer.keys.withdraw(leaked)
+    assert withdrawn.kid == leaked
+    with pytest.raises(InvalidToken):
+        issuer.verify(token)
+    other.revocations.sync()  # what the feed delivers within a second
+    with pytest.raises(InvalidToken):
+        other.verify(token)  # refused although the token was cached there
+    assert leaked not in {key["kid"] for key in issuer.jwks()["keys"]}
+    fresh = token_for(issuer, made)
+    assert segments(fresh)[0]["kid"] != leaked
+    assert issuer.verify(fresh)
+    deadline = time.monotonic() + 3  # the other process learns the new key in the background
+    while not verifies(other, fresh):
+        assert time.monotonic() < deadline, "the new key was not learned within 3 s"
+        time.sleep(0.05)
+    with pytest.raises(NotFound):
+        issuer.keys.withdraw(leaked)
+
+
+def verifies(auth: EmbedAuth, token: str) -> bool:
+    try:
+        auth.verify(token)
+    except InvalidToken:
+        return False
+    return True

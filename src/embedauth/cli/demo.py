@@ -84,14 +84,15 @@ def starlette_app(auth: EmbedAuth) -> Any:
     async def devices(request: Request) -> Response:
         return reply({"devices": visible_devices(request.user.principal)})
 
+    endpoints = oauth_routes(auth)
     routes = [
-        *oauth_routes(auth),
+        *endpoints,
         Route("/demo/public", public),
         Route("/demo/whoami", who),
         Route("/demo/devices", devices),
     ]
     # The OAuth endpoints authenticate clients themselves (a Bearer header there is not ours).
-    exempt = ("/oauth/", "/.well-known/", "/demo/public")
+    exempt = (*(route.path for route in endpoints if isinstance(route, Route)), "/demo/public")
     middleware = [Middleware(BearerMiddleware, verifier=auth, realm=auth.settings.issuer, exempt=exempt)]
     return Starlette(routes=routes, middleware=middleware)
 

@@ -51,14 +51,14 @@ class Health:
         revocations = self._auth.revocations
         age = revocations.age()
         max_staleness = self._auth.settings.max_staleness
-        current = age is not None and age <= max_staleness
+        current = age is None or age <= max_staleness  # never loaded: nothing to be stale yet
         report = {
             "loaded": age is not None,
             "age_seconds": None if age is None else round(age, 3),
             "max_staleness": max_staleness,
             "entries": revocations.size(),
         }
-        ready = storage["reachable"] and (current or not revocations.started())
+        ready = storage["reachable"] and current
         body: dict[str, Any] = {
             "status": "ok" if ready else "unavailable",
             "storage": storage,

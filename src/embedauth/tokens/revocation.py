@@ -157,9 +157,11 @@ class RevocationState:
     ) -> Revocation:
         """An entry that lives until no token it refuses can be accepted any more.
 
-        By default that is the deployment's ``max_token_age`` plus ``revocation_skew`` from now;
+        By default that is the deployment's ``max_token_age`` (read from storage now: an issuer
+        with a longer lifetime may have raised it since) plus ``revocation_skew`` from now;
         ``until`` (one access token's expiry) may shorten it.
         """
+        self._max_token_age = max(self._max_token_age, self._storage.revocation_head().max_token_age)
         now = utcnow(self._clock)
         lifetime = timedelta(seconds=self.max_token_age() + self._settings.revocation_skew)
         expires_at = now + lifetime if until is None else min(now + lifetime, max(until, now))

@@ -277,9 +277,10 @@ def _v2(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE embedauth_refresh_tokens MODIFY customer_scope TEXT NOT NULL"))
     REVOCATION_LOG.create(conn)
     REVOCATION_HEAD.create(conn)
-    Index("ix_embedauth_registrations_created", REGISTRATIONS.c.created_at, REGISTRATIONS.c.client_id).create(
-        conn
-    )
+    # The index as declared on the table (an Index built here would attach itself to it a second time).
+    next(
+        index for index in REGISTRATIONS.indexes if index.name == "ix_embedauth_registrations_created"
+    ).create(conn)
     # Version 1 entries become keyed ones: a pause "since t" refuses every token issued before the
     # upgrade (they carry no generation), a refresh token's entry is a credential's.
     merged: dict[tuple[str, str], dict[str, Any]] = {}

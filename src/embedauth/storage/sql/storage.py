@@ -153,14 +153,13 @@ class SQLStorage(Storage):
                         if stored > SCHEMA_VERSION:
                             newer = f"stored layout version {stored} is newer than this embedauth's"
                             raise ConfigurationError(f"{newer} ({SCHEMA_VERSION})")
-                        if stored == 0:
+                        if stored == 0:  # an empty database: the current layout at once
                             schema.create(conn)
                             conn.execute(insert(SCHEMA).values(id=1, version=SCHEMA_VERSION))
                             conn.execute(insert(REVOCATION_HEAD).values(id=1, **_new_head()))
-                        for version in range(max(stored, 1) + 1, SCHEMA_VERSION + 1):
-                            if stored:
+                        elif stored < SCHEMA_VERSION:
+                            for version in range(stored + 1, SCHEMA_VERSION + 1):
                                 MIGRATIONS[version](conn)
-                        if 0 < stored < SCHEMA_VERSION:
                             conn.execute(update(SCHEMA).values(version=SCHEMA_VERSION))
                     return
                 except DBAPIError:

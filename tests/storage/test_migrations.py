@@ -1,0 +1,177 @@
+"""A store written by embedauth 0.1 (layout version 1) opens, migrated, with its data and its revocations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Connection, create_engine
+
+from embedauth.clock import FrozenClock
+from embedauth.models import RevocationKind
+from embedauth.storage.redis import RedisStorage
+from embedauth.storage.sql import SQLStorage
+from embedauth.storage.sql.engine import engine_url
+from tests.services import storage_url
+from tests.storage import v1_layout as v1
+
+US = 1_000_000
+CREATED = 1_790_000_000  # seconds
+SQL_BACKENDS = [
+    pytest.param("sqlite", marks=pytest.mark.sqlite),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+def _v1_rows(conn: Connection) -> None:
+    """A catalog entry, a registration with a scope and a secret, four revocations, a refresh token."""
+    at = CREATED * US
+    conn.execute(
+        v1.PERMISSIONS.insert().values(name="devices:read", description="", access="read", created_at=at)
+    )
+    conn.execute(
+        v1.REGISTRATIONS.insert().values(
+            client_id="client-1",
+            tenant="site-1",
+            name="Backup",
+            description="",
+            customer_scope="all",
+            customer_ids="[]",
+            enabled=True,
+            created_at=at,
+            updated_at=at,
+            version=3,
+        )
+    )
+    conn.execute(v1.SCOPES.insert().values(client_id="client-1", position=0, permission="devices:read"))
+    conn.execute(
+        v1.SECRETS.insert().values(
+            client_id="client-1",
+            position=0,
+            id="secret-1",
+            hint="eas_abc",
+            secret_hash="hash",
+            created_at=at,
+            expires_at=at + 86400 * US,
+        )
+    )
+    revocations = [
+        ("registration", "client-1", at, at + 3000 * US),
+        ("refresh_token", "rt-1", at, at + 3600 * US),
+        ("access_token", "jti-1", at, at + 600 * US),
+        ("registration", "client-1", at + US, at + 3630 * US),  # a later pause of the same one
+    ]
+    for kind, subject, since, expires in revocations:
+        conn.execute(
+            v1.REVOCATIONS.insert().values(kind=kind, subject=subject, since=since, expires_at=expires)
+        )
+    conn.execute(
+        v1.REFRESH_TOKENS.insert().values(
+            id="rt-1", user="alice", scopes="[]", hint="ear_abc", token_hash="hash", created_at=at
+        )
+    )
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_version_1_sql_database_is_migrated(backend: str, tmp_path: Path) -> None:
+    clock = FrozenClock(CREATED + 10)
+    with storage_url(backend, tmp_path) as url:
+        engine = create_engine(engine_url(url))
+        with engine.begin() as conn:
+            v1.create_v1(conn)
+            _v1_rows(conn)
+        engine.dispose()
+
+        store = SQLStorage(url, clock=clock)
+        try:
+            assert store.schema_version() == 2
+            registration = store.get_registration("client-1")
+            assert registration is not None
+            assert (registration.generation, registration.version, registration.scopes) == (
+                1,
+                3,
+                ("devices:read",),
+            )
+            entries = store.revocations_after(0)
+            assert [(e.kind, e.subject, e.generation) for e in entries] == [
+                (RevocationKind.REGISTRATION, "client-1", 1),  # tokens from before refused: they have no gen
+                (RevocationKind.CREDENTIAL, "rt-1", 0),
+                (RevocationKind.ACCESS_TOKEN, "jti-1", 0),
+            ]
+            assert int(entries[0].expires_at.timestamp()) == CREATED + 3630  # merged: the later expiry
+            head = store.revocation_head()
+            assert head.seq == 3 and head.epoch
+            token = store.get_refresh_token("rt-1")
+            assert token is not None and str(token.customer_scope) == "all"
+            seq = store.add_revocation(entries[1])  # the migrated log goes on from where it stands
+            assert seq == 4 and len(store.revocations_after(0)) == 3
+            if backend == "mysql":  # identifiers no longer padded
+                assert store.consume_once("k", registration.created_at.replace(year=2100))
+                assert store.consume_once("k ", registration.created_at.replace(year=2100))
+        finally:
+            store.close()
+        reopened = SQLStorage(url, clock=clock)  # and a second open migrates nothing
+        assert reopened.schema_version() == 2 and reopened.get_registration("client-1") is not None
+        reopened.close()
+
+
+@pytest.mark.redis
+def test_a_version_1_redis_store_is_migrated(tmp_path: Path) -> None:
+    clock = FrozenClock(CREATED + 10)
+    with storage_url("redis", tmp_path) as url:
+        store = RedisStorage(url, clock=clock)
+        prefix = url.rsplit("prefix=", 1)[1]
+        client = redis.Redis.from_url(url.split("?")[0])
+        try:
+            # What 0.1 wrote: a registration document without a generation, its tenant index but
+            # no index of every registration, and a revocation entry of the "since" form.
+            doc = {
+                "client_id": "client-1",
+                "tenant": "site-1",
+                "name": "Backup",
+                "description": "",
+                "scopes": [],
+                "customer_scope": {"kind": "all", "ids": []},
+                "enabled": True,
+                "created_at": "2026-09-21T13:46:40.000+00:00",
+                "updated_at": "2026-09-21T13:46:40.000+00:00",
+                "registration_expires_at": None,
+                "last_used_at": None,
+                "secrets": [],
+                "certificates": [],
+                "version": 1,
+            }
+            client.hset(f"{prefix}:{{r:client-1}}", mapping={"doc": json.dumps(doc), "version": 1})
+            client.zadd(f"{prefix}:{{t:site-1}}:registrations", {"client-1": CREATED * 1000})
+            client.delete(f"{prefix}:{{registrations}}")
+            entry = {
+                "kind": "registration",
+                "subject": "client-1",
+                "since": "2026-09-21T13:46:40.000+00:00",
+                "expires_at": "2026-09-21T14:46:40.000+00:00",
+                "seq": 1,
+            }
+            client.zadd(f"{prefix}:{{rev}}:log", {json.dumps(entry): 1})
+            client.zadd(f"{prefix}:{{rev}}:expiry", {json.dumps(entry): (CREATED + 3600) * 1000})
+            client.set(f"{prefix}:{{rev}}:seq", 1)
+            client.set(f"{prefix}:schema", 1)
+            store.close()
+
+            store = RedisStorage(url, clock=clock)
+            assert store.schema_version() == 2
+            assert [r.client_id for r in store.list_registrations(None).items] == ["client-1"]
+            registration = store.get_registration("client-1")
+            assert registration is not None and registration.generation == 1
+            [revocation] = store.revocations_after(0)
+            assert (revocation.kind, revocation.subject, revocation.generation) == (
+                RevocationKind.REGISTRATION,
+                "client-1",
+                1,
+            )
+            assert store.revocation_head().seq == 1
+        finally:
+            store.close()
+            client.close()
