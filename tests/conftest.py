@@ -94,7 +94,9 @@ def catalogued(url: str, clock: FrozenClock, **options: Any) -> Iterator[EmbedAu
     """An EmbedAuth at ``url`` issuing as ``ISSUER``, with the catalog the tests use."""
     with EmbedAuth(url, clock=clock, issuer=ISSUER, **TEST_SETTINGS, **options) as instance:
         for name in CATALOG:
-            instance.permissions.add(name, description=f"{name} access")
+            instance.permissions.add(
+                name, description=f"{name} access", access="write" if name.endswith(":write") else "read"
+            )
         yield instance
 
 

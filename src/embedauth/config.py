@@ -1,18 +1,30 @@
-"""Settings: every knob in one frozen value, from arguments or ``EMBEDAUTH_*`` environment variables."""
+"""Settings: every knob in one frozen value, from arguments or ``EMBEDAUTH_*`` environment variables.
+
+The reference (docs/configuration.md) is generated from this class: each field's ``#:`` comment is
+its documentation, and ``tests/test_docs.py`` fails when a field has none or the page is stale.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
+import logging
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from embedauth.errors import ConfigurationError
 
-__all__ = ["DEFAULT_STORAGE", "Settings"]
+__all__ = ["DEFAULT_STORAGE", "ENV_PREFIX", "SettingInfo", "Settings", "setting_infos"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///embedauth.db"
+#: Every setting ``name`` is also read from the environment variable ``EMBEDAUTH_NAME``.
+ENV_PREFIX = "EMBEDAUTH_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,44 +34,83 @@ class Settings:
     Lifetimes are in seconds unless the name says days.
     """
 
+    # -- where and who
+    #: The storage URL: ``sqlite:///path.db``, ``memory://``, ``postgresql://…``, ``mysql+pymysql://…``
+    #: (or ``mariadb://…``), ``redis://host:6379/0?prefix=…``.
     storage: str = DEFAULT_STORAGE
+    #: The issuer identifier (RFC 8414): the ``iss`` of every token and the base of the endpoint URLs.
     issuer: str = "http://127.0.0.1:8000"
     #: Path prefix of the OAuth endpoints under the issuer (``/oauth/token`` and its siblings).
     endpoint_prefix: str = ""
     #: Accepted ``aud`` values; tokens are issued for the first. Empty: the issuer.
     audiences: tuple[str, ...] = ()
+
+    # -- access tokens
+    #: Seconds an access token is valid (never past its credential's or registration's expiry).
     access_token_lifetime: int = 3600
-    #: RS256: the cheapest to verify here (17 µs against 49 for ES256 and 81 for EdDSA, see
-    #: docs/benchmarks.md) and accepted by every JWT library.
+    #: The algorithm new signing keys use. RS256: the cheapest to verify here and accepted by every
+    #: JWT library (see docs/benchmarks.md).
     signing_algorithm: str = "RS256"
     #: The algorithms new keys may use. ``HS256`` only when listed here explicitly.
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    #: Seconds of clock difference allowed when checking ``exp``, ``nbf`` and ``iat``.
     leeway: int = 30
+    #: The largest token or client assertion read at all (bytes).
     max_token_bytes: int = 8192
-
-    #: Secret lifetimes an admin picks from, and the latest custom expiry allowed.
-    secret_lifetime_days: tuple[int, ...] = (365, 730, 1095)
-    default_secret_days: int = 365
-    max_secret_days: int = 1095
-    max_registration_days: int = 3650
-    max_live_secrets: int = 2
-
-    #: argon2id parameters (OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane). Secrets are 256
-    #: random bits, so the hash guards leaked rows, not weak passwords.
-    argon2_time_cost: int = 2
-    argon2_memory_kib: int = 19456
-    argon2_parallelism: int = 1
-
-    secret_cache_size: int = 10_000
     #: Verified tokens remembered; about 3 KB each (the token and its claims): 10,000 is ~30 MB.
     token_cache_size: int = 10_000
-
-    refresh_token_idle_days: int = 365
+    #: The longest lifetime a client assertion (``private_key_jwt``) may claim (seconds).
     assertion_max_lifetime: int = 3600
-    #: How long a new signing key is published before it signs, and how often a process re-reads
-    #: the key ring (an unknown kid also triggers a re-read, at most once a second).
+
+    # -- secrets and registrations
+    #: The secret lifetimes an admin picks from (days).
+    secret_lifetime_days: tuple[int, ...] = (365, 730, 1095)
+    #: The lifetime of a secret when none is asked for (days; one of ``secret_lifetime_days``).
+    default_secret_days: int = 365
+    #: The latest custom expiry of a secret, and of a certificate's use, from now (days).
+    max_secret_days: int = 1095
+    #: The latest expiry of a registration itself, from now (days).
+    max_registration_days: int = 3650
+    #: Live secrets a registration may hold at once (two: one to switch to without downtime).
+    max_live_secrets: int = 2
+    #: Successful secret verifications remembered, so that a known client costs no argon2 run.
+    secret_cache_size: int = 10_000
+    #: A person's refresh token unused this many days is revoked at its next use.
+    refresh_token_idle_days: int = 365
+
+    # -- argon2id (OWASP's minimum: 19 MiB, 2 passes, 1 lane; secrets are 256 random bits, so the
+    # hash guards leaked rows, not weak passwords)
+    #: argon2id passes.
+    argon2_time_cost: int = 2
+    #: argon2id memory (KiB).
+    argon2_memory_kib: int = 19456
+    #: argon2id lanes.
+    argon2_parallelism: int = 1
+    #: argon2 runs at once in this process (0: one per CPU).
+    argon2_max_concurrency: int = 0
+    #: Seconds a request waits for an argon2 turn before it is answered 503.
+    argon2_queue_timeout: float = 2.0
+    #: Failed client authentications allowed per client ID in ``failed_auth_window``; then 429.
+    failed_auth_limit_per_client: int = 10
+    #: Failed client authentications allowed per source address (IPv6: per /64) in the window.
+    failed_auth_limit_per_address: int = 50
+    #: The window the failure limits count in (seconds); a full window of silence forgives all.
+    failed_auth_window: float = 60.0
+
+    # -- signing keys
+    #: How long a new signing key is published before it signs (seconds), so that every JWKS cache
+    #: has it first.
     key_publish_ahead: int = 600
+    #: How often a process re-reads the key ring in the background (seconds); an unknown kid also
+    #: starts a re-read, at most once a second.
     key_reload_interval: float = 30.0
+    #: Base64url 32-byte key that encrypts signing keys at rest (AES-256-GCM). None: SQLite uses a
+    #: key file beside its database, memory:// a process key; other stores refuse to create a key.
+    key_encryption_key: str | None = field(default=None, repr=False)
+    #: Store signing keys unencrypted when there is no key-encryption key (warned at every key).
+    allow_unencrypted_keys: bool = False
+
+    # -- revocation and outages
     #: How often revocations are fetched when the backend has no push feed (and as a safety net).
     revocation_poll_interval: float = 0.5
     #: How often every process re-reads the whole revocation log anyway (seconds), besides after a
@@ -78,20 +129,6 @@ class Settings:
     max_staleness: float = 30.0
     #: Seconds each storage connection attempt, and each wait for an answer, may take.
     storage_timeout: float = 3.0
-    #: Failed client authentications (argon2 run and lost) allowed per client ID and per source
-    #: address in ``failed_auth_window`` seconds; beyond, 429 with ``Retry-After``.
-    failed_auth_limit_per_client: int = 10
-    failed_auth_limit_per_address: int = 50
-    failed_auth_window: float = 60.0
-    #: argon2 verifications run at once in this process (0: one per CPU), and how long a request
-    #: waits for a turn before a 503.
-    argon2_max_concurrency: int = 0
-    argon2_queue_timeout: float = 2.0
-    #: Base64url 32-byte key that encrypts signing keys at rest (AES-256-GCM). None: SQLite uses a
-    #: key file beside its database, memory:// a process key; other stores refuse to create a key.
-    key_encryption_key: str | None = field(default=None, repr=False)
-    #: Store signing keys unencrypted when there is no key-encryption key (warned at every key).
-    allow_unencrypted_keys: bool = False
 
     def __post_init__(self) -> None:
         if self.default_secret_days not in self.secret_lifetime_days:
@@ -147,13 +184,24 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``EMBEDAUTH_<FIELD>`` variables, then ``overrides`` (None is ignored)."""
+        """Defaults, then ``EMBEDAUTH_<FIELD>`` variables, then ``overrides`` (None is ignored).
+
+        A variable that looks like a misspelt setting (``EMBEDAUTH_STORAGE_TIMOUT``) is warned
+        about, naming the setting it probably meant; a value that does not parse is refused.
+        """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f"EMBEDAUTH_{f.name.upper()}")
-            if raw is not None:
-                values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
+        names = {f"{ENV_PREFIX}{f.name.upper()}": f for f in dataclasses.fields(cls)}
+        for variable, raw in environ.items():
+            if not variable.startswith(ENV_PREFIX):
+                continue
+            known = names.get(variable)
+            if known is not None:
+                values[known.name] = _parse(variable, raw, known.default)
+                continue
+            close = difflib.get_close_matches(variable, names, n=1, cutoff=0.85)
+            if close:
+                log.warning("embedauth: %s is not a setting; did you mean %s?", variable, close[0])
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**values)
@@ -161,10 +209,59 @@ class Settings:
             raise ConfigurationError(str(exc)) from exc
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
+@dataclass(frozen=True, slots=True)
+class SettingInfo:
+    """One setting as the configuration reference shows it."""
+
+    name: str
+    variable: str
+    type: str
+    default: Any
+    doc: str
+
+
+def setting_infos() -> list[SettingInfo]:
+    """Every setting, in declaration order, with its variable, type, default and ``#:`` comment."""
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        name, colon, _ = stripped.partition(":")
+        if colon and name.isidentifier() and pending:
+            docs[name] = " ".join(pending)
+        if not stripped.startswith("#"):
+            pending = []
+    hints = typing.get_type_hints(Settings)
+    infos = []
+    for f in dataclasses.fields(Settings):
+        hint = hints[f.name]
+        type_name = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+        infos.append(
+            SettingInfo(
+                name=f.name,
+                variable=f"{ENV_PREFIX}{f.name.upper()}",
+                type=type_name or str(hint).replace("typing.", ""),
+                default=f.default,
+                doc=docs.get(f.name, ""),
+            )
+        )
+    return infos
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(variable: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
+            word = raw.strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise ValueError(raw)
+            return word in _TRUE
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
@@ -173,5 +270,5 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             items = [item for item in raw.replace(",", " ").split() if item]
             return tuple(int(i) for i in items) if default and isinstance(default[0], int) else tuple(items)
     except ValueError as exc:
-        raise ConfigurationError(f"EMBEDAUTH_{name.upper()}: cannot parse {raw!r}") from exc
+        raise ConfigurationError(f"{variable}: cannot parse {raw!r}") from exc
     return raw

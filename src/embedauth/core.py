@@ -36,7 +36,8 @@ class EmbedAuth:
     ``storage`` is a URL (``sqlite:///embedauth.db``, ``memory://``, ``postgresql://…``,
     ``mysql+pymysql://…``, ``redis://…``) or an open :class:`~embedauth.storage.Storage`; other
     keyword arguments are :class:`~embedauth.config.Settings` fields (``issuer=…``,
-    ``token_cache_size=0``…) applied over ``settings``. ``plugins`` are registered on this
+    ``token_cache_size=0``…) applied over ``settings``, which defaults to the ``EMBEDAUTH_*``
+    environment variables over the defaults (:meth:`Settings.from_env`). ``plugins`` are registered on this
     instance's own plugin manager; ``load_entrypoints=True`` also loads installed ``embedauth``
     entry points. ``plugin_manager`` shares an existing manager instead (what :meth:`with_settings`
     does), and then ``plugins`` are added to it.
@@ -57,7 +58,7 @@ class EmbedAuth:
         plugin_manager: pluggy.PluginManager | None = None,
         **overrides: Any,
     ) -> None:
-        settings = settings or Settings()
+        settings = settings or Settings.from_env()
         if isinstance(storage, str):
             overrides["storage"] = storage
         self.settings = settings.replace(**overrides) if overrides else settings

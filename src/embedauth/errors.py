@@ -133,7 +133,8 @@ class InvalidToken(EmbedAuthError):
     """A token or client assertion that cannot be accepted, whatever the reason.
 
     Like ``cryptography.fernet.InvalidToken``: one type, one message, so a caller learns nothing
-    about which check failed. The reason is reported to the ``embedauth_token_denied`` hook.
+    about which check failed. The reason is reported to the ``embedauth_token_denied`` hook, and
+    the built-in logging plugin writes it to the ``embedauth`` logger at INFO.
     """
 
     def __init__(self) -> None:

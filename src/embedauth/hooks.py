@@ -91,11 +91,13 @@ class Specs:
 
 def make_plugin_manager(*plugins: object, load_entrypoints: bool = False) -> pluggy.PluginManager:
     """A fresh manager with the specs, the built-in plugins, then ``plugins``."""
+    from embedauth.plugins import log
     from embedauth.storage import schemes
 
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(Specs)
     manager.register(schemes, name="embedauth.storage.schemes")
+    manager.register(log, name="embedauth.plugins.log")
     for plugin in plugins:
         manager.register(plugin)
     if load_entrypoints:

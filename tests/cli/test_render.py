@@ -49,14 +49,14 @@ def test_refresh_token_is_printed_once(tmp_path: Path, cli: Cli, now_clock: Froz
     assert fields["Scopes"].strip() == "devices:read"
     assert run.out.rstrip().endswith(TOKEN_SHOWN_ONCE)
     unlimited = cli.ok("refresh-tokens", "create", "--user", "alice", *store)
-    assert unlimited["scopes"] == []
+    assert unlimited["scopes"] == ["devices:read"]  # no --scope: the read permissions, said as such
 
     lines = cli("refresh-tokens", "list", "--user", "alice", *store).out.splitlines()
     assert re.split(r"\s{2,}", lines[0]) == ["ID", "HINT", "SCOPES", "CREATED", "LAST USED", "STATUS"]
     today = at(now_clock).date().isoformat()
     rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[1:]}
     assert rows[token_id] == [token_id, f"{token[:7]}...", "devices:read", today, "never", "active"]
-    assert rows[unlimited["id"]][2:] == ["(every permission)", today, "never", "active"]
+    assert rows[unlimited["id"]][2:] == ["devices:read", today, "never", "active"]
     assert token not in "\n".join(lines)
 
     revoked = cli("refresh-tokens", "revoke", token_id, *store)

@@ -26,9 +26,15 @@ def test_refresh_token_grant(auth: EmbedAuth, clock: FrozenClock) -> None:
     assert listed.last_used_at == utcnow(clock) and listed.revoked_at is None
 
 
-def test_unlimited_refresh_token_gets_the_catalog(auth: EmbedAuth) -> None:
+def test_a_refresh_token_without_scopes_gets_the_read_permissions_of_now(auth: EmbedAuth) -> None:
+    """Read-only by default, said in its record, and fixed: the catalog growing changes nothing."""
     made = auth.refresh_tokens.create("bob")
-    assert auth.tokens.refresh(made.refresh_token).scope == "devices:read devices:write users:read"
+    assert made.record.scopes == ("devices:read", "users:read")
+    auth.permissions.add("reports:read")
+    assert auth.tokens.refresh(made.refresh_token).scope == "devices:read users:read"
+    writer = auth.refresh_tokens.create("carol", scopes=["devices:write"])
+    assert auth.tokens.refresh(writer.refresh_token).scope == "devices:write"
+    assert auth.refresh_tokens.create("dave", scopes=[]).record.scopes == ()
 
 
 @pytest.mark.rfc("6749", "5.2")

@@ -106,6 +106,7 @@ def test_a_version_1_sql_database_is_migrated(backend: str, tmp_path: Path) -> N
             assert head.seq == 3 and head.epoch
             token = store.get_refresh_token("rt-1")
             assert token is not None and str(token.customer_scope) == "all"
+            assert token.scopes == ("devices:read",)  # "every permission" became the read ones
             seq = store.add_revocation(entries[1])  # the migrated log goes on from where it stands
             assert seq == 4 and len(store.revocations_after(0)) == 3
             if backend == "mysql":  # identifiers no longer padded
@@ -157,6 +158,39 @@ def test_a_version_1_redis_store_is_migrated(tmp_path: Path) -> None:
             client.zadd(f"{prefix}:{{rev}}:log", {json.dumps(entry): 1})
             client.zadd(f"{prefix}:{{rev}}:expiry", {json.dumps(entry): (CREATED + 3600) * 1000})
             client.set(f"{prefix}:{{rev}}:seq", 1)
+            client.hset(
+                f"{prefix}:{{catalog}}:permissions",
+                mapping={
+                    "devices:read": json.dumps(
+                        {
+                            "name": "devices:read",
+                            "description": "",
+                            "access": "read",
+                            "created_at": doc["created_at"],
+                        }
+                    ),
+                    "devices:write": json.dumps(
+                        {
+                            "name": "devices:write",
+                            "description": "",
+                            "access": "write",
+                            "created_at": doc["created_at"],
+                        }
+                    ),
+                },
+            )
+            token = {
+                "id": "rt-1",
+                "user": "alice",
+                "scopes": [],
+                "hint": "ear_abc",
+                "token_hash": "hash",
+                "created_at": doc["created_at"],
+                "last_used_at": None,
+                "revoked_at": None,
+                "tenant": None,
+            }
+            client.set(f"{prefix}:{{rt:rt-1}}", json.dumps(token))
             client.set(f"{prefix}:schema", 1)
             store.close()
 
@@ -172,6 +206,8 @@ def test_a_version_1_redis_store_is_migrated(tmp_path: Path) -> None:
                 1,
             )
             assert store.revocation_head().seq == 1
+            rt = store.get_refresh_token("rt-1")
+            assert rt is not None and rt.scopes == ("devices:read",)
         finally:
             store.close()
             client.close()

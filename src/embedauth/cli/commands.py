@@ -184,7 +184,7 @@ _TOKEN_SCOPE = arg(
     action="append",
     metavar="SCOPE",
     help="limit the token to this permission (repeat it, or give several separated by spaces); "
-    "without --scope, every permission in the catalog",
+    "without --scope, the catalog's read permissions (never a write one)",
 )
 _ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _SECRET_LIFETIME = one_of(

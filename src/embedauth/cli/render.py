@@ -102,7 +102,7 @@ def _key_status(key: SigningKey, now: datetime) -> str:
 
 
 def _token_scopes(t: RefreshToken) -> str:
-    return " ".join(t.scopes) or "(every permission)"
+    return " ".join(t.scopes) or "(none)"
 
 
 def _token_status(t: RefreshToken, idle_days: int, now: datetime) -> str:

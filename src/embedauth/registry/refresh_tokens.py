@@ -29,7 +29,7 @@ from embedauth.credentials.secrets import (
 )
 from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import InvalidGrant, InvalidSecret, RefreshTokenNotFound, UnknownPermission
-from embedauth.models import CreatedRefreshToken, CustomerScope, RefreshToken, RevocationKind
+from embedauth.models import Access, CreatedRefreshToken, CustomerScope, RefreshToken, RevocationKind
 from embedauth.registry.last_used import UseRecorder
 from embedauth.storage.base import Storage
 from embedauth.tokens.revocation import RevocationState
@@ -71,11 +71,16 @@ class RefreshTokens:
     ) -> CreatedRefreshToken:
         """A new refresh token for ``user``: the only time its value is visible.
 
-        Its access tokens name ``tenant`` and carry ``customer_scope`` (default ``all``). Without a
-        tenant they name none: an API must then treat the caller as belonging to no tenant.
+        It grants exactly ``scopes``; without them, the catalog's *read* permissions as they are
+        now (never a write one, and the set does not grow with the catalog). Its access tokens name
+        ``tenant`` and carry ``customer_scope`` (default ``all``). Without a tenant they name none:
+        an API must then treat the caller as belonging to no tenant.
         """
         user = validation.parse_identifier(user, "user")
-        scope_names = validation.parse_scopes(scopes)
+        if scopes is None:
+            scope_names = tuple(p.name for p in self._storage.list_permissions() if p.access is Access.READ)
+        else:
+            scope_names = validation.parse_scopes(scopes)
         missing = [name for name in scope_names if self._storage.get_permission(name) is None]
         if missing:
             raise UnknownPermission(f"not in the permission catalog: {', '.join(missing)}")

@@ -89,6 +89,7 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import (
+    Access,
     Page,
     Permission,
     RefreshToken,
@@ -301,6 +302,13 @@ class RedisStorage(Storage):
                     members: list[tuple[str, float]] = self._redis.zrange(tenant_key, 0, -1, withscores=True)  # type: ignore[assignment]
                     if members:
                         self._redis.zadd(self._all_registrations, dict(members))
+                # A refresh token without scopes meant "every permission, as the catalog grows";
+                # it now means what it says: such tokens keep the catalog's read permissions.
+                readable = sorted(p.name for p in self.list_permissions() if p.access is Access.READ)
+                for key in self._redis.scan_iter(match=f"{self._prefix}:{{rt:*}}", count=1000):
+                    doc = self._redis.get(key)
+                    if doc is not None and json.loads(doc).get("scopes") == []:
+                        self._redis.set(key, _dump(json.loads(doc) | {"scopes": readable}), xx=True)
             self._redis.set(f"{self._prefix}:schema", SCHEMA_VERSION)
         finally:
             self._redis.delete(lock)

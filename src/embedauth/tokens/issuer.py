@@ -112,8 +112,7 @@ class Tokens:
         Raises ``InvalidGrant`` for a token that is malformed, unknown, revoked or idle too long.
         """
         record = self._refresh_tokens.use(refresh_token, address=address)
-        allowed = record.scopes or tuple(p.name for p in self._storage.list_permissions())
-        scopes = self._granted(allowed, scope)
+        scopes = self._granted(record.scopes, scope)
         response = self._issue(
             subject=record.user,
             client_id=record.id,

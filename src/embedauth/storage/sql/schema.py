@@ -19,6 +19,7 @@ backend.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -300,6 +301,15 @@ def _v2(conn: Connection) -> None:
         REVOCATION_HEAD.insert().values(id=1, epoch=secrets.token_hex(8), seq=len(rows), max_token_age=0)
     )
     conn.execute(text("DROP TABLE embedauth_revocations"))
+    # A refresh token without scopes meant "every permission, as the catalog grows"; it now means
+    # what it says, so such tokens keep the catalog's read permissions (never a write one).
+    readable = sorted(
+        conn.execute(text("SELECT name FROM embedauth_permissions WHERE access = 'read'")).scalars()
+    )
+    conn.execute(
+        text("UPDATE embedauth_refresh_tokens SET scopes = :s WHERE scopes = '[]'"),
+        {"s": json.dumps(readable)},
+    )
     if dialect == "mysql":
         _without_padding(conn)
 
