@@ -67,8 +67,10 @@ class Settings:
     secret_lifetime_days: tuple[int, ...] = (365, 730, 1095)
     #: The lifetime of a secret when none is asked for (days; one of ``secret_lifetime_days``).
     default_secret_days: int = 365
-    #: The latest custom expiry of a secret, and of a certificate's use, from now (days).
+    #: The latest custom expiry of a secret, from now (days).
     max_secret_days: int = 1095
+    #: The latest a certificate uploaded as a credential may be valid until, from now (days).
+    max_certificate_days: int = 1095
     #: The latest expiry of a registration itself, from now (days).
     max_registration_days: int = 3650
     #: Live secrets a registration may hold at once (two: one to switch to without downtime).

@@ -162,12 +162,15 @@ class Registration:
 
     @property
     def expires_at(self) -> datetime | None:
-        """The earlier of the registration's own expiry and its last credential's expiry."""
+        """When it stops working: the earlier of its own expiry and its last credential's; its
+        creation when it has no credential at all (it cannot authenticate); None: never."""
         credential_ends = [c.expires_at for c in self.credentials()]
-        ends = [max(credential_ends)] if credential_ends else []
+        if not credential_ends:
+            return self.created_at
+        ends = [max(credential_ends)]
         if self.registration_expires_at is not None:
             ends.append(self.registration_expires_at)
-        return min(ends) if ends else None
+        return min(ends)
 
     def credentials(self) -> Iterator[SecretCredential | CertificateCredential]:
         """Every secret, then every certificate."""

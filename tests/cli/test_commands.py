@@ -15,9 +15,11 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -447,11 +449,17 @@ def test_bad_input_is_one_line_and_stores_nothing(
         assert json.loads(run.out) == {"deleted": [], "not_found": argv[2:]}
     else:
         assert run.out == ""
-    errors = [line for line in run.err.splitlines() if line.startswith("embedauth: error:")]
-    assert len(errors) == 1
-    assert run.err.splitlines()[-1] == errors[0]
-    if code == 1:
-        assert run.err == errors[0] + "\n"
+    if as_json:  # one JSON object on stderr, saying what and of which kind
+        [line] = run.err.splitlines()
+        error = json.loads(line)
+        assert set(error) == {"error", "type"} and error["error"]
+        assert (error["type"] == "UsageError") == (code == 2)
+    else:
+        errors = [line for line in run.err.splitlines() if line.startswith("embedauth: error:")]
+        assert len(errors) == 1
+        assert run.err.splitlines()[-1] == errors[0]
+        if code == 1:
+            assert run.err == errors[0] + "\n"
     assert stored_state(seeded.url, now_clock) == before
 
 
@@ -460,8 +468,10 @@ def test_delete_reports_the_missing_after_deleting_the_rest(seeded: Seeded, cli:
     assert run.code == 1
     assert json.loads(run.out) == {"deleted": [seeded.client_id], "not_found": ["nope"]}
     assert run.err.count("\n") == 1
-    assert run.err.startswith("embedauth: error:")
-    assert "'nope'" in run.err
+    assert json.loads(run.err) == {
+        "error": "no registration with client ID 'nope'",
+        "type": "RegistrationNotFound",
+    }
     assert cli.ok("registrations", "list", "--tenant", "site-1", "--storage", seeded.url) == []
 
 
@@ -568,3 +578,99 @@ def test_every_tenant_and_key_withdrawal(tmp_path: Path, cli: Cli, now_clock: Fr
     kek = cli.ok("keys", "generate-kek", *store)["key_encryption_key"]
     assert len(base64.urlsafe_b64decode(kek + "=")) == 32
     assert cli("keys", "generate-kek", *store).out.strip() != kek  # a new one each time
+
+
+# ---------------------------------------------------------------------- what a newcomer meets
+
+
+def test_every_option_and_argument_has_a_help_text() -> None:
+    from embedauth.cli.main import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[str]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not action.help and action.dest != "help":
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(walk(build_parser(), "embedauth")) == []
+
+
+def test_version(cli: Cli) -> None:
+    import embedauth
+
+    run = cli("--version")
+    assert (run.code, run.out.strip()) == (0, f"embedauth {embedauth.__version__}")
+
+
+def test_create_says_everything_it_made(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    cli.ok("permissions", "add", "devices:read", *store)
+    out = cli(
+        "registrations",
+        "create",
+        "--tenant",
+        "site-1",
+        "--name",
+        "Job",
+        "--scope",
+        "devices:read",
+        "--customer-scope",
+        "groups:g1",
+        "--expires",
+        "2030-01-01",
+        "--disabled",
+        *store,
+    ).out
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ": " in line)
+    assert fields["Scopes"].strip() == "devices:read"
+    assert fields["Customer scope"].strip() == "groups:g1"
+    assert fields["Enabled"].strip().startswith("no")
+    assert fields["Registration's own expiry"].strip().startswith("2030-01-01")
+    assert fields["Client secret"].strip().startswith("eas_")
+
+
+def test_show_says_when_and_why_it_stops_working(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    made = cli.ok("registrations", "create", "--tenant", "t", "--name", "n", "--secret-days", "365", *store)
+    renewed = cli("registrations", "renew", made["client_id"], "--days", "3000", *store).out
+    assert "Stops working:" in renewed and "its last credential expires" in renewed  # not the renewal
+    cli.ok("registrations", "delete-secret", made["client_id"], made["secret_id"], *store)
+    shown = cli("registrations", "show", made["client_id"], *store).out
+    assert re.search(r"Stops working: +now: it has no secret or certificate left", shown)
+    assert cli.ok("registrations", "show", made["client_id"], *store)["expires_at"] == made["created_at"]
+
+
+def test_a_held_permission_names_its_holders(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    cli.ok("permissions", "add", "devices:read", *store)
+    made = cli.ok(
+        "registrations", "create", "--tenant", "t", "--name", "Nightly", "--scope", "devices:read", *store
+    )
+    refused = cli("permissions", "remove", "devices:read", *store)
+    assert refused.code == 1
+    assert f"{made['client_id']} (Nightly, tenant t)" in refused.err
+
+
+def test_list_all_pages_through(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    with EmbedAuth(store[1], clock=now_clock, **TEST_SETTINGS) as auth:
+        made = []
+        for i in range(1203):
+            made.append(auth.registrations.create(tenant=f"t{i % 3}", name=f"r{i}").client_id)
+            now_clock.advance(0.01)
+    listed = cli.ok("registrations", "list", "--all", *store)
+    assert [r["client_id"] for r in listed] == made
+    assert len(cli.ok("registrations", "list", *store)) == 50  # a page, without --all
+
+
+def test_a_missing_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:
+    from embedauth.errors import ConfigurationError
+    from embedauth.hooks import make_plugin_manager
+    from embedauth.storage import open_storage
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if embedauth[redis] was not installed
+    monkeypatch.delitem(sys.modules, "embedauth.storage.redis", raising=False)
+    with pytest.raises(ConfigurationError, match=r"pip install 'embedauth\[redis\]'"):
+        open_storage("redis://127.0.0.1:6379/0", clock=clock, plugins=make_plugin_manager())

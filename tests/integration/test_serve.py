@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -19,7 +23,7 @@ from starlette.types import ASGIApp
 
 from embedauth.adapters.starlette import BearerMiddleware, requires_scopes
 from embedauth.remote import RemoteVerifier
-from tests.integration.conftest import REPO, Client, Served, child_env, run_cli
+from tests.integration.conftest import FRAMEWORKS, REPO, Client, Served, child_env, free_port, run_cli, stop
 
 REVOCATION_DEADLINE = 1.0  # DESIGN.md: a change reaches every process within a second
 POLL_EVERY = 0.02
@@ -289,3 +293,53 @@ def test_make_run_recipe(served: Served) -> None:
     assert me.status_code == 200, me.text
     assert me.json()["client_id"] == client_id and me.json()["tenant"] == "site-1"
     assert me.json()["scopes"] == ["devices:read"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_serve_without_the_demo_stops_cleanly_on_ctrl_c(tmp_path: Path, framework: str) -> None:
+    """``serve --no-demo`` is the token service alone; Ctrl-C (SIGINT) ends it with status 0, one
+    line saying where it served, and no traceback."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "embedauth.cli",
+                "--storage",
+                f"sqlite:///{tmp_path / 'e.db'}",
+                "serve",
+                "--port",
+                str(port),
+                "--framework",
+                framework,
+                "--no-demo",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=child_env(),
+            cwd=REPO,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 15
+            with httpx.Client(timeout=2) as http:
+                while True:
+                    try:
+                        if http.get(base + "/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()
+                    time.sleep(0.05)
+                assert http.get(base + "/demo/public").status_code == 404
+                assert http.get(base + "/.well-known/jwks.json").status_code == 200
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+        finally:
+            stop(process)
+    output = log_path.read_text()
+    assert "Traceback" not in output
+    assert output.count(f"serving on http://127.0.0.1:{port}") == 1

@@ -14,6 +14,7 @@ from embedauth import (
     CustomerScope,
     CustomerScopeKind,
     EmbedAuth,
+    InvalidCertificate,
     InvalidInput,
     InvalidToken,
     PermissionNotFound,
@@ -26,6 +27,7 @@ from embedauth.clock import FrozenClock, utcnow
 from embedauth.credentials.secrets import parse_client_secret
 from embedauth.hooks import hookimpl
 from embedauth.models import Registration, RevocationKind
+from tests import keys
 from tests.conftest import TEST_SETTINGS
 from tests.registry.helpers import create, works
 from tests.storage.test_contract import hammer
@@ -469,3 +471,18 @@ def test_every_change_that_takes_rights_away_revokes(auth: EmbedAuth) -> None:
         else:
             assert auth.verify(before)
         assert auth.verify(token())
+
+
+def test_a_certificate_valid_for_decades_is_refused(auth: EmbedAuth, clock: FrozenClock) -> None:
+    """Certificates are held to the secrets' limit (max_certificate_days, three years by default)."""
+    created = create(auth)
+    key = keys.private_key("p256")
+    with pytest.raises(InvalidCertificate, match="at most 1095 days ahead"):
+        auth.registrations.add_certificate(
+            created.client_id, keys.certificate_pem(key, now=clock(), days=30 * 365)
+        )
+    assert auth.registrations.get(created.client_id).certificates == ()
+    added = auth.registrations.add_certificate(
+        created.client_id, keys.certificate_pem(key, now=clock(), days=1000)
+    )
+    assert added.key_type == "EC P-256"

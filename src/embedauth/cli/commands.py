@@ -7,6 +7,7 @@ return; :mod:`embedauth.cli.render` prints either as text or as JSON.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ def one_of(*adders: Adder, required: bool = False) -> Adder:
     return add
 
 
-_CLIENT_ID = arg("client_id", metavar="CLIENT_ID")
+_CLIENT_ID = arg("client_id", metavar="CLIENT_ID", help="the registration's client ID")
 _SCOPE = arg(
     "--scope",
     action="append",
@@ -245,6 +246,20 @@ def _delete(auth: EmbedAuth, a: argparse.Namespace) -> Deleted:
     return Deleted(deleted, [cid for cid in dict.fromkeys(a.client_ids) if cid not in deleted])
 
 
+def _list_registrations(auth: EmbedAuth, a: argparse.Namespace) -> Listed:
+    if not a.all:
+        page = auth.registrations.list(
+            a.tenant, name_contains=a.name_contains, offset=a.offset, limit=a.limit
+        )
+        return Listed(page, every_tenant=a.tenant is None)
+    items: list[Registration] = []
+    while True:
+        page = auth.registrations.list(a.tenant, name_contains=a.name_contains, offset=len(items), limit=500)
+        items.extend(page.items)
+        if not page.items or len(items) >= page.total:
+            return Listed(Page(items, len(items), 0, max(len(items), 1)), every_tenant=a.tenant is None)
+
+
 def _list_refresh_tokens(auth: EmbedAuth, a: argparse.Namespace) -> UserRefreshTokens:
     tokens = auth.refresh_tokens.list(a.user)
     return UserRefreshTokens(a.user, tokens, auth.settings.refresh_token_idle_days)
@@ -283,8 +298,17 @@ COMMANDS: dict[str, dict[str, Command]] = {
             "add a permission to the catalog",
             (
                 arg("name", metavar="NAME", help="an OAuth scope, such as devices:read"),
-                arg("--description", metavar="TEXT"),
-                arg("--access", choices=[a.value for a in Access], default=Access.READ.value),
+                arg(
+                    "--description",
+                    metavar="TEXT",
+                    help="what it allows, as admins will read it when they pick it",
+                ),
+                arg(
+                    "--access",
+                    choices=[a.value for a in Access],
+                    default=Access.READ.value,
+                    help="whether it reads or changes data (default: read)",
+                ),
                 arg("--if-missing", action="store_true", help="if NAME exists, print it and succeed"),
             ),
         ),
@@ -294,7 +318,9 @@ COMMANDS: dict[str, dict[str, Command]] = {
             (arg("--contains", metavar="TEXT", help="only names or descriptions containing TEXT"),),
         ),
         "remove": Command(
-            _remove_permission, "remove a permission no registration holds", (arg("name", metavar="NAME"),)
+            _remove_permission,
+            "remove a permission no registration holds",
+            (arg("name", metavar="NAME", help="the permission to remove"),),
         ),
     },
     "registrations": {
@@ -302,9 +328,9 @@ COMMANDS: dict[str, dict[str, Command]] = {
             _create,
             "create a registration and print its first secret (shown only once)",
             (
-                arg("--tenant", required=True),
-                arg("--name", required=True),
-                arg("--description", metavar="TEXT"),
+                arg("--tenant", required=True, help="the tenant (site) the registration belongs to"),
+                arg("--name", required=True, help="a name admins will recognise it by"),
+                arg("--description", metavar="TEXT", help="what it is for (optional)"),
                 _SCOPE,
                 _CUSTOMER_SCOPE,
                 _SECRET_LIFETIME,
@@ -313,18 +339,18 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "list": Command(
-            lambda auth, a: Listed(
-                auth.registrations.list(
-                    a.tenant, name_contains=a.name_contains, offset=a.offset, limit=a.limit
-                ),
-                every_tenant=a.tenant is None,
-            ),
+            _list_registrations,
             "list registrations: a tenant's, or every tenant's",
             (
                 arg("--tenant", help="only this tenant's (default: every tenant's)"),
-                arg("--name-contains", metavar="TEXT"),
-                arg("--offset", type=int, default=0),
-                arg("--limit", type=int, default=50),
+                arg("--name-contains", metavar="TEXT", help="only names containing TEXT (any case)"),
+                arg("--offset", type=int, default=0, help="skip this many (default 0)"),
+                arg("--limit", type=int, default=50, help="at most this many (default 50, at most 500)"),
+                arg(
+                    "--all",
+                    action="store_true",
+                    help="every match, page after page (ignores --offset and --limit)",
+                ),
             ),
         ),
         "show": Command(
@@ -335,8 +361,8 @@ COMMANDS: dict[str, dict[str, Command]] = {
             "change a registration's name, description, permissions or customer scope",
             (
                 _CLIENT_ID,
-                arg("--name"),
-                arg("--description", metavar="TEXT"),
+                arg("--name", help="the new name"),
+                arg("--description", metavar="TEXT", help="the new description"),
                 one_of(_SCOPE, arg("--no-scopes", action="store_true", help="remove every permission")),
                 _CUSTOMER_SCOPE,
             ),
@@ -358,7 +384,10 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "delete-secret": Command(
             lambda auth, a: auth.registrations.delete_secret(a.client_id, a.secret_id),
             "delete one secret",
-            (_CLIENT_ID, arg("secret_id", metavar="SECRET_ID")),
+            (
+                _CLIENT_ID,
+                arg("secret_id", metavar="SECRET_ID", help="the secret's id (see registrations show)"),
+            ),
         ),
         "add-certificate": Command(
             _add_certificate,
@@ -394,7 +423,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
                 _CLIENT_ID,
                 one_of(
                     arg("--days", type=int, help="expire this many days from now"),
-                    arg("--expires", type=_moment, metavar="DATE"),
+                    arg("--expires", type=_moment, metavar="DATE", help="expire at this date (ISO 8601)"),
                     required=True,
                 ),
             ),
@@ -402,7 +431,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "delete": Command(
             _delete,
             "delete registrations (their tokens stop working)",
-            (arg("client_ids", nargs="+", metavar="CLIENT_ID"),),
+            (arg("client_ids", nargs="+", metavar="CLIENT_ID", help="one or more client IDs"),),
         ),
     },
     "refresh-tokens": {
@@ -430,7 +459,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "revoke": Command(
             lambda auth, a: auth.refresh_tokens.revoke(a.token_id),
             "revoke a refresh token and every access token it produced",
-            (arg("token_id", metavar="ID"),),
+            (arg("token_id", metavar="ID", help="the refresh token's id (see refresh-tokens list)"),),
         ),
     },
     "keys": {
@@ -472,14 +501,25 @@ SERVE_HELP = (
 
 
 def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
-    """``embedauth serve``: the OAuth endpoints and the demo API under uvicorn, until interrupted."""
-    import uvicorn
+    """``embedauth serve``: the OAuth endpoints (and, unless ``--no-demo``, the demo API) under
+    uvicorn, until interrupted."""
+    extra = "flask" if a.framework == "flask" else "starlette"
+    try:
+        import uvicorn
 
-    from embedauth.cli.demo import asgi_app
+        from embedauth.cli.demo import asgi_app
 
+        app = asgi_app(auth, a.framework, demo=not a.no_demo)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"embedauth serve needs {exc.name}: pip install 'embedauth[{extra}]'"
+        ) from None
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("embedauth").setLevel(logging.INFO)  # refusals and their reasons
     auth.keys.signing_key()  # the first key exists before the first request
-    auth.revocations.start()  # changes made with this command elsewhere arrive within a second
-    print(
-        f"{PROG}: serving {auth.settings.issuer} ({a.framework}) on http://{a.host}:{a.port}", file=sys.stderr
-    )
-    uvicorn.run(asgi_app(auth, a.framework), host=a.host, port=a.port, log_level="warning")
+    auth.prepare()  # keys and revocations loaded; changes made elsewhere arrive within a second
+    address = f"http://{a.host}:{a.port}"
+    issuer = "" if auth.settings.issuer.rstrip("/") == address else f", issuer {auth.settings.issuer}"
+    demo = "" if a.no_demo else ", with the demo API"
+    print(f"{PROG}: serving on {address} ({a.framework}{demo}{issuer}); Ctrl-C stops", file=sys.stderr)
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")

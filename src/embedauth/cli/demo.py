@@ -60,8 +60,8 @@ def visible_devices(principal: Principal) -> list[Mapping[str, str]]:
     return [device for device in DEMO_DEVICES if device[field] in scope.ids]
 
 
-def starlette_app(auth: EmbedAuth) -> Any:
-    """A Starlette app: the OAuth routes, the demo API and the bearer middleware."""
+def starlette_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
+    """A Starlette app: the OAuth routes and, with ``demo``, the demo API behind the bearer middleware."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -85,6 +85,8 @@ def starlette_app(auth: EmbedAuth) -> Any:
         return reply({"devices": visible_devices(request.user.principal)})
 
     endpoints = oauth_routes(auth)
+    if not demo:
+        return Starlette(routes=endpoints)
     routes = [
         *endpoints,
         Route("/demo/public", public),
@@ -97,14 +99,16 @@ def starlette_app(auth: EmbedAuth) -> Any:
     return Starlette(routes=routes, middleware=middleware)
 
 
-def flask_app(auth: EmbedAuth) -> Any:
-    """A Flask app with the same endpoints and demo API."""
+def flask_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
+    """A Flask app with the same endpoints and, with ``demo``, the same demo API."""
     from flask import Flask, Response
 
     from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
 
     app = Flask("embedauth")
     EmbedAuthFlask(app, auth)
+    if not demo:
+        return app
 
     def reply(body: Any) -> Response:
         return Response(json_bytes(body), content_type="application/json")
@@ -126,10 +130,10 @@ def flask_app(auth: EmbedAuth) -> Any:
     return app
 
 
-def asgi_app(auth: EmbedAuth, framework: Framework = "starlette") -> Any:
+def asgi_app(auth: EmbedAuth, framework: Framework = "starlette", *, demo: bool = True) -> Any:
     """The app to hand to uvicorn: Starlette's directly, Flask's through a2wsgi."""
     if framework == "flask":
         from a2wsgi import WSGIMiddleware
 
-        return WSGIMiddleware(flask_app(auth))
-    return starlette_app(auth)
+        return WSGIMiddleware(flask_app(auth, demo=demo))
+    return starlette_app(auth, demo=demo)

@@ -13,11 +13,13 @@ with exit status 1; argparse's usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from embedauth import __version__
 from embedauth.cli import commands
 from embedauth.cli.commands import COMMANDS, GROUP_HELP, PROG, SERVE_HELP, Deleted
 from embedauth.cli.render import render
@@ -29,13 +31,20 @@ from embedauth.errors import EmbedAuthError
 __all__ = ["build_parser", "main"]
 
 
+class _UsageError(Exception):
+    """A usage mistake argparse found: its message, and the usage line of the command."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
 class _Parser(argparse.ArgumentParser):
-    """Every error line starts ``embedauth: error:``, naming the command it is about."""
+    """Every error names the command it is about; :func:`main` prints it (as text or JSON)."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
         command = self.prog.removeprefix(PROG).strip()
-        self.exit(2, f"{PROG}: error: {command + ': ' if command else ''}{message}\n")
+        raise _UsageError(f"{command + ': ' if command else ''}{message}", self.format_usage())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Manage embedauth's permissions, app registrations, refresh tokens and signing keys.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     for group_name, verbs in COMMANDS.items():
         help_text = GROUP_HELP[group_name]
@@ -68,12 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
                 add(verb)
             verb.set_defaults(handler=command.handler)
     serve = groups.add_parser("serve", parents=[common], help=SERVE_HELP, description=SERVE_HELP)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
     serve.add_argument(
         "--issuer", metavar="URL", help="the issuer URL (default: $EMBEDAUTH_ISSUER, else http://HOST:PORT)"
     )
-    serve.add_argument("--framework", choices=["starlette", "flask"], default="starlette")
+    serve.add_argument(
+        "--framework",
+        choices=["starlette", "flask"],
+        default="starlette",
+        help="the web framework the endpoints run in (default starlette; the answers are the same)",
+    )
+    serve.add_argument(
+        "--no-demo", action="store_true", help="serve only the embedauth endpoints, without the /demo/ API"
+    )
     serve.set_defaults(handler=commands.serve)
     return parser
 
@@ -87,28 +105,43 @@ def _issuer(args: argparse.Namespace) -> str | None:
     return str(args.issuer) if args.issuer is not None else None
 
 
-def _error(message: str) -> int:
-    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+def _error(message: str, error: EmbedAuthError | None = None, *, as_json: bool = False) -> int:
+    """One line on stderr (with ``--json``, one JSON object naming the error's type); status 1."""
+    text = " ".join(message.split())
+    if as_json:
+        kind = type(error).__name__ if error is not None else "RegistrationNotFound"
+        print(json.dumps({"error": text, "type": kind}), file=sys.stderr)
+    else:
+        print(f"{PROG}: error: {text}", file=sys.stderr)
     return 1
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> int:
     """Run the command; return its exit status (0, 1 for an error, 2 for a usage error)."""
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits on a usage error (2) and after --help (0)
+        args = build_parser().parse_args(words)
+    except _UsageError as exc:
+        if "--json" in words:
+            print(json.dumps({"error": str(exc), "type": "UsageError"}), file=sys.stderr)
+        else:
+            print(f"{exc.usage}{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # after --help and --version
         return exc.code if isinstance(exc.code, int) else 2
+    as_json = getattr(args, "json", False)
     try:
         settings = Settings.from_env(storage=getattr(args, "storage", None), issuer=_issuer(args))
         with EmbedAuth(settings=settings, clock=clock, load_entrypoints=True) as auth:
             result = args.handler(auth, args)
             now = utcnow(auth.clock)
     except EmbedAuthError as exc:
-        return _error(str(exc))
+        return _error(str(exc), exc, as_json=as_json)
     if result is not None:
-        text = render(result, getattr(args, "json", False), now)
+        text = render(result, as_json, now)
         if text:
             print(text)
     if isinstance(result, Deleted) and result.not_found:
-        return _error(f"no registration with client ID {', '.join(map(repr, result.not_found))}")
+        missing = ", ".join(map(repr, result.not_found))
+        return _error(f"no registration with client ID {missing}", as_json=as_json)
     return 0

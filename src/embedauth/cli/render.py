@@ -70,6 +70,18 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{label + ':':<{width}}{value}".rstrip() for label, value in pairs)
 
 
+def _stops_working(r: Registration, now: datetime) -> str:
+    """When the registration can no longer get tokens, and why then."""
+    credentials = list(r.credentials())
+    if not credentials:
+        return "now: it has no secret or certificate left (add one)"
+    if r.expires_at is None:
+        return "never"
+    last = max(c.expires_at for c in credentials)
+    cause = "its own expiry" if r.expires_at != last else "its last credential expires"
+    return f"{_expiry(r.expires_at, now)}: {cause}"
+
+
 def _registration_text(r: Registration, now: datetime) -> str:
     secrets = [f"{s.id}  {s.hint}...  expires {_expiry(s.expires_at, now)}" for s in r.secrets]
     certificates = [
@@ -84,11 +96,11 @@ def _registration_text(r: Registration, now: datetime) -> str:
             ("Description", r.description),
             ("Scopes", " ".join(r.scopes) or "(none)"),
             ("Customer scope", str(r.customer_scope)),
-            ("Enabled", "yes" if r.enabled else "no"),
+            ("Enabled", "yes" if r.enabled else "no: paused, it gets no tokens"),
             ("Created", _iso(r.created_at)),
             ("Last used", _iso(r.last_used_at) if r.last_used_at else "never"),
-            ("Registration expires", _expiry(r.registration_expires_at, now)),
-            ("Expires", _expiry(r.expires_at, now)),
+            ("Stops working", _stops_working(r, now)),
+            ("Registration's own expiry", _expiry(r.registration_expires_at, now) + " (renew moves it)"),
             *(("Secret", line) for line in secrets or ["(none)"]),
             *(("Certificate", line) for line in certificates or ["(none)"]),
         ]
@@ -170,12 +182,11 @@ def to_text(result: object, now: datetime) -> str:
     """The text of a handler's result, with times relative to ``now`` where that helps."""
     match result:
         case CreatedSecret():
-            r = result.registration
             return (
-                _fields(
+                _registration_text(result.registration, now)
+                + "\n"
+                + _fields(
                     [
-                        ("Registration", f"{r.name} (tenant {r.tenant})"),
-                        ("Client ID", result.client_id),
                         ("Client secret", result.client_secret),
                         ("Secret ID", result.credential.id),
                         ("Secret expires", _expiry(result.credential.expires_at, now)),

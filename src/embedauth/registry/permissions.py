@@ -6,11 +6,14 @@ import pluggy
 
 from embedauth import validation
 from embedauth.clock import Clock, utcnow
-from embedauth.errors import InvalidInput, PermissionNotFound
+from embedauth.errors import InvalidInput, PermissionInUse, PermissionNotFound
 from embedauth.models import Access, Permission
 from embedauth.storage.base import Storage
 
 __all__ = ["Permissions"]
+
+#: How many holders a refused removal names.
+_NAMED = 10
 
 
 class Permissions:
@@ -54,6 +57,20 @@ class Permissions:
         return self._storage.list_permissions(contains=validation.parse_search(contains))
 
     def remove(self, name: str) -> None:
-        """Remove it; PermissionInUse while any registration holds it."""
-        self._storage.remove_permission(validation.parse_permission_name(name))
+        """Remove it; ``PermissionInUse``, naming the first holders, while any registration holds it."""
+        name = validation.parse_permission_name(name)
+        try:
+            self._storage.remove_permission(name)
+        except PermissionInUse:
+            holders = self._storage.list_registrations(None, holding=name, limit=_NAMED)
+            named = ", ".join(f"{r.client_id} ({r.name}, tenant {r.tenant})" for r in holders.items)
+            more = (
+                f" and {holders.total - len(holders.items)} more"
+                if holders.total > len(holders.items)
+                else ""
+            )
+            raise PermissionInUse(
+                f"permission {name!r} is held by {holders.total} registration(s): {named}{more}; "
+                "take it away from them first (registrations update CLIENT_ID --scope ...)"
+            ) from None
         self._hook.embedauth_permission_removed(name=name)

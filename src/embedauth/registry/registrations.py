@@ -27,6 +27,7 @@ from embedauth.errors import (
     Conflict,
     CredentialNotFound,
     EmbedAuthError,
+    InvalidCertificate,
     InvalidInput,
     RegistrationNotFound,
     TooManySecrets,
@@ -299,9 +300,20 @@ class Registrations:
     # ------------------------------------------------------------------ certificates
 
     def add_certificate(self, client_id: str, certificate: bytes | str) -> CertificateCredential:
-        """Register a certificate (PEM or DER) whose private key may sign client assertions."""
+        """Register a certificate (PEM or DER) whose private key may sign client assertions.
+
+        Refused when it is valid further ahead than ``max_certificate_days`` (a credential that
+        never has to be replaced is one nobody will know how to replace).
+        """
         now = utcnow(self._clock)
         parsed = parse_certificate(certificate, now=now)
+        longest = self._settings.max_certificate_days
+        if parsed.not_after > now + timedelta(days=longest):
+            raise InvalidCertificate(
+                f"the certificate is valid until {parsed.not_after:%Y-%m-%d}: at most {longest} days "
+                f"ahead are accepted (as for secrets); issue one that expires by "
+                f"{now + timedelta(days=longest):%Y-%m-%d}"
+            )
         credential = CertificateCredential(
             id=new_id(),
             thumbprint=parsed.thumbprint,

@@ -149,11 +149,17 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def list_registrations(
-        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        tenant: str | None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> Page[Registration]:
         """The tenant's registrations (every tenant's when ``tenant`` is None), oldest first
-        (``created_at``, then ``client_id``), filtered by a case-insensitive substring of the name;
-        ``total`` counts every match."""
+        (``created_at``, then ``client_id``), filtered by a case-insensitive substring of the name
+        and, with ``holding``, to those that hold that permission; ``total`` counts every match."""
 
     @abc.abstractmethod
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:

@@ -101,10 +101,20 @@ class MemoryStorage(Storage):
         return self._registrations.get(client_id)
 
     def list_registrations(
-        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        tenant: str | None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> Page[Registration]:
         with self._lock:
-            found = [r for r in self._registrations.values() if tenant is None or r.tenant == tenant]
+            found = [
+                r
+                for r in self._registrations.values()
+                if tenant in (None, r.tenant) and (holding is None or holding in r.scopes)
+            ]
         if name_contains:
             needle = name_contains.lower()
             found = [r for r in found if needle in r.name.lower()]

@@ -406,7 +406,13 @@ class RedisStorage(Storage):
         return self._load_registration(row)
 
     def list_registrations(
-        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        tenant: str | None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> Page[Registration]:
         index = self._all_registrations if tenant is None else self._tenant_key(tenant)
         ids = self._redis.zrange(index, 0, -1)
@@ -415,7 +421,9 @@ class RedisStorage(Storage):
             pipe.hmget(self._registration_key(str(cid)), ["doc", "used"])
         rows = pipe.execute()
         loaded = (self._load_registration(row) for row in rows)
-        found = [r for r in loaded if r is not None and tenant in (None, r.tenant)]
+        found = [
+            r for r in loaded if r is not None and tenant in (None, r.tenant) and holding in (None, *r.scopes)
+        ]
         if name_contains:
             needle = name_contains.lower()
             found = [r for r in found if needle in r.name.lower()]

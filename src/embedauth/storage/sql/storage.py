@@ -272,11 +272,20 @@ class SQLStorage(Storage):
         return found[0] if found else None
 
     def list_registrations(
-        self, tenant: str | None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        tenant: str | None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> Page[Registration]:
         match: list[ColumnElement[bool]] = [] if tenant is None else [REGISTRATIONS.c.tenant == tenant]
         if name_contains:
             match.append(REGISTRATIONS.c.name.icontains(name_contains, autoescape=True))
+        if holding is not None:
+            holders = select(SCOPES.c.client_id).where(SCOPES.c.permission == holding)
+            match.append(REGISTRATIONS.c.client_id.in_(holders))
         page = (
             select(REGISTRATIONS)
             .where(*match)
