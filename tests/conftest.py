@@ -17,6 +17,7 @@ from tests.services import BACKENDS, storage_url
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rfc(number, section): the RFC section a test checks")
+    config.addinivalue_line("markers", "samples: runs a documentation sample in a fresh virtualenv")
     for backend in BACKENDS:
         config.addinivalue_line("markers", f"{backend}: runs against the {backend} backend")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -69,3 +70,42 @@ def test_the_architecture_page_maps_every_module() -> None:
         m for m in modules if not m.endswith("__init__.py")
     }
     assert listed <= modules
+
+
+def _reason_fragments() -> set[str]:
+    """Every constant piece of text a refusal reason is made of, found in the source."""
+    fragments: set[str] = set()
+
+    def add(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            fragments.add(node.value.strip())
+        elif isinstance(node, ast.JoinedStr):
+            for part in node.values:
+                if isinstance(part, ast.Constant) and isinstance(part.value, str) and part.value.strip():
+                    fragments.add(part.value.strip(" :'"))
+        elif isinstance(node, ast.IfExp):
+            add(node.body)
+            add(node.orelse)
+
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if called in {"Refused", "_Denied", "deny"} and node.args:
+                add(node.args[0])
+            elif called == "_deny" and len(node.args) >= 2:
+                add(node.args[1])
+            elif called == "embedauth_token_denied":
+                for keyword in node.keywords:
+                    if keyword.arg == "reason":
+                        add(keyword.value)
+    return {fragment for fragment in fragments if len(fragment) > 3}
+
+
+def test_every_refusal_reason_is_explained() -> None:
+    """docs/refusals.md names every reason the code can log (so a reader can look theirs up)."""
+    page = (ROOT / "docs" / "refusals.md").read_text()
+    fragments = _reason_fragments()
+    assert len(fragments) > 40
+    assert sorted(fragment for fragment in fragments if fragment not in page) == []

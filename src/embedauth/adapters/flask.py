@@ -29,6 +29,13 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
+try:  # a missing extra says which to install
+    import flask  # noqa: F401 - only to know it is there
+except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv without it
+    raise ModuleNotFoundError(
+        "embedauth.adapters.flask needs Flask: pip install 'embedauth[flask]'", name=missing.name
+    ) from missing
+
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.local import LocalProxy

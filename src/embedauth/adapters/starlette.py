@@ -55,6 +55,13 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec
 
+try:  # a missing extra says which to install
+    import starlette  # noqa: F401 - only to know it is there
+except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv without it
+    raise ModuleNotFoundError(
+        "embedauth.adapters.starlette needs Starlette: pip install 'embedauth[starlette]'", name=missing.name
+    ) from missing
+
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.concurrency import run_in_threadpool

@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 _NONCE = 12
 #: An unknown kid starts a background re-read of the ring at most this often (seconds).
 _RELOAD_FLOOR = 1.0
+#: The one-time key that elects the process creating a deployment's first signing key, and how
+#: long the others wait for it.
+_FIRST_KEY_CLAIM = "signing-keys:first"
+_FIRST_KEY_WAIT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +169,33 @@ class KeyRing:
         self._ensure_loaded()
         active = self._active(self._clock())
         if active is None:
-            self._create(activates_at=utcnow(self._clock))
-            self.reload()
-            active = self._active(self._clock())
-            assert active is not None
+            active = self._first_key()
         private = self._private.get(active.kid)
         if private is None:
             private = self._private[active.kid] = self._decrypt(active.record)
         return active, private
+
+    def _first_key(self) -> LoadedKey:
+        """Create the first signing key, once for the deployment however many processes start.
+
+        The process that claims the creation (a one-time key in storage) creates it; the others
+        re-read the ring until it appears, and create one themselves only if it does not within
+        ``_FIRST_KEY_WAIT`` seconds (the claimer died): any number of keys still works, one is tidier.
+        """
+        claim = utcnow(self._clock) + timedelta(seconds=_FIRST_KEY_WAIT)
+        if not self._storage.consume_once(_FIRST_KEY_CLAIM, expires_at=claim):
+            deadline = time.monotonic() + _FIRST_KEY_WAIT
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                self.reload()
+                active = self._active(self._clock())
+                if active is not None:
+                    return active
+        self._create(activates_at=utcnow(self._clock))
+        self.reload()
+        active = self._active(self._clock())
+        assert active is not None
+        return active
 
     def _active(self, now: float) -> LoadedKey | None:
         signing = [
