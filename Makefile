@@ -25,8 +25,8 @@ run: $(STAMP)
 	$(BIN)/embedauth --storage $(STORAGE) serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks mkdocs_hooks.py
+	$(BIN)/ruff format --check src tests benchmarks mkdocs_hooks.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -28,7 +28,9 @@ def settings_table() -> str:
     rows = ["| setting | variable | type | default | what it does |", "|---|---|---|---|---|"]
     for info in setting_infos():
         doc = info.doc.replace("|", "\\|")
-        rows.append(f"| `{info.name}` | `{info.variable}` | `{info.type}` | `{_default(info.default)}` | {doc} |")
+        rows.append(
+            f"| `{info.name}` | `{info.variable}` | `{info.type}` | `{_default(info.default)}` | {doc} |"
+        )
     return "\n".join(rows)
 
 
