@@ -678,3 +678,22 @@ def test_refresh_token_use_keeps_the_document_intact(storage: Storage, clock: Fr
     used = now(clock) + timedelta(seconds=5)
     storage.record_refresh_token_use(token.id, used)
     assert storage.get_refresh_token(token.id) == dataclasses.replace(token, last_used_at=used)
+
+
+def test_list_registrations_holding_a_permission(storage: Storage, clock: FrozenClock) -> None:
+    storage.add_permission(permission(clock, "devices:read"))
+    storage.add_permission(permission(clock, "users:read"))
+    holders = []
+    for i in range(4):
+        held = ("devices:read",) if i % 2 == 0 else ("users:read",)
+        reg = registration(clock, tenant=f"site-{i % 2}", scopes=held)
+        storage.create_registration(reg)
+        if i % 2 == 0:
+            holders.append(reg)
+        clock.advance(1)
+    page = storage.list_registrations(None, holding="devices:read", limit=1)
+    assert page.total == 2 and [r.client_id for r in page.items] == [holders[0].client_id]
+    assert [r.client_id for r in storage.list_registrations("site-0", holding="devices:read").items] == [
+        r.client_id for r in holders
+    ]
+    assert storage.list_registrations("site-1", holding="devices:read").total == 0
