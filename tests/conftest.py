@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from embedauth import EmbedAuth
 from embedauth.clock import FrozenClock
@@ -13,6 +14,10 @@ from embedauth.hooks import hookimpl, make_plugin_manager
 from embedauth.models import CreatedSecret
 from embedauth.storage import Storage, open_storage
 from tests.services import BACKENDS, storage_url
+
+# No per-example deadline: on a loaded machine (CI, parallel sessions) one slow example is not a bug.
+settings.register_profile("embedauth", deadline=None)
+settings.load_profile("embedauth")
 
 
 def pytest_configure(config: pytest.Config) -> None:

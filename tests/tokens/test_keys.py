@@ -186,3 +186,19 @@ def verifies(auth: EmbedAuth, token: str) -> bool:
     except InvalidToken:
         return False
     return True
+
+
+def test_a_verifier_forgets_a_key_deleted_from_storage(clock: FrozenClock) -> None:
+    """A verifier-only process re-reads the ring in the background, so a key deleted from storage
+    (by hand, after a leak) stops verifying there too, without any token naming a new kid."""
+    issuer = make_auth(clock)
+    made = issuer.registrations.create(tenant="t", name="n")
+    token = token_for(issuer, made)
+    verifier = EmbedAuth(issuer.storage, clock=clock, issuer=ISSUER, key_reload_interval=0.2, **TEST_SETTINGS)
+    fresh = token_for(issuer, made)
+    assert verifier.verify(token)  # cached there now
+    issuer.storage.delete_signing_key(segments(token)[0]["kid"])
+    deadline = time.monotonic() + 5
+    while verifies(verifier, fresh) or verifies(verifier, token):  # a cached token too
+        assert time.monotonic() < deadline, "the deleted key kept verifying"
+        time.sleep(0.05)

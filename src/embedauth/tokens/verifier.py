@@ -168,7 +168,7 @@ class Verifier:
         now = self._clock()
         cached = self._cache.get(token) if isinstance(token, str) else None
         if cached is not None:
-            if now < cached.expires and not cached.revoked(self._revocations):
+            if now < cached.expires and not cached.revoked(self._revocations) and self._keys.get(cached.kid):
                 return cached.principal
             self._cache.pop(token)
             self._deny(cached.principal.client_id, "expired or revoked")
