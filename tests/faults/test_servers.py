@@ -280,7 +280,7 @@ def test_serve_process_answers_with_its_settings_and_stops(redis_server: RedisSe
 
         assert served.stop() is not None
         assert not served.running
-        assert f"serving {served.base_url}" in served.output()
+        assert f"serving on {served.base_url}" in served.output()
 
 
 # ---------------------------------------------------------------------------- the watchdog
