@@ -447,3 +447,7 @@ def check_serve(served: ServeProcess, traffic: Traffic) -> None:
     assert not unexpected, "\n\n".join(unexpected)
     assert "Exception in ASGI application" not in output, output
     assert "revocation feed failed" not in output, output  # its log.exception: a bug, not an outage
+    # An outage is one warning every 10 s per source, not one per retry or per forged kid.
+    allowed = served.starts * (1 + (time.monotonic() - served.started_at) / 10)
+    for warning in ("embedauth: revocation feed:", "embedauth: cannot re-read the signing keys"):
+        assert output.count(warning) <= allowed, f"{output.count(warning)} x {warning!r}:\n{output}"

@@ -1006,6 +1006,8 @@ class ServeProcess(_Managed):
         _watchdog.tell("+", "dir", self.directory)
         self.log_path = self.directory / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = time.monotonic()  # of the first start
+        self.starts = 0
         _reserved_ports.add(self.port)
         _live.add(self)
         try:
@@ -1050,6 +1052,7 @@ class ServeProcess(_Managed):
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env, cwd=REPO
             )
         self.process = process
+        self.starts += 1
         _watchdog.tell("+", "pid", process.pid)
 
         def answers() -> bool:

@@ -135,5 +135,7 @@ def asgi_app(auth: EmbedAuth, framework: Framework = "starlette", *, demo: bool 
     if framework == "flask":
         from a2wsgi import WSGIMiddleware
 
-        return WSGIMiddleware(flask_app(auth, demo=demo))
+        # Enough workers that requests waiting on a storage outage (one timeout each, until the
+        # outage gate shuts) do not leave the token checks, which need no storage, without one.
+        return WSGIMiddleware(flask_app(auth, demo=demo), workers=64)
     return starlette_app(auth, demo=demo)

@@ -375,10 +375,14 @@ class Registrations:
                     changed, version=current.version + 1, updated_at=max(now, current.updated_at)
                 )
                 self._check_scopes(changed.scopes)  # before any revocation is written
-                written = [self._revocations.write(revocation) for revocation in revocations]
+                # What to heal to if anything below fails: a write that timed out may have landed.
                 generation = max(
-                    [generation, *(w.generation for w in written if w.kind is RevocationKind.REGISTRATION)]
+                    [
+                        generation,
+                        *(r.generation for r in revocations if r.kind is RevocationKind.REGISTRATION),
+                    ]
                 )
+                written = [self._revocations.write(revocation) for revocation in revocations]
                 if self._storage.save_registration(changed, expected_version=current.version):
                     self._revocations.record(*written)
                     if action is not None:

@@ -22,7 +22,9 @@ Atomicity that every backend guarantees:
 * ``raise_max_token_age`` only ever raises the stored value, whoever calls it at once.
 
 Every network backend has connect and read timeouts (``storage_timeout``): a server that hangs
-is a ``StorageError`` within them, never a wait without end.
+is a ``StorageError`` within them, never a wait without end; and once a call found the server
+down, the following calls fail at once for a moment (the outage gate), so that requests never
+queue behind one another's timeouts.
 
 Times are compared at millisecond resolution, the precision every model carries.
 """
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import abc
 import functools
+import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -58,20 +62,81 @@ DEFAULT_TIMEOUT = 3.0
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+class _OutageGate:
+    """Fail fast while storage is known to be down, so that requests do not queue behind timeouts.
+
+    After an outage error (the server refused, dropped or did not answer within the timeout), every
+    call fails at once with ``StorageError`` for :data:`OUTAGE_BACKOFF` seconds; then one call (the
+    probe) goes through while the others still fail fast; its success closes the gate, its failure
+    keeps it shut for another backoff. Without it, a hung server costs every request a full timeout,
+    and a pool of workers stuck in those waits makes even the fast paths queue.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._probing = False
+        self._depth = threading.local()
+
+    def enter(self) -> bool:
+        """Whether this outermost call may reach the server (nested calls always may)."""
+        depth = getattr(self._depth, "value", 0)
+        self._depth.value = depth + 1
+        if depth or not self._down_until:
+            return True
+        with self._lock:
+            if time.monotonic() < self._down_until or self._probing:
+                return False
+            self._probing = True
+            return True
+
+    def leave(self, outage: bool | None) -> None:
+        """After the call: ``outage`` True (it failed for lack of a server), False (it reached one),
+        None (it was refused at the gate)."""
+        self._depth.value -= 1
+        if self._depth.value or outage is None:
+            return
+        with self._lock:
+            self._probing = False
+            self._down_until = time.monotonic() + OUTAGE_BACKOFF if outage else 0.0
+
+
+#: Seconds every call fails fast after storage was found down, before one call tries again.
+OUTAGE_BACKOFF = 1.0
+
+
 def _translating(method: _F) -> _F:
-    """``method`` with the driver's errors turned into ``StorageError``; ours pass through."""
+    """``method`` with the driver's errors turned into ``StorageError``, ours passing through, and
+    calls refused at once while the server is known to be down (:class:`_OutageGate`)."""
 
     @functools.wraps(method)
     def translated(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        gate: _OutageGate | None = self.__dict__.get("_gate")
+        if gate is None:  # the constructor, before Storage.__init__ made the gate
+            return _call(self, method, args, kwargs)
+        if not gate.enter():
+            gate.leave(None)
+            raise StorageError(f"{type(self).__name__}: unreachable a moment ago; trying again shortly")
+        outage = False
         try:
-            return method(self, *args, **kwargs)
-        except EmbedAuthError:
+            return _call(self, method, args, kwargs)
+        except StorageError as exc:
+            outage = exc.__cause__ is not None and self.is_outage(exc.__cause__)
             raise
-        except type(self).driver_errors as exc:
-            raise StorageError(f"{type(self).__name__}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            gate.leave(outage)
 
     translated.__embedauth_translated__ = True  # type: ignore[attr-defined]
     return translated  # type: ignore[return-value]
+
+
+def _call(storage: Storage, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    try:
+        return method(storage, *args, **kwargs)
+    except EmbedAuthError:
+        raise
+    except type(storage).driver_errors as exc:
+        raise StorageError(f"{type(storage).__name__}: {type(exc).__name__}: {exc}") from exc
 
 
 class Storage(abc.ABC):
@@ -84,6 +149,8 @@ class Storage(abc.ABC):
 
     #: Exceptions of the driver that become ``StorageError`` wherever a backend method raises them.
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: The driver's exceptions that mean the server is unreachable or hung (see :meth:`is_outage`).
+    outage_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap the subclass's constructor and every method of the contract it defines."""
@@ -97,6 +164,12 @@ class Storage(abc.ABC):
         self.url = url
         self.clock = clock
         self.timeout = timeout
+        self._gate = _OutageGate()
+
+    def is_outage(self, error: BaseException) -> bool:
+        """Whether a driver error means the server is unreachable, dropped us or hung (then calls
+        fail fast for a moment), rather than a refusal of this one statement."""
+        return isinstance(error, self.outage_errors)
 
     def close(self) -> None:
         """Release connections. Idempotent."""

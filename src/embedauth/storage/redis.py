@@ -223,6 +223,7 @@ class RedisStorage(Storage):
     """The ``redis://`` backend (see the module docstring for the key layout and atomicity)."""
 
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
+    outage_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.ConnectionError, redis.TimeoutError)
 
     def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(url, clock=clock, timeout=timeout)

@@ -98,6 +98,7 @@ class KeyRing:
         self._loaded_at: float | None = None  # the clock's time of the last reload
         self._reloaded = -math.inf  # monotonic time of the last reload attempt (the floor)
         self._reloading = threading.Lock()
+        self._warned_at = -math.inf
 
     # ------------------------------------------------------------------ reading
 
@@ -142,7 +143,9 @@ class KeyRing:
             try:
                 self.reload()
             except StorageError as exc:
-                log.warning("embedauth: cannot re-read the signing keys: %s", exc)
+                if time.monotonic() - self._warned_at >= 10.0:  # once per outage, not per forged kid
+                    self._warned_at = time.monotonic()
+                    log.warning("embedauth: cannot re-read the signing keys: %s", exc)
             finally:
                 self._reloading.release()
 

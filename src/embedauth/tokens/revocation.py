@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import heapq
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -94,6 +95,8 @@ class RevocationState:
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._feed: ChangeFeed | None = None
+        self._warned_at = -math.inf
+        self._unwarned = 0
 
     # ------------------------------------------------------------------ the checks (no I/O)
 
@@ -362,12 +365,22 @@ class RevocationState:
                 if not self._stop.is_set():
                     self.sync()
             except StorageError as exc:
-                log.warning("embedauth: revocation feed: %s; reconnecting", exc)
+                self._warn(f"revocation feed: {exc}; reconnecting")
                 connected = self._failed()
             except Exception:  # a bug must not silently end revocation
                 log.exception("embedauth: revocation feed failed; retrying")
                 connected = self._failed()
         self._close_feed()
+
+    def _warn(self, message: str) -> None:
+        """A warning, at most once every ten seconds (an outage is one event, not one per retry)."""
+        now = time.monotonic()
+        if now - self._warned_at >= 10.0:
+            suffix = f" ({self._unwarned} more since the last report)" if self._unwarned else ""
+            log.warning("embedauth: %s%s", message, suffix)
+            self._warned_at, self._unwarned = now, 0
+        else:
+            self._unwarned += 1
 
     def _failed(self) -> bool:
         """After a failure: reload everything next time, reconnect after a pause. Returns False."""

@@ -43,7 +43,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from embedauth.clock import Clock, from_timestamp
 from embedauth.errors import (
@@ -109,6 +116,13 @@ class SQLStorage(Storage):
     """The SQL backend for ``sqlite``, ``postgresql`` and ``mysql``/``mariadb`` URLs."""
 
     driver_errors = (SQLAlchemyError,)
+    outage_errors = (OperationalError, InterfaceError, PoolTimeout)
+
+    def is_outage(self, error: BaseException) -> bool:
+        """A lost or refused connection, a timeout; not SQLite's busy file (a local wait, not an outage)."""
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        return super().is_outage(error) and self._engine.dialect.name != "sqlite"
 
     def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(url, clock=clock, timeout=timeout)
