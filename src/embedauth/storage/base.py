@@ -105,15 +105,15 @@ class _OutageGate:
 OUTAGE_BACKOFF = 1.0
 
 
-def _translating(method: _F) -> _F:
-    """``method`` with the driver's errors turned into ``StorageError``, ours passing through, and
-    calls refused at once while the server is known to be down (:class:`_OutageGate`)."""
+def _translating(method: _F, *, gated: bool) -> _F:
+    """``method`` with the driver's errors turned into ``StorageError``, ours passing through, and,
+    if ``gated``, refused at once while the server is known to be down (:class:`_OutageGate`)."""
 
     @functools.wraps(method)
     def translated(self: Storage, *args: Any, **kwargs: Any) -> Any:
-        gate: _OutageGate | None = self.__dict__.get("_gate")
-        if gate is None:  # the constructor, before Storage.__init__ made the gate
+        if not gated:
             return _call(self, method, args, kwargs)
+        gate = self._gate
         if not gate.enter():
             gate.leave(None)
             raise StorageError(f"{type(self).__name__}: unreachable a moment ago; trying again shortly")
@@ -158,7 +158,8 @@ class Storage(abc.ABC):
         for name in (*_CONTRACT, "__init__"):
             method = cls.__dict__.get(name)
             if callable(method) and not getattr(method, "__embedauth_translated__", False):
-                setattr(cls, name, _translating(method))
+                # Constructing and closing never wait for a server that was down a moment ago.
+                setattr(cls, name, _translating(method, gated=name not in ("__init__", "close")))
 
     def __init__(self, url: str, *, clock: Clock, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
@@ -343,5 +344,7 @@ StorageFactory = Callable[[str, Clock, float], Storage]
 
 #: The public methods of the contract: each is wrapped in every backend (see the module docstring).
 _CONTRACT = tuple(
-    name for name, value in vars(Storage).items() if callable(value) and not name.startswith("_")
+    name
+    for name, value in vars(Storage).items()
+    if callable(value) and not name.startswith("_") and name != "is_outage"
 )
