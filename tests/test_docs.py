@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import inspect
@@ -10,6 +11,7 @@ import re
 from pathlib import Path
 
 import embedauth
+from embedauth.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(embedauth.__file__).parent
@@ -109,3 +111,36 @@ def test_every_refusal_reason_is_explained() -> None:
     fragments = _reason_fragments()
     assert len(fragments) > 40
     assert sorted(fragment for fragment in fragments if fragment not in page) == []
+
+
+def test_the_readme_lists_every_command_and_option() -> None:
+    """The README's command block names every verb of ``embedauth`` and each of its options."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- --8<-- [start:command] -->")[1].split("<!-- --8<-- [end:command] -->")[0]
+    lines = block.split("```")[1].splitlines()
+    text: dict[str, str] = {}  # group -> its lines, continuation lines included
+    group = ""
+    for line in lines:
+        if line.startswith("embedauth "):
+            group = line.split()[1]
+        text[group] = text.get(group, "") + line + "\n"
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(actions[0].choices) if actions else {}
+
+    def options(parser: argparse.ArgumentParser) -> list[str]:
+        common = {"--help", "--storage", "--json"}
+        return [
+            o for a in parser._actions for o in a.option_strings if o.startswith("--") and o not in common
+        ]
+
+    missing = [option for option in options(build_parser()) if option not in readme]
+    for name, parser in subcommands(build_parser()).items():
+        described = text.get(name, "")
+        verbs = subcommands(parser) or {"": parser}
+        for verb, verb_parser in verbs.items():
+            if verb and not re.search(rf"[\s|]{re.escape(verb)}[\s|]", described):
+                missing.append(f"{name} {verb}")
+            missing += [f"{name} {verb} {o}" for o in options(verb_parser) if o not in described]
+    assert not missing, f"not in the README's command block: {missing}"

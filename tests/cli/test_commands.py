@@ -662,7 +662,10 @@ def test_list_all_pages_through(tmp_path: Path, cli: Cli, now_clock: FrozenClock
             now_clock.advance(0.01)
     listed = cli.ok("registrations", "list", "--all", *store)
     assert [r["client_id"] for r in listed] == made
-    assert len(cli.ok("registrations", "list", *store)) == 50  # a page, without --all
+    page = cli("registrations", "list", "--offset", "50", *store, "--json")
+    assert page.code == 0 and len(json.loads(page.out)) == 50  # a page, without --all...
+    assert page.err == "embedauth: 51-100 of 1203 shown; --all for every one\n"  # ...that says so
+    assert len(cli.ok("registrations", "list", "--tenant", "t0", "--all", *store)) == 401
 
 
 def test_a_missing_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:

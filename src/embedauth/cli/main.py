@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from embedauth import __version__
 from embedauth.cli import commands
-from embedauth.cli.commands import COMMANDS, GROUP_HELP, PROG, SERVE_HELP, Deleted
+from embedauth.cli.commands import COMMANDS, GROUP_HELP, PROG, SERVE_HELP, Deleted, Listed
 from embedauth.cli.render import render
 from embedauth.clock import Clock, system_clock, utcnow
 from embedauth.config import DEFAULT_STORAGE, Settings
@@ -141,6 +141,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> i
         text = render(result, as_json, now)
         if text:
             print(text)
+        if as_json and isinstance(result, Listed) and len(result.page.items) < result.page.total:
+            # stdout stays the list (the contract); the total goes beside it, where a script can see it.
+            page = result.page
+            shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "none"
+            print(f"{PROG}: {shown} of {page.total} shown; --all for every one", file=sys.stderr)
     if isinstance(result, Deleted) and result.not_found:
         missing = ", ".join(map(repr, result.not_found))
         return _error(f"no registration with client ID {missing}", as_json=as_json)
