@@ -100,6 +100,8 @@ class Refused(InvalidToken):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+        #: The client a signed token names, once its signature verified (who the refusal concerns).
+        self.client_id: str | None = None
 
 
 def is_numeric_date(value: object) -> TypeGuard[int | float]:

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import pluggy
 
@@ -176,7 +176,7 @@ class Verifier:
         try:
             verified = self._verify(token, now)
         except jws.Refused as refused:
-            self._deny(None, refused.reason)
+            self._deny(refused.client_id, refused.reason)
             raise InvalidToken from None
         self._cache.put(token, verified)
         return verified.principal
@@ -196,6 +196,15 @@ class Verifier:
         if not key.verify(compact.signature, compact.signing_input):
             raise jws.Refused("bad signature")
         claims = compact.payload()
+        try:
+            return self._check_claims(claims, key, now)
+        except jws.Refused as refused:
+            client_id = claims.get("client_id")  # signed by this deployment: not a caller's claim
+            refused.client_id = client_id if isinstance(client_id, str) else None
+            raise
+
+    def _check_claims(self, claims: dict[str, Any], key: VerifyingKey, now: float) -> _Verified:
+        settings = self._settings
         if claims.get("iss") != settings.issuer:
             raise jws.Refused("wrong issuer")
         audience = claims.get("aud")
