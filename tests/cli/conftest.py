@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from embedauth.cli import main
 from embedauth.clock import FrozenClock
 from tests.conftest import TEST_SETTINGS
+from tests.services import BACKENDS, storage_url
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,10 @@ def at(clock: FrozenClock, days: float = 0) -> datetime:
 
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture(params=[pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKENDS if b != "memory"])
+def stored_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty storage URL of each backend that outlives one command (memory:// does not)."""
+    with storage_url(str(request.param), tmp_path) as url:
+        yield url

@@ -51,10 +51,8 @@ def certificate_pem(clock: FrozenClock) -> tuple[bytes, bytes]:
 # ---------------------------------------------------------------------- the lifecycle, every backend
 
 
-def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock, tmp_path: Path) -> None:
-    if fresh_url.startswith("memory://"):
-        pytest.skip("memory:// does not outlive one command")
-    store = ("--storage", fresh_url)
+def test_registration_lifecycle(stored_url: str, cli: Cli, now_clock: FrozenClock, tmp_path: Path) -> None:
+    store = ("--storage", stored_url)
     # --storage both before GROUP and after VERB
     added = cli.ok(*store, "permissions", "add", "devices:read", "--description", "List devices")
     assert added == {
@@ -120,7 +118,7 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert rotated["client_secret"] != secret
     assert parse(rotated["secret_expires_at"]) == at(now_clock, 730)
     assert [s["id"] for s in rotated["secrets"]] == [rotated["secret_id"]]
-    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+    with EmbedAuth(stored_url, clock=now_clock) as auth:
         assert auth.clients.check_secret(client_id, secret) is None
         assert auth.clients.check_secret(client_id, rotated["client_secret"]) is not None
 
@@ -133,7 +131,7 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert too_many.err.startswith("embedauth: error:")
     remaining = cli.ok("registrations", "delete-secret", client_id, rotated["secret_id"], *store)
     assert [s["id"] for s in remaining["secrets"]] == [second["secret_id"]]
-    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+    with EmbedAuth(stored_url, clock=now_clock) as auth:
         assert auth.clients.check_secret(client_id, rotated["client_secret"]) is None
         assert auth.clients.check_secret(client_id, second["client_secret"]) is not None
 
@@ -165,10 +163,8 @@ def test_registration_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock
     assert cli.ok("registrations", "list", "--tenant", "site-1", *store) == []
 
 
-def test_refresh_token_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenClock) -> None:
-    if fresh_url.startswith("memory://"):
-        pytest.skip("memory:// does not outlive one command")
-    store = ("--storage", fresh_url)
+def test_refresh_token_lifecycle(stored_url: str, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", stored_url)
     user = "alice@example.com"
     cli.ok(*store, "permissions", "add", "devices:read")
     cli.ok(*store, "permissions", "add", "devices:write", "--access", "write")
@@ -201,7 +197,7 @@ def test_refresh_token_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenCloc
 
     now_clock.advance(60)
     with EmbedAuth(
-        fresh_url, clock=now_clock, key_encryption_key=TEST_SETTINGS["key_encryption_key"]
+        stored_url, clock=now_clock, key_encryption_key=TEST_SETTINGS["key_encryption_key"]
     ) as auth:
         response = auth.tokens.refresh(token)
         assert response.scope == "devices:read"
@@ -220,17 +216,15 @@ def test_refresh_token_lifecycle(fresh_url: str, cli: Cli, now_clock: FrozenCloc
     assert parse(revoked["revoked_at"]) == at(now_clock)
     assert cli.ok("refresh-tokens", "revoke", token_id, *store) == revoked  # idempotent
     assert cli.ok("refresh-tokens", "list", "--user", user, *store) == [revoked]
-    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+    with EmbedAuth(stored_url, clock=now_clock) as auth:
         with pytest.raises(InvalidGrant):
             auth.tokens.refresh(token)
         with pytest.raises(InvalidToken):  # and the access token it produced
             auth.verify(response.access_token)
 
 
-def test_key_rotation(fresh_url: str, cli: Cli, now_clock: FrozenClock) -> None:
-    if fresh_url.startswith("memory://"):
-        pytest.skip("memory:// does not outlive one command")
-    store = ("--storage", fresh_url)
+def test_key_rotation(stored_url: str, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", stored_url)
     assert cli.ok("keys", "list", *store) == []
 
     first = cli.ok("keys", "rotate", *store)
@@ -254,7 +248,7 @@ def test_key_rotation(fresh_url: str, cli: Cli, now_clock: FrozenClock) -> None:
     text = cli("keys", "list", *store)
     assert '"d"' not in text.out
     assert "private" not in text.out.lower()
-    with EmbedAuth(fresh_url, clock=now_clock) as auth:
+    with EmbedAuth(stored_url, clock=now_clock) as auth:
         assert {k["kid"] for k in auth.jwks()["keys"]} == {first["kid"], second["kid"]}
 
 
