@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pytest
@@ -27,6 +27,7 @@ from embedauth.models import (
     CertificateCredential,
     CustomerScope,
     CustomerScopeKind,
+    Page,
     Permission,
     RefreshToken,
     Registration,
@@ -36,7 +37,7 @@ from embedauth.models import (
     SigningKey,
 )
 from embedauth.storage import Storage
-from embedauth.storage.base import SCHEMA_VERSION
+from embedauth.storage.base import SCHEMA_VERSION, RegistrationSort
 
 T = TypeVar("T")
 
@@ -697,3 +698,286 @@ def test_list_registrations_holding_a_permission(storage: Storage, clock: Frozen
         r.client_id for r in holders
     ]
     assert storage.list_registrations("site-1", holding="devices:read").total == 0
+
+
+# -------------------------------------------------------------------- listing: order, tenants, expiry
+#
+# The order is written out here, independently of embedauth.storage.base.registration_sort_key, so
+# that a backend and the reference cannot agree on a mistake.
+
+SORTS: tuple[RegistrationSort, ...] = ("created_at", "name", "last_used_at", "expires_at", "enabled")
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_NOT_YET = datetime.min.replace(tzinfo=UTC)
+
+
+def expected_order(
+    regs: Sequence[Registration], sort: RegistrationSort, descending: bool = False
+) -> list[str]:
+    """The contract's order of ``regs``: (key, created_at, client_id), all reversed when descending."""
+
+    def key(r: Registration) -> tuple[object, ...]:
+        if sort == "name":
+            head: tuple[object, ...] = (r.name.lower(),)
+        elif sort == "last_used_at":  # never used before every time
+            head = (0, _NOT_YET) if r.last_used_at is None else (1, r.last_used_at)
+        elif sort == "expires_at":  # never expiring after every time
+            head = (1, _NEVER) if r.expires_at is None else (0, r.expires_at)
+        elif sort == "enabled":
+            head = (int(r.enabled),)
+        else:
+            head = ()
+        return (*head, r.created_at, r.client_id)
+
+    return [r.client_id for r in sorted(regs, key=key, reverse=descending)]
+
+
+def listed(page: Page[Registration]) -> list[str]:
+    return [r.client_id for r in page.items]
+
+
+def grid(storage: Storage, clock: FrozenClock, tenant: str = "site-1") -> list[Registration]:
+    """Registrations with ties on every key (some created at one instant), mixed-case names, never
+    used ones, disabled ones, and each way of expiring; as stored (last use recorded)."""
+    start = now(clock)
+    at = [start, start + timedelta(seconds=1), start + timedelta(seconds=2)]
+
+    def secret_until(days: int) -> SecretCredential:
+        return dataclasses.replace(secret(clock), expires_at=start + timedelta(days=days))
+
+    specs: list[tuple[str, int, dict[str, object]]] = [
+        ("backup", 0, {"secrets": (secret_until(30),)}),
+        ("Backup", 0, {"secrets": (secret_until(30),), "enabled": False}),
+        ("BACKUP", 1, {"secrets": (secret_until(10), secret_until(90)), "registration_expires_at": None}),
+        ("alpha", 1, {"secrets": (), "certificates": ()}),  # no credential: expired at its creation
+        ("Zeta", 0, {"registration_expires_at": start + timedelta(days=5)}),  # its own expiry first
+        ("a b", 2, {"secrets": (), "certificates": (certificate(clock),), "registration_expires_at": None}),
+        ("a-c", 2, {"secrets": (secret_until(90),), "enabled": False}),
+        ("ab", 0, {"secrets": (secret_until(10),)}),
+        ("Émile", 1, {"secrets": (secret_until(10),), "certificates": (certificate(clock),)}),
+    ]
+    made = []
+    for name, instant, changes in specs:
+        reg = registration(clock, tenant=tenant, name=name, created_at=at[instant], **changes)
+        storage.create_registration(reg)
+        made.append(reg)
+    uses = {1: start + timedelta(minutes=5), 2: start + timedelta(minutes=1), 4: start + timedelta(minutes=5)}
+    for i, used in uses.items():  # two used at one instant; the others never
+        storage.record_use(made[i].client_id, used)
+        made[i] = dataclasses.replace(made[i], last_used_at=used)
+    return made
+
+
+def test_the_grid_has_ties_and_nones(storage: Storage, clock: FrozenClock) -> None:
+    """The data the order tests use exercise what they claim (a guard on the fixture itself)."""
+    regs = grid(storage, clock)
+    assert len({r.created_at for r in regs}) < len(regs)
+    assert len({r.name.lower() for r in regs}) < len(regs)
+    assert any(r.last_used_at is None for r in regs) and any(r.last_used_at for r in regs)
+    used = [r.last_used_at for r in regs if r.last_used_at]
+    assert len(set(used)) < len(used)
+    ends = [r.expires_at for r in regs]
+    assert len(set(ends)) < len(ends) and regs[3].expires_at == regs[3].created_at
+    assert {r.enabled for r in regs} == {True, False}
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("sort", SORTS)
+def test_list_registrations_sorted(
+    storage: Storage, clock: FrozenClock, sort: RegistrationSort, descending: bool
+) -> None:
+    regs = grid(storage, clock)
+    storage.create_registration(registration(clock, tenant="site-2", name="AAA"))  # another tenant's
+    page = storage.list_registrations("site-1", sort=sort, descending=descending, limit=100)
+    assert page.total == len(regs)
+    assert listed(page) == expected_order(regs, sort, descending)
+    assert list(page.items) == sorted(regs, key=lambda r: listed(page).index(r.client_id))  # whole models
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("sort", SORTS)
+def test_sorted_pages_are_slices_of_one_order(
+    storage: Storage, clock: FrozenClock, sort: RegistrationSort, descending: bool
+) -> None:
+    regs = grid(storage, clock)
+    order = expected_order(regs, sort, descending)
+    for limit in (1, 2, 4):
+        pages = [
+            storage.list_registrations("site-1", sort=sort, descending=descending, offset=offset, limit=limit)
+            for offset in range(0, len(regs) + limit, limit)
+        ]
+        assert {p.total for p in pages} == {len(regs)}
+        assert [cid for p in pages for cid in listed(p)] == order
+        assert pages[-1].items == []
+    middle = storage.list_registrations("site-1", sort=sort, descending=descending, offset=3, limit=3)
+    assert (listed(middle), middle.offset, middle.limit) == (order[3:6], 3, 3)
+
+
+def test_sort_by_name_folds_case_and_compares_code_points(storage: Storage, clock: FrozenClock) -> None:
+    """Written out: ties of one folded name by creation, then client ID; "a b" < "a-c" < "ab" (by code
+    point, not by a locale that ignores spaces and dashes); "Émile" after every ASCII letter."""
+    regs = grid(storage, clock)
+    by_name = {r.client_id: r.name for r in regs}
+    names = [by_name[cid] for cid in listed(storage.list_registrations("site-1", sort="name"))]
+    tied = sorted(regs[:2], key=lambda r: r.client_id)  # "backup" and "Backup": one instant
+    assert names == ["a b", "a-c", "ab", "alpha", *(r.name for r in tied), "BACKUP", "Zeta", "Émile"]
+    backwards = [
+        by_name[cid] for cid in listed(storage.list_registrations(None, sort="name", descending=True))
+    ]
+    assert backwards == names[::-1]
+
+
+def test_sort_by_last_use_puts_never_used_first(storage: Storage, clock: FrozenClock) -> None:
+    regs = grid(storage, clock)
+    never = {r.client_id for r in regs if r.last_used_at is None}
+    ascending = listed(storage.list_registrations("site-1", sort="last_used_at"))
+    assert set(ascending[: len(never)]) == never
+    assert ascending[len(never) :] == [regs[2].client_id, *sorted([regs[1].client_id, regs[4].client_id])]
+    descending = listed(storage.list_registrations("site-1", sort="last_used_at", descending=True))
+    assert descending == ascending[::-1] and set(descending[-len(never) :]) == never
+
+
+def test_sort_by_enabled_puts_disabled_first(storage: Storage, clock: FrozenClock) -> None:
+    regs = grid(storage, clock)
+    disabled = [regs[1].client_id, regs[6].client_id]  # created in that order
+    assert listed(storage.list_registrations("site-1", sort="enabled", limit=2)) == disabled
+    assert (
+        listed(storage.list_registrations("site-1", sort="enabled", descending=True))[-2:] == disabled[::-1]
+    )
+
+
+def test_sort_by_effective_expiry(storage: Storage, clock: FrozenClock) -> None:
+    """Written out: no credential first (its creation), an own expiry before the credentials', then
+    the last credential's end; ties by creation, then client ID."""
+    regs = grid(storage, clock)
+    ids = [r.client_id for r in regs]
+    assert (
+        listed(storage.list_registrations("site-1", sort="expires_at"))
+        == [
+            ids[3],  # "alpha": no credential, so its creation (one second in)
+            ids[4],  # "Zeta": its own expiry, 5 days
+            ids[7],  # "ab": its secret, 10 days
+            *sorted(ids[0:2]),  # "backup", "Backup": 30 days, created at one instant
+            *sorted([ids[2], ids[8]]),  # 90 days (a later secret; a certificate), created one second in
+            *sorted(ids[5:7]),  # 90 days (a certificate; a secret), created two seconds in
+        ]
+    )
+
+
+def test_list_several_tenants(storage: Storage, clock: FrozenClock) -> None:
+    made: dict[str, list[Registration]] = {"site-1": [], "site-2": [], "site-3": []}
+    for i in range(9):
+        tenant = f"site-{i % 3 + 1}"
+        reg = registration(clock, tenant=tenant, name=f"Script {8 - i}", created_at=now(clock))
+        storage.create_registration(reg)
+        made[tenant].append(reg)
+        clock.advance(1)
+    wanted = made["site-1"] + made["site-3"]
+    for tenants in (
+        ["site-1", "site-3"],
+        ("site-3", "site-1"),
+        {"site-1", "site-3"},
+        ["site-1", "site-3", "site-1"],
+    ):
+        page = storage.list_registrations(tenants, limit=100)
+        assert page.total == 6 and listed(page) == expected_order(wanted, "created_at")
+    named = storage.list_registrations(frozenset({"site-1", "site-3"}), sort="name", offset=1, limit=2)
+    assert (named.total, listed(named)) == (6, expected_order(wanted, "name")[1:3])
+    assert listed(storage.list_registrations(["site-2"])) == [r.client_id for r in made["site-2"]]
+    assert listed(storage.list_registrations(["site-2", "nobody"])) == [r.client_id for r in made["site-2"]]
+    assert storage.list_registrations("site-2").total == 3  # one string is one tenant, not its letters
+    assert storage.list_registrations(["site-1", "site-2"], name_contains="script 8").total == 1
+    assert storage.list_registrations(None).total == 9
+
+
+@pytest.mark.parametrize("nobody", [[], (), set(), frozenset()], ids=["list", "tuple", "set", "frozenset"])
+def test_an_empty_collection_of_tenants_matches_nothing(
+    storage: Storage, clock: FrozenClock, nobody: Collection[str]
+) -> None:
+    storage.create_registration(registration(clock))
+    for sort in SORTS:
+        page = storage.list_registrations(nobody, sort=sort)
+        assert (page.total, page.items) == (0, [])
+    assert storage.list_registrations(None).total == 1
+
+
+def test_list_expiring_before(storage: Storage, clock: FrozenClock) -> None:
+    regs = grid(storage, clock)
+    start = now(clock)
+    other = registration(clock, tenant="site-2", secrets=(secret(clock, days=1),))
+    storage.create_registration(other)
+
+    def expiring(
+        before: datetime,
+        tenant: str | Collection[str] | None = "site-1",
+        *,
+        name_contains: str | None = None,
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Registration]:
+        return storage.list_registrations(
+            tenant,
+            name_contains=name_contains,
+            expires_before=before,
+            sort="expires_at",
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
+
+    created = start + timedelta(seconds=1)  # "alpha", without credentials, expired then
+    assert listed(expiring(created)) == []  # strictly before
+    assert listed(expiring(created + timedelta(milliseconds=1))) == [regs[3].client_id]
+    soon = start + timedelta(days=10)  # "ab" ends at that very moment: not before it
+    assert expiring(soon).total == 2 and set(listed(expiring(soon))) == {regs[3].client_id, regs[4].client_id}
+    month = start + timedelta(days=31)
+    within = [r for r in regs if r.expires_at is not None and r.expires_at < month]
+    assert len(within) == 5
+    page = expiring(month, descending=True, offset=1, limit=3)
+    assert page.total == 5 and listed(page) == expected_order(within, "expires_at", True)[1:4]
+    assert expiring(month, tenant=None).total == 6  # the other tenant's too
+    assert expiring(month, tenant=["site-2"]).total == 1
+    assert listed(expiring(month, name_contains="BACK")) == expected_order(regs[:2], "expires_at")
+    assert expiring(start + timedelta(days=3650)).total == len(regs)  # every one of these ends
+
+
+def test_a_credential_change_moves_a_registration_in_expiry_order(
+    storage: Storage, clock: FrozenClock
+) -> None:
+    start = now(clock)
+    soon = registration(clock, registration_expires_at=None, secrets=(secret(clock, days=30),))
+    late = registration(clock, registration_expires_at=None, secrets=(secret(clock, days=60),))
+    for reg in (soon, late):
+        storage.create_registration(reg)
+
+    def by_expiry(descending: bool = False) -> list[str]:
+        return listed(storage.list_registrations("site-1", sort="expires_at", descending=descending))
+
+    assert by_expiry() == [soon.client_id, late.client_id]
+    renewed = bump(soon, secrets=(*soon.secrets, secret(clock, days=90)))  # a rotation's new secret
+    assert storage.save_registration(renewed, expected_version=1)
+    assert by_expiry() == [late.client_id, soon.client_id]
+    assert listed(storage.list_registrations("site-1", expires_before=start + timedelta(days=61))) == [
+        late.client_id
+    ]
+    longer = dataclasses.replace(certificate(clock), not_after=start + timedelta(days=120))
+    certified = bump(late, secrets=(), certificates=(longer,))  # a certificate instead of the secret
+    assert storage.save_registration(certified, expected_version=1)
+    assert by_expiry() == [soon.client_id, late.client_id]
+    capped = bump(certified, registration_expires_at=start + timedelta(days=80))  # its own expiry first
+    assert storage.save_registration(capped, expected_version=2)
+    assert by_expiry() == [late.client_id, soon.client_id]
+    bare = bump(renewed, secrets=())  # no credential left: it stopped working when it was created
+    assert storage.save_registration(bare, expected_version=2)
+    assert by_expiry() == [soon.client_id, late.client_id]
+    assert listed(storage.list_registrations("site-1", expires_before=start + timedelta(seconds=1))) == [
+        soon.client_id
+    ]
+    storage.record_use(soon.client_id, start + timedelta(days=200))  # a use moves nothing
+    assert by_expiry(descending=True) == [late.client_id, soon.client_id]
+
+
+def test_an_unknown_sort_is_refused(storage: Storage, clock: FrozenClock) -> None:
+    storage.create_registration(registration(clock))
+    with pytest.raises(ValueError, match="updated_at"):
+        storage.list_registrations("site-1", sort="updated_at")  # type: ignore[arg-type]

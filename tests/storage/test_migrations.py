@@ -1,21 +1,27 @@
-"""A store written by embedauth 0.1 (layout version 1) opens, migrated, with its data and its revocations."""
+"""A store written by embedauth 0.1 (layout version 1) opens, migrated, with its data and its revocations;
+one written at layout version 2 gains the stored effective expiry of version 3."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, inspect, text
 
-from embedauth.clock import FrozenClock
+from embedauth.clock import FrozenClock, utcnow
 from embedauth.models import RevocationKind
+from embedauth.storage.base import SCHEMA_VERSION
 from embedauth.storage.redis import RedisStorage
-from embedauth.storage.sql import SQLStorage
+from embedauth.storage.sql import SQLStorage, schema
 from embedauth.storage.sql.engine import engine_url
+from embedauth.storage.sql.rows import us
 from tests.services import storage_url
 from tests.storage import v1_layout as v1
+from tests.storage import v2_layout as v2
+from tests.storage.test_contract import listed, registration, secret
 
 US = 1_000_000
 CREATED = 1_790_000_000  # seconds
@@ -75,6 +81,18 @@ def _v1_rows(conn: Connection) -> None:
     )
 
 
+def stored_expiry(url: str, client_id: str) -> int | None:
+    """``registrations.expires_at`` as stored, read beside the backend."""
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT expires_at FROM embedauth_registrations WHERE client_id = :c")
+            value = conn.execute(query, {"c": client_id}).scalar_one()
+    finally:
+        engine.dispose()
+    return None if value is None else int(value)
+
+
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 def test_a_version_1_sql_database_is_migrated(backend: str, tmp_path: Path) -> None:
     clock = FrozenClock(CREATED + 10)
@@ -87,7 +105,7 @@ def test_a_version_1_sql_database_is_migrated(backend: str, tmp_path: Path) -> N
 
         store = SQLStorage(url, clock=clock)
         try:
-            assert store.schema_version() == 2
+            assert store.schema_version() == SCHEMA_VERSION
             registration = store.get_registration("client-1")
             assert registration is not None
             assert (registration.generation, registration.version, registration.scopes) == (
@@ -109,13 +127,24 @@ def test_a_version_1_sql_database_is_migrated(backend: str, tmp_path: Path) -> N
             assert token.scopes == ("devices:read",)  # "every permission" became the read ones
             seq = store.add_revocation(entries[1])  # the migrated log goes on from where it stands
             assert seq == 4 and len(store.revocations_after(0)) == 3
+            # Version 3's effective expiry, back-filled through the chain: its secret's end (no own expiry).
+            assert registration.expires_at == registration.secrets[0].expires_at
+            assert stored_expiry(url, "client-1") == (CREATED + 86400) * US
+            day_after = registration.created_at + timedelta(days=1)
+            assert store.list_registrations("site-1", expires_before=day_after).total == 0
+            assert (
+                store.list_registrations("site-1", expires_before=day_after + timedelta(milliseconds=1)).total
+                == 1
+            )
             if backend == "mysql":  # identifiers no longer padded
                 assert store.consume_once("k", registration.created_at.replace(year=2100))
                 assert store.consume_once("k ", registration.created_at.replace(year=2100))
         finally:
             store.close()
         reopened = SQLStorage(url, clock=clock)  # and a second open migrates nothing
-        assert reopened.schema_version() == 2 and reopened.get_registration("client-1") is not None
+        assert (
+            reopened.schema_version() == SCHEMA_VERSION and reopened.get_registration("client-1") is not None
+        )
         reopened.close()
 
 
@@ -195,7 +224,7 @@ def test_a_version_1_redis_store_is_migrated(tmp_path: Path) -> None:
             store.close()
 
             store = RedisStorage(url, clock=clock)
-            assert store.schema_version() == 2
+            assert store.schema_version() == SCHEMA_VERSION
             assert [r.client_id for r in store.list_registrations(None).items] == ["client-1"]
             registration = store.get_registration("client-1")
             assert registration is not None and registration.generation == 1
@@ -211,3 +240,133 @@ def test_a_version_1_redis_store_is_migrated(tmp_path: Path) -> None:
         finally:
             store.close()
             client.close()
+
+
+DAY = 86400 * US
+#: Version 2 registrations, each a way of expiring: (client ID, created, own expiry, secrets' and
+#: certificates' ends, the effective expiry the migration must store), times in microseconds.
+V2_REGISTRATIONS = [
+    ("c-bare", 0, 50 * DAY, [], [], 0),  # no credential: its creation
+    ("c-own", US, 10 * DAY, [30 * DAY], [], 10 * DAY),  # its own expiry comes first
+    ("c-secrets", 2 * US, None, [10 * DAY, 40 * DAY], [], 40 * DAY),  # the last secret's end
+    ("c-cert", 3 * US, 700 * DAY, [20 * DAY], [60 * DAY], 60 * DAY),  # a certificate outlasting it
+    ("c-capped", 4 * US, 45 * DAY, [], [60 * DAY], 45 * DAY),
+]
+
+
+def _v2_rows(conn: Connection) -> None:
+    at = CREATED * US
+    for client_id, created, own, secret_ends, certificate_ends, _ in V2_REGISTRATIONS:
+        conn.execute(
+            v2.REGISTRATIONS.insert().values(
+                client_id=client_id,
+                tenant="site-1",
+                name=client_id,
+                description="",
+                customer_scope="all",
+                customer_ids="[]",
+                enabled=True,
+                created_at=at + created,
+                updated_at=at + created,
+                registration_expires_at=None if own is None else at + own,
+                version=1,
+                generation=1,
+            )
+        )
+        for position, end in enumerate(secret_ends):
+            conn.execute(
+                v2.SECRETS.insert().values(
+                    client_id=client_id,
+                    position=position,
+                    id=f"{client_id}-s{position}",
+                    hint="eas_abc",
+                    secret_hash="hash",
+                    created_at=at,
+                    expires_at=at + end,
+                )
+            )
+        for position, end in enumerate(certificate_ends):
+            conn.execute(
+                v2.CERTIFICATES.insert().values(
+                    client_id=client_id,
+                    position=position,
+                    id=f"{client_id}-c{position}",
+                    thumbprint="x" * 43,
+                    subject="CN=backup",
+                    key_type="EC P-256",
+                    public_key_pem="-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+                    not_before=at - DAY,
+                    not_after=at + end,
+                    created_at=at,
+                )
+            )
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_version_2_sql_database_gets_the_effective_expiry(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-filled from each registration's secrets and certificates (in batches: two at a time
+    here), indexed, and kept from then on by the writes."""
+    monkeypatch.setattr(schema, "_BACKFILL_BATCH", 2)
+    clock = FrozenClock(CREATED + 10)
+    with storage_url(backend, tmp_path) as url:
+        engine = create_engine(engine_url(url))
+        with engine.begin() as conn:
+            v2.create_v2(conn)
+            _v2_rows(conn)
+        engine.dispose()
+
+        store = SQLStorage(url, clock=clock)
+        try:
+            assert store.schema_version() == SCHEMA_VERSION
+            for client_id, *_, expected in V2_REGISTRATIONS:
+                loaded = store.get_registration(client_id)
+                assert loaded is not None and loaded.expires_at is not None
+                assert stored_expiry(url, client_id) == CREATED * US + expected == us(loaded.expires_at)
+            by_expiry = ["c-bare", "c-own", "c-secrets", "c-capped", "c-cert"]
+            assert listed(store.list_registrations("site-1", sort="expires_at")) == by_expiry
+            assert (
+                listed(store.list_registrations("site-1", sort="expires_at", descending=True))
+                == by_expiry[::-1]
+            )
+            month = utcnow(clock) + timedelta(days=31)
+            assert listed(store.list_registrations("site-1", expires_before=month)) == ["c-bare", "c-own"]
+            with store._engine.connect() as conn:
+                indexes = {index["name"] for index in inspect(conn).get_indexes("embedauth_registrations")}
+            assert "ix_embedauth_registrations_expires_at" in indexes
+            fresh = registration(clock, secrets=(secret(clock, days=1),))  # and new writes keep it
+            store.create_registration(fresh)
+            assert listed(store.list_registrations("site-1", sort="expires_at", limit=2)) == [
+                "c-bare",
+                fresh.client_id,
+            ]
+        finally:
+            store.close()
+        reopened = SQLStorage(url, clock=clock)  # a second open migrates nothing
+        assert reopened.schema_version() == SCHEMA_VERSION
+        assert stored_expiry(url, "c-cert") == CREATED * US + 60 * DAY
+        reopened.close()
+
+
+@pytest.mark.redis
+def test_a_version_2_redis_store_needs_no_change(tmp_path: Path) -> None:
+    """Redis computes the effective expiry from the loaded registrations: 2 to 3 only marks the store."""
+    clock = FrozenClock(CREATED + 10)
+    with storage_url("redis", tmp_path) as url:
+        store = RedisStorage(url, clock=clock)
+        try:
+            late = registration(clock, secrets=(secret(clock, days=60),))
+            soon = registration(clock, secrets=(secret(clock, days=30),))
+            for reg in (late, soon):
+                store.create_registration(reg)
+            store._redis.set(f"{store._prefix}:schema", 2)
+            store.close()
+            store = RedisStorage(url, clock=clock)
+            assert store.schema_version() == SCHEMA_VERSION
+            assert listed(store.list_registrations("site-1", sort="expires_at")) == [
+                soon.client_id,
+                late.client_id,
+            ]
+        finally:
+            store.close()

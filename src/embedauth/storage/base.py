@@ -21,6 +21,11 @@ Atomicity that every backend guarantees:
   without persistence); readers detect that by :meth:`Storage.revocation_head` and reload.
 * ``raise_max_token_age`` only ever raises the stored value, whoever calls it at once.
 
+Listings have one total order on every backend: :meth:`Storage.list_registrations` sorts by
+``(key, created_at, client_id)`` (see :data:`RegistrationSort`), so pages cut with ``offset`` and
+``limit`` are consecutive slices of it. :func:`registration_page` is that listing over registrations
+in hand (memory, Redis); SQL backends express the same order in ``ORDER BY``.
+
 Every network backend has connect and read timeouts (``storage_timeout``): a server that hangs
 is a ``StorageError`` within them, never a wait without end; and once a call found the server
 down, the following calls fail at once for a moment (the outage gate), so that requests never
@@ -35,9 +40,9 @@ import abc
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from embedauth.clock import Clock
 from embedauth.errors import EmbedAuthError, StorageError
@@ -52,12 +57,33 @@ from embedauth.models import (
 )
 from embedauth.storage.feed import ChangeFeed
 
-__all__ = ["DEFAULT_TIMEOUT", "SCHEMA_VERSION", "Storage", "StorageFactory"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "REGISTRATION_SORTS",
+    "SCHEMA_VERSION",
+    "RegistrationSort",
+    "Storage",
+    "StorageFactory",
+    "registration_page",
+    "registration_sort_key",
+    "wanted_tenants",
+]
 
 #: The version of the stored layout this code reads and writes; backends migrate older data to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Seconds a backend waits to connect, and for any one answer, unless told otherwise.
 DEFAULT_TIMEOUT = 3.0
+
+RegistrationSort = Literal["created_at", "name", "last_used_at", "expires_at", "enabled"]
+"""What :meth:`Storage.list_registrations` sorts by; ties then by ``created_at``, then ``client_id``.
+
+``created_at``; ``name`` folded with ``str.lower()`` (SQL ``lower()``), compared by code point;
+``last_used_at`` with never used (None) before every time; ``expires_at``, the effective expiry
+(:attr:`~embedauth.models.Registration.expires_at`), with never (None) after every time; ``enabled``
+False before True. ``descending`` reverses the whole order, tie-breakers included.
+"""
+#: Every :data:`RegistrationSort` key.
+REGISTRATION_SORTS: tuple[RegistrationSort, ...] = get_args(RegistrationSort)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -224,16 +250,26 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list_registrations(
         self,
-        tenant: str | None,
+        tenant: str | Collection[str] | None,
         *,
         name_contains: str | None = None,
         holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
         offset: int = 0,
         limit: int = 50,
     ) -> Page[Registration]:
-        """The tenant's registrations (every tenant's when ``tenant`` is None), oldest first
-        (``created_at``, then ``client_id``), filtered by a case-insensitive substring of the name
-        and, with ``holding``, to those that hold that permission; ``total`` counts every match."""
+        """One page of registrations and ``total``, the count of every match.
+
+        ``tenant``: one tenant's, any of several (an empty collection matches none), or every
+        tenant's (None). Filters: a case-insensitive substring of the name; ``holding``, a
+        permission held; ``expires_before``, an effective expiry
+        (:attr:`~embedauth.models.Registration.expires_at`) before that time (never expiring: no).
+        Ordered by ``(sort key, created_at, client_id)``, all reversed when ``descending``
+        (:data:`RegistrationSort`; :func:`registration_sort_key` is the reference); ``ValueError``
+        for an unknown ``sort``.
+        """
 
     @abc.abstractmethod
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
@@ -336,6 +372,75 @@ class Storage(abc.ABC):
     def save_refresh_token(self, token: RefreshToken) -> None:
         """Replace the stored token with the same id; ``RefreshTokenNotFound`` if absent.
         ``user`` and ``created_at`` never change."""
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def registration_sort_key(sort: RegistrationSort) -> Callable[[Registration], tuple[Any, ...]]:
+    """The key of the listing order for ``sort`` (``ValueError`` for an unknown one): the reference
+    for every backend (``tests/storage/test_contract.py`` holds each one to it)."""
+    if sort not in REGISTRATION_SORTS:
+        raise ValueError(f"cannot sort registrations by {sort!r}; one of {', '.join(REGISTRATION_SORTS)}")
+
+    def key(r: Registration) -> tuple[Any, ...]:
+        head: tuple[Any, ...]
+        if sort == "name":
+            head = (r.name.lower(),)
+        elif sort == "last_used_at":
+            head = (r.last_used_at is not None, r.last_used_at or _EARLIEST)
+        elif sort == "expires_at":
+            expires = r.expires_at
+            head = (expires is None, expires or _EARLIEST)
+        elif sort == "enabled":
+            head = (r.enabled,)
+        else:
+            head = ()
+        return (*head, r.created_at, r.client_id)
+
+    return key
+
+
+def wanted_tenants(tenant: str | Collection[str] | None) -> frozenset[str] | None:
+    """The tenants a listing matches: None for every tenant, else a set (empty: none matches)."""
+    if tenant is None:
+        return None
+    if isinstance(tenant, str):
+        return frozenset((tenant,))
+    return frozenset(tenant)
+
+
+def registration_page(
+    registrations: Iterable[Registration],
+    tenant: str | Collection[str] | None,
+    *,
+    name_contains: str | None = None,
+    holding: str | None = None,
+    expires_before: datetime | None = None,
+    sort: RegistrationSort = "created_at",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page[Registration]:
+    """:meth:`Storage.list_registrations` over registrations in hand: filtered, sorted, one page."""
+    key = registration_sort_key(sort)
+    tenants = wanted_tenants(tenant)
+    needle = name_contains.lower() if name_contains else None
+    found = [
+        r
+        for r in registrations
+        if (tenants is None or r.tenant in tenants)
+        and (holding is None or holding in r.scopes)
+        and (needle is None or needle in r.name.lower())
+        and (expires_before is None or _expires_before(r, expires_before))
+    ]
+    found.sort(key=key, reverse=descending)
+    return Page(items=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
+
+
+def _expires_before(r: Registration, moment: datetime) -> bool:
+    expires = r.expires_at
+    return expires is not None and expires < moment
 
 
 StorageFactory = Callable[[str, Clock, float], Storage]

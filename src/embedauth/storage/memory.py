@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from embedauth.clock import Clock, from_timestamp
@@ -31,7 +31,7 @@ from embedauth.models import (
     RevocationKind,
     SigningKey,
 )
-from embedauth.storage.base import DEFAULT_TIMEOUT, Storage
+from embedauth.storage.base import DEFAULT_TIMEOUT, RegistrationSort, Storage, registration_page
 
 __all__ = ["MemoryStorage"]
 
@@ -102,24 +102,29 @@ class MemoryStorage(Storage):
 
     def list_registrations(
         self,
-        tenant: str | None,
+        tenant: str | Collection[str] | None,
         *,
         name_contains: str | None = None,
         holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
         offset: int = 0,
         limit: int = 50,
     ) -> Page[Registration]:
         with self._lock:
-            found = [
-                r
-                for r in self._registrations.values()
-                if tenant in (None, r.tenant) and (holding is None or holding in r.scopes)
-            ]
-        if name_contains:
-            needle = name_contains.lower()
-            found = [r for r in found if needle in r.name.lower()]
-        found.sort(key=lambda r: (r.created_at, r.client_id))
-        return Page(items=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
+            stored = list(self._registrations.values())
+        return registration_page(
+            stored,
+            tenant,
+            name_contains=name_contains,
+            holding=holding,
+            expires_before=expires_before,
+            sort=sort,
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
 
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
         with self._lock:

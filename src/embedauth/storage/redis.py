@@ -42,7 +42,8 @@ Atomicity (Lua scripts in ``lua/``, loaded once; "now" is always the storage clo
   Listings load the documents and skip members whose document is gone or belongs elsewhere, so a
   crash leaves at most a dangling member, which is harmless. (Deleting and re-creating one client ID
   at the same moment, from two processes, could leave it unlisted; client IDs are random.) Listing a
-  tenant loads all its registrations: the name filter and the total are computed client-side.
+  tenant loads all its registrations (several tenants: each one's index, merged): the filters, the
+  order and the total are computed client-side, the effective expiry from the loaded model.
 * ``add_revocation`` increments the counter, appends and publishes on ``P:revocations`` in one script
   (a subscriber is woken only once the entry is readable); ``revocations_after`` purges expired
   entries (by the ``expiry`` set) and reads, in one script.
@@ -66,7 +67,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, ClassVar
@@ -98,7 +99,15 @@ from embedauth.models import (
     RevocationHead,
     SigningKey,
 )
-from embedauth.storage.base import DEFAULT_TIMEOUT, SCHEMA_VERSION, Storage
+from embedauth.storage.base import (
+    DEFAULT_TIMEOUT,
+    SCHEMA_VERSION,
+    RegistrationSort,
+    Storage,
+    registration_page,
+    registration_sort_key,
+    wanted_tenants,
+)
 from embedauth.storage.codec import (
     permission_from_dict,
     permission_to_dict,
@@ -284,6 +293,8 @@ class RedisStorage(Storage):
 
     def _migrate(self, stored: int) -> None:
         """Version 1 to 2: the index of every registration (so that every tenant can be listed).
+        Version 2 to 3 (SQL's stored effective expiry) changes nothing here: listings compute it
+        from the loaded registrations.
 
         Version 1's revocation entries are read as they are (see :mod:`embedauth.storage.codec`).
         One process migrates, holding a lock key; the others wait for the new version.
@@ -408,27 +419,41 @@ class RedisStorage(Storage):
 
     def list_registrations(
         self,
-        tenant: str | None,
+        tenant: str | Collection[str] | None,
         *,
         name_contains: str | None = None,
         holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
         offset: int = 0,
         limit: int = 50,
     ) -> Page[Registration]:
-        index = self._all_registrations if tenant is None else self._tenant_key(tenant)
-        ids = self._redis.zrange(index, 0, -1)
+        registration_sort_key(sort)  # an unknown key is refused before any read
+        tenants = wanted_tenants(tenant)
+        indexes = (
+            [self._all_registrations] if tenants is None else [self._tenant_key(t) for t in sorted(tenants)]
+        )
+        pipe = self._redis.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zrange(index, 0, -1)
+        ids = list(dict.fromkeys(str(cid) for members in pipe.execute() for cid in members))
         pipe = self._redis.pipeline(transaction=False)
         for cid in ids:
-            pipe.hmget(self._registration_key(str(cid)), ["doc", "used"])
-        rows = pipe.execute()
-        loaded = (self._load_registration(row) for row in rows)
-        found = [
-            r for r in loaded if r is not None and tenant in (None, r.tenant) and holding in (None, *r.scopes)
-        ]
-        if name_contains:
-            needle = name_contains.lower()
-            found = [r for r in found if needle in r.name.lower()]
-        return Page(items=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
+            pipe.hmget(self._registration_key(cid), ["doc", "used"])
+        loaded = (self._load_registration(row) for row in pipe.execute())
+        # A dangling index member (its document gone, or moved) is skipped: the filter checks the tenant.
+        return registration_page(
+            (r for r in loaded if r is not None),
+            tenant,
+            name_contains=name_contains,
+            holding=holding,
+            expires_before=expires_before,
+            sort=sort,
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
 
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
         scopes, key = _scopes(registration.scopes), self._registration_key(registration.client_id)

@@ -71,6 +71,7 @@ def registration_row(r: Registration) -> dict[str, Any]:
         "last_used_at": us_or_none(r.last_used_at),
         "version": r.version,
         "generation": r.generation,
+        "expires_at": us_or_none(r.expires_at),  # derived: what listings sort and filter by
     }
 
 

@@ -2,7 +2,8 @@
 
 Tables (prefixed ``embedauth_``): ``permissions``; ``registrations`` with their children
 ``registration_scopes``, ``secrets`` and ``certificates`` (``ON DELETE CASCADE``, each ordered by a
-``position`` column so tuples round-trip); ``once`` (one-time keys); ``revocation_log`` (one row
+``position`` column so tuples round-trip; a registration's row also keeps its effective
+``expires_at``, derived from them, to sort and filter listings by); ``once`` (one-time keys); ``revocation_log`` (one row
 per kind and subject, ``seq`` assigned from ``revocation_head``, the one row that also holds the
 log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; and
 ``schema``, one row holding the layout version, which :data:`MIGRATIONS` raise to
@@ -38,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     inspect,
     text,
 )
@@ -150,8 +152,12 @@ REGISTRATIONS = Table(
     _at("last_used_at", nullable=True),
     Column("version", Integer, nullable=False),
     Column("generation", BigInteger, nullable=False),
+    # The effective expiry (Registration.expires_at: its own and its credentials'), written with
+    # the registration so listings sort and filter by it without loading children (version 3).
+    _at("expires_at", nullable=True),
     Index("ix_embedauth_registrations_tenant", "tenant", "created_at", "client_id"),
     Index("ix_embedauth_registrations_created", "created_at", "client_id"),
+    Index("ix_embedauth_registrations_expires_at", "expires_at"),
     **_MYSQL,
 )
 SCOPES = Table(
@@ -359,6 +365,55 @@ def _without_padding(conn: Connection) -> None:
         )
 
 
+_BACKFILL_BATCH = 500
+
+
+def _v3(conn: Connection) -> None:
+    """Version 2 to 3: ``registrations.expires_at``, the effective expiry
+    (:attr:`~embedauth.models.Registration.expires_at`) of each registration as loaded with its
+    secrets and certificates, back-filled in batches, then indexed."""
+    from embedauth.storage.sql import rows  # here: rows imports this module
+
+    if "expires_at" not in {c["name"] for c in inspect(conn).get_columns("embedauth_registrations")}:
+        # (MariaDB commits DDL as it goes: a migration retried after a failure finds it added.)
+        conn.execute(text("ALTER TABLE embedauth_registrations ADD COLUMN expires_at BIGINT"))
+    # Version 2's columns, by name: this migration must not follow later layouts.
+    registrations = text(
+        "SELECT client_id, tenant, name, description, customer_scope, customer_ids, enabled, created_at,"
+        " updated_at, registration_expires_at, last_used_at, version, generation"
+        " FROM embedauth_registrations WHERE client_id > :after ORDER BY client_id LIMIT :batch"
+    )
+    secrets_of = text(
+        "SELECT client_id, id, hint, secret_hash, created_at, expires_at FROM embedauth_secrets"
+        " WHERE client_id IN :ids ORDER BY client_id, position"
+    ).bindparams(bindparam("ids", expanding=True))
+    certificates_of = text(
+        "SELECT client_id, id, thumbprint, subject, key_type, public_key_pem, not_before, not_after,"
+        " created_at FROM embedauth_certificates WHERE client_id IN :ids ORDER BY client_id, position"
+    ).bindparams(bindparam("ids", expanding=True))
+    write = text("UPDATE embedauth_registrations SET expires_at = :expires_at WHERE client_id = :client_id")
+    after = ""
+    while found := conn.execute(registrations, {"after": after, "batch": _BACKFILL_BATCH}).all():
+        ids = [row.client_id for row in found]
+        secrets_by: dict[str, list[Any]] = {cid: [] for cid in ids}
+        certificates_by: dict[str, list[Any]] = {cid: [] for cid in ids}
+        for child in conn.execute(secrets_of, {"ids": ids}):
+            secrets_by[child.client_id].append(rows.secret(child))
+        for child in conn.execute(certificates_of, {"ids": ids}):
+            certificates_by[child.client_id].append(rows.certificate(child))
+        # Scopes play no part in the expiry.
+        loaded = (
+            rows.registration(r, [], secrets_by[r.client_id], certificates_by[r.client_id]) for r in found
+        )
+        conn.execute(
+            write, [{"client_id": r.client_id, "expires_at": rows.us_or_none(r.expires_at)} for r in loaded]
+        )
+        after = ids[-1]
+    next(
+        index for index in REGISTRATIONS.indexes if index.name == "ix_embedauth_registrations_expires_at"
+    ).create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` takes a stored layout from version ``n - 1`` to ``n``. An empty database gets
 #: the current layout at once (:func:`create`); version 1 was the first released.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3}

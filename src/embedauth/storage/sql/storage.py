@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Table,
+    case,
     delete,
     func,
     insert,
@@ -73,7 +74,14 @@ from embedauth.models import (
     RevocationHead,
     SigningKey,
 )
-from embedauth.storage.base import DEFAULT_TIMEOUT, SCHEMA_VERSION, Storage
+from embedauth.storage.base import (
+    DEFAULT_TIMEOUT,
+    SCHEMA_VERSION,
+    RegistrationSort,
+    Storage,
+    registration_sort_key,
+    wanted_tenants,
+)
 from embedauth.storage.feed import ChangeFeed
 from embedauth.storage.sql import rows, schema
 from embedauth.storage.sql.engine import READ, create_engine_for, engine_url
@@ -287,30 +295,70 @@ class SQLStorage(Storage):
 
     def list_registrations(
         self,
-        tenant: str | None,
+        tenant: str | Collection[str] | None,
         *,
         name_contains: str | None = None,
         holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
         offset: int = 0,
         limit: int = 50,
     ) -> Page[Registration]:
-        match: list[ColumnElement[bool]] = [] if tenant is None else [REGISTRATIONS.c.tenant == tenant]
+        order = self._registration_order(sort, descending=descending)
+        r = REGISTRATIONS.c
+        tenants = wanted_tenants(tenant)
+        match: list[ColumnElement[bool]] = []
+        if tenants is not None:
+            match.append(
+                r.tenant == next(iter(tenants)) if len(tenants) == 1 else r.tenant.in_(sorted(tenants))
+            )
         if name_contains:
-            match.append(REGISTRATIONS.c.name.icontains(name_contains, autoescape=True))
+            match.append(r.name.icontains(name_contains, autoescape=True))
         if holding is not None:
             holders = select(SCOPES.c.client_id).where(SCOPES.c.permission == holding)
-            match.append(REGISTRATIONS.c.client_id.in_(holders))
-        page = (
-            select(REGISTRATIONS)
-            .where(*match)
-            .order_by(REGISTRATIONS.c.created_at, REGISTRATIONS.c.client_id)
-            .offset(offset)
-            .limit(limit)
-        )
+            match.append(r.client_id.in_(holders))
+        if expires_before is not None:  # NULL (never) compares as unknown: never a match
+            match.append(r.expires_at < rows.us(expires_before))
+        page = select(REGISTRATIONS).where(*match).order_by(*order).offset(offset).limit(limit)
         with self._reader.connect() as conn:
             total = conn.execute(select(func.count()).select_from(REGISTRATIONS).where(*match)).scalar_one()
             items = self._load(conn, conn.execute(page).all())
         return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def _registration_order(self, sort: RegistrationSort, *, descending: bool) -> list[ColumnElement[Any]]:
+        """``ORDER BY`` of the contract's listing order (:func:`~embedauth.storage.base.registration_sort_key`).
+
+        Where NULLs go is written out (a ``CASE`` before the column) rather than left to the
+        database: PostgreSQL puts them last in ascending order, SQLite and MariaDB first. Names are
+        compared by code point after ``lower()``, whatever the database's default collation.
+        """
+        registration_sort_key(sort)  # an unknown key is refused before any query
+        r = REGISTRATIONS.c
+        keys: list[ColumnElement[Any]]
+        if sort == "name":
+            keys = [self._code_point_order(func.lower(r.name))]
+        elif sort == "last_used_at":  # never used first
+            keys = [case((r.last_used_at.is_(None), 0), else_=1), r.last_used_at]
+        elif sort == "expires_at":  # never expiring last
+            keys = [case((r.expires_at.is_(None), 1), else_=0), r.expires_at]
+        elif sort == "enabled":
+            keys = [r.enabled]
+        else:
+            keys = []
+        keys += [r.created_at, r.client_id]
+        return [key.desc() for key in keys] if descending else keys
+
+    def _code_point_order(self, text: ColumnElement[str]) -> ColumnElement[str]:
+        """``text`` compared by code point (and, on MariaDB, with no padding), as Python compares."""
+        dialect = self._engine.dialect
+        if dialect.name == "postgresql":
+            return text.collate("C")
+        if dialect.name == "mysql":
+            return text.collate(
+                "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+            )
+        return text  # SQLite's BINARY collation compares UTF-8 bytes: code point order
 
     def save_registration(self, registration: Registration, *, expected_version: int) -> bool:
         cid = REGISTRATIONS.c.client_id
