@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	@$(BIN)/embedauth --storage $(STORAGE) permissions add devices:read --description "List devices" --if-missing > /dev/null
 	@$(BIN)/embedauth --storage $(STORAGE) permissions add devices:write --description "Change devices" --access write --if-missing > /dev/null
-	@echo "embedauth on http://127.0.0.1:8000 (storage $(STORAGE)). In another terminal:"
+	@$(BIN)/embedauth --storage $(STORAGE) admins create --tenant site-1 --if-missing
+	@echo
+	@echo "embedauth on http://127.0.0.1:8000 (storage $(STORAGE)); the admin page is http://127.0.0.1:8000/admin/"
+	@echo "(sign in with the admin registration above). In another terminal:"
 	@echo "  1. $(BIN)/embedauth --storage $(STORAGE) registrations create --tenant site-1 --name 'Backup script' --scope devices:read"
 	@echo "  2. curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials http://127.0.0.1:8000/oauth/token"
 	@echo "  3. curl -s -H 'Authorization: Bearer ACCESS_TOKEN' http://127.0.0.1:8000/demo/whoami"

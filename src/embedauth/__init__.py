@@ -12,6 +12,7 @@ from embedauth.errors import (
     Conflict,
     CredentialNotFound,
     EmbedAuthError,
+    Forbidden,
     InvalidCertificate,
     InvalidClient,
     InvalidGrant,
@@ -47,9 +48,12 @@ from embedauth.models import (
     Registration,
     SecretCredential,
 )
+from embedauth.registry.admin import Admin, AdminScope
 
 __all__ = [
     "Access",
+    "Admin",
+    "AdminScope",
     "AlreadyExists",
     "Busy",
     "CertificateCredential",
@@ -62,6 +66,7 @@ __all__ = [
     "CustomerScopeKind",
     "EmbedAuth",
     "EmbedAuthError",
+    "Forbidden",
     "InvalidCertificate",
     "InvalidClient",
     "InvalidGrant",

@@ -11,20 +11,35 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from embedauth.errors import ConfigurationError
 
-__all__ = ["DEFAULT_STORAGE", "ENV_PREFIX", "SettingInfo", "Settings", "setting_infos"]
+__all__ = ["ADMIN_COLORS", "DEFAULT_STORAGE", "ENV_PREFIX", "SettingInfo", "Settings", "setting_infos"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///embedauth.db"
 #: Every setting ``name`` is also read from the environment variable ``EMBEDAUTH_NAME``.
 ENV_PREFIX = "EMBEDAUTH_"
+
+
+#: The admin page's colours (CSS custom properties), each replaceable through ``admin_colors``.
+ADMIN_COLORS: Mapping[str, str] = MappingProxyType(
+    {
+        "accent": "#2563eb",
+        "accent-text": "#ffffff",
+        "background": "#ffffff",
+        "text": "#111827",
+        "header": "#0f172a",
+    }
+)
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,17 @@ class Settings:
     #: Seconds each storage connection attempt, and each wait for an answer, may take.
     storage_timeout: float = 3.0
 
+    # -- the management API and the admin page
+    #: Path of the management API (JSON, behind the admin guard).
+    admin_api_prefix: str = "/admin/api"
+    #: Path of the admin page (static files over the management API). Empty: no page.
+    admin_page_path: str = "/admin"
+    #: The product name the admin page shows in its header and title.
+    admin_product_name: str = "embedauth"
+    #: The admin page's colours, ``NAME=#rrggbb`` each: ``accent``, ``accent-text``, ``background``,
+    #: ``text``, ``header`` (those not given keep their defaults).
+    admin_colors: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         if self.default_secret_days not in self.secret_lifetime_days:
             raise ConfigurationError("default_secret_days must be one of secret_lifetime_days")
@@ -153,6 +179,12 @@ class Settings:
             raise ConfigurationError("the failed-authentication limits must be at least 1")
         if self.revocation_client_token_limit < 1 or self.revocation_token_limit < 1:
             raise ConfigurationError("the revocation limits must be at least 1")
+        for path in (self.admin_api_prefix, self.admin_page_path):
+            if path and (not path.startswith("/") or path.endswith("/")):
+                raise ConfigurationError(f"admin paths start with / and do not end with one; got {path!r}")
+        if not self.admin_api_prefix:
+            raise ConfigurationError("admin_api_prefix cannot be empty")
+        self.admin_theme()  # refuses a colour it cannot read
 
     def endpoint(self, path: str) -> str:
         """The absolute URL of an endpoint path such as ``/oauth/token``."""
@@ -171,6 +203,19 @@ class Settings:
         key's publication, must outlive the tokens it concerns.
         """
         return self.access_token_lifetime + self.leeway
+
+    def admin_theme(self) -> dict[str, str]:
+        """The admin page's colours: :data:`ADMIN_COLORS` with ``admin_colors`` applied."""
+        theme = dict(ADMIN_COLORS)
+        for entry in self.admin_colors:
+            name, _, value = entry.partition("=")
+            name, value = name.strip(), value.strip()
+            if name not in ADMIN_COLORS or not _HEX_COLOR.fullmatch(value):
+                raise ConfigurationError(
+                    f"admin_colors: {entry!r} is not NAME=#rrggbb with NAME one of {', '.join(ADMIN_COLORS)}"
+                )
+            theme[name] = value
+        return theme
 
     @property
     def audience(self) -> str:

@@ -19,6 +19,7 @@ from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Principal
+from embedauth.registry.admin import Admin, AdminScope
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations
@@ -116,6 +117,17 @@ class EmbedAuth:
             clients=self.clients,
             refresh_tokens=self.refresh_tokens,
             plugins=plugins,
+        )
+
+    def admin_scope(self, admin: Admin) -> AdminScope:
+        """What ``admin`` may do: their tenants' registrations, the catalog, their own refresh tokens,
+        each change reported with their identity (the management API runs on this)."""
+        return AdminScope(
+            admin,
+            registrations=self.registrations,
+            permissions=self.permissions,
+            refresh_tokens=self.refresh_tokens,
+            plugins=self.plugins,
         )
 
     def prepare(self) -> None:

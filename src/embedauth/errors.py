@@ -42,6 +42,7 @@ __all__ = [
     "Conflict",
     "CredentialNotFound",
     "EmbedAuthError",
+    "Forbidden",
     "InvalidCertificate",
     "InvalidClient",
     "InvalidGrant",
@@ -78,15 +79,27 @@ class StorageError(EmbedAuthError):
 
 
 class InvalidInput(EmbedAuthError, ValueError):
-    """A caller's mistake; the message says what to fix."""
+    """A caller's mistake; the message says what to fix, and ``field`` which argument (when known)."""
+
+    #: The argument or field refused (``"name"``, ``"scopes"``…), or None.
+    field: str | None = None
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.field = field
 
 
 class UnknownPermission(InvalidInput):
     """A scope that is not in the permission catalog."""
 
+    field = "scopes"
+
 
 class InvalidCertificate(InvalidInput):
     """A certificate that cannot be a credential."""
+
+    field = "certificate"
 
 
 class InvalidSecret(InvalidInput):
@@ -111,6 +124,10 @@ class CredentialNotFound(NotFound):
 
 class RefreshTokenNotFound(NotFound):
     """No refresh token with that id."""
+
+
+class Forbidden(EmbedAuthError):
+    """The caller is known but may not do this (an admin who does not manage the catalog)."""
 
 
 class Conflict(EmbedAuthError):

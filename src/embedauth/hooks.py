@@ -58,6 +58,18 @@ class Specs:
         """A new secret replaced every earlier one; ``credential`` is the new one (no plaintext)."""
 
     @hookspec
+    def embedauth_admin_action(
+        self, actor: str, action: str, tenant: str | None, target: str | None, detail: Mapping[str, Any]
+    ) -> None:
+        """An admin changed something, through the management API or a tenant-bound handle.
+
+        ``actor`` is who (the admin guard's identity), ``action`` what (``registration.create``,
+        ``registration.disable``, ``permission.add``, ``refresh_token.revoke``…), ``tenant`` and
+        ``target`` (a client ID, permission name or refresh token id) what it concerned, and
+        ``detail`` a few facts that are never secret (the fields edited, a secret's id).
+        """
+
+    @hookspec
     def embedauth_credential_expiring(
         self,
         registration: Registration,

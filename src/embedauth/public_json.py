@@ -1,30 +1,36 @@
 """The public JSON form of each model: what the CLI's ``--json`` and the management API return.
 
-One function per model, each the one place its public shape is written.
+One pydantic model per shape, each the one place that shape is written: the functions below build
+the JSON from it, and the management API's OpenAPI document takes its schemas from the same
+classes, so the document cannot drift from what is sent.
 
 Hashes, encrypted keys and public-key material never appear here; a plaintext secret appears only
-in :func:`created_secret`'s output, once.
+in :class:`CreatedSecret` (and a refresh token's value in :class:`CreatedRefreshToken`), once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from embedauth import models
 from embedauth.clock import isoformat
-from embedauth.models import (
-    CertificateCredential,
-    CreatedRefreshToken,
-    CreatedSecret,
-    Permission,
-    RefreshToken,
-    Registration,
-    SecretCredential,
-    SigningKey,
-)
 
 __all__ = [
+    "Certificate",
+    "CertificateAdded",
+    "CreatedRefreshToken",
+    "CreatedSecret",
+    "Permission",
+    "RefreshToken",
+    "Registration",
+    "Secret",
+    "SigningKey",
+    "Time",
     "certificate",
+    "certificate_added",
     "created_refresh_token",
     "created_secret",
     "permission",
@@ -34,96 +40,260 @@ __all__ = [
     "time",
 ]
 
+#: A time as every JSON body carries it: ISO 8601 UTC with a ``Z``, to the millisecond.
+Time = Annotated[
+    datetime,
+    PlainSerializer(isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
 
 def time(moment: datetime | None) -> str | None:
     """ISO 8601 UTC with a ``Z``, to the millisecond (:func:`embedauth.clock.isoformat`), or None."""
     return None if moment is None else isoformat(moment)
 
 
-def permission(p: Permission) -> dict[str, Any]:
+class _Shape(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON object, as plain Python values."""
+        return self.model_dump(mode="json")
+
+
+class Permission(_Shape):
     """A catalog entry."""
-    return {
-        "name": p.name,
-        "description": p.description,
-        "access": p.access.value,
-        "created_at": time(p.created_at),
-    }
+
+    name: str
+    description: str
+    access: Literal["read", "write"]
+    created_at: Time
+
+    @classmethod
+    def of(cls, p: models.Permission) -> Permission:
+        """The shape of ``p``."""
+        return cls(name=p.name, description=p.description, access=p.access.value, created_at=p.created_at)
 
 
-def secret(s: SecretCredential) -> dict[str, Any]:
+class Secret(_Shape):
     """A secret credential: its id, hint and dates; never its hash."""
-    return {"id": s.id, "hint": s.hint, "created_at": time(s.created_at), "expires_at": time(s.expires_at)}
+
+    id: str
+    hint: str
+    created_at: Time
+    expires_at: Time
+
+    @classmethod
+    def of(cls, s: models.SecretCredential) -> Secret:
+        """The shape of ``s``."""
+        return cls(id=s.id, hint=s.hint, created_at=s.created_at, expires_at=s.expires_at)
 
 
-def certificate(c: CertificateCredential) -> dict[str, Any]:
+class Certificate(_Shape):
     """A certificate credential's facts; never its public key material."""
-    return {
-        "id": c.id,
-        "thumbprint": c.thumbprint,
-        "subject": c.subject,
-        "key_type": c.key_type,
-        "not_before": time(c.not_before),
-        "not_after": time(c.not_after),
-        "created_at": time(c.created_at),
-        "expires_at": time(c.expires_at),
-    }
+
+    id: str
+    thumbprint: str
+    subject: str
+    key_type: str
+    not_before: Time
+    not_after: Time
+    created_at: Time
+    expires_at: Time
+
+    @classmethod
+    def of(cls, c: models.CertificateCredential) -> Certificate:
+        """The shape of ``c``."""
+        return cls(
+            id=c.id,
+            thumbprint=c.thumbprint,
+            subject=c.subject,
+            key_type=c.key_type,
+            not_before=c.not_before,
+            not_after=c.not_after,
+            created_at=c.created_at,
+            expires_at=c.expires_at,
+        )
 
 
-def registration(r: Registration) -> dict[str, Any]:
-    """A registration with its credentials (the object of ``show --json`` and ``GET …/{client_id}``)."""
-    return {
-        "client_id": r.client_id,
-        "tenant": r.tenant,
-        "name": r.name,
-        "description": r.description,
-        "scopes": list(r.scopes),
-        "customer_scope": str(r.customer_scope),
-        "enabled": r.enabled,
-        "created_at": time(r.created_at),
-        "updated_at": time(r.updated_at),
-        "last_used_at": time(r.last_used_at),
-        "expires_at": time(r.expires_at),
-        "registration_expires_at": time(r.registration_expires_at),
-        "secrets": [secret(s) for s in r.secrets],
-        "certificates": [certificate(c) for c in r.certificates],
-    }
+class Registration(_Shape):
+    """A registration with its credentials (``show --json``, ``GET …/registrations/{client_id}``).
+
+    ``expires_at`` is when it stops working (its own expiry or its last credential's, whichever
+    comes first); ``registration_expires_at`` its own expiry alone.
+    """
+
+    client_id: str
+    tenant: str
+    name: str
+    description: str
+    scopes: list[str]
+    customer_scope: str
+    enabled: bool
+    created_at: Time
+    updated_at: Time
+    last_used_at: Time | None
+    expires_at: Time | None
+    registration_expires_at: Time | None
+    secrets: list[Secret]
+    certificates: list[Certificate]
+
+    @classmethod
+    def fields_of(cls, r: models.Registration) -> dict[str, Any]:
+        """The field values of ``r`` (for the shapes that extend this one)."""
+        return {
+            "client_id": r.client_id,
+            "tenant": r.tenant,
+            "name": r.name,
+            "description": r.description,
+            "scopes": list(r.scopes),
+            "customer_scope": str(r.customer_scope),
+            "enabled": r.enabled,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "last_used_at": r.last_used_at,
+            "expires_at": r.expires_at,
+            "registration_expires_at": r.registration_expires_at,
+            "secrets": [Secret.of(s) for s in r.secrets],
+            "certificates": [Certificate.of(c) for c in r.certificates],
+        }
+
+    @classmethod
+    def of(cls, r: models.Registration) -> Registration:
+        """The shape of ``r``."""
+        return cls(**cls.fields_of(r))
 
 
-def created_secret(created: CreatedSecret) -> dict[str, Any]:
+class CreatedSecret(Registration):
     """A registration with its new secret: the one time a client secret appears."""
-    return registration(created.registration) | {
-        "client_secret": created.client_secret,
-        "secret_id": created.credential.id,
-        "secret_expires_at": time(created.credential.expires_at),
-    }
+
+    client_secret: str
+    secret_id: str
+    secret_expires_at: Time
+
+    @classmethod
+    def of_created(cls, created: models.CreatedSecret) -> CreatedSecret:
+        """The shape of ``created``."""
+        return cls(
+            **Registration.fields_of(created.registration),
+            client_secret=created.client_secret,
+            secret_id=created.credential.id,
+            secret_expires_at=created.credential.expires_at,
+        )
 
 
-def refresh_token(t: RefreshToken) -> dict[str, Any]:
+class CertificateAdded(Registration):
+    """A registration and the certificate just added to it."""
+
+    certificate: Certificate
+
+    @classmethod
+    def of_added(cls, r: models.Registration, c: models.CertificateCredential) -> CertificateAdded:
+        """The shape of ``r`` with ``c``."""
+        return cls(**Registration.fields_of(r), certificate=Certificate.of(c))
+
+
+class RefreshToken(_Shape):
     """A refresh token's record; never its value or hash."""
-    return {
-        "id": t.id,
-        "user": t.user,
-        "tenant": t.tenant,
-        "scopes": list(t.scopes),
-        "hint": t.hint,
-        "created_at": time(t.created_at),
-        "last_used_at": time(t.last_used_at),
-        "revoked_at": time(t.revoked_at),
-    }
+
+    id: str
+    user: str
+    tenant: str | None
+    scopes: list[str]
+    hint: str
+    created_at: Time
+    last_used_at: Time | None
+    revoked_at: Time | None
+
+    @classmethod
+    def fields_of(cls, t: models.RefreshToken) -> dict[str, Any]:
+        """The field values of ``t``."""
+        return {
+            "id": t.id,
+            "user": t.user,
+            "tenant": t.tenant,
+            "scopes": list(t.scopes),
+            "hint": t.hint,
+            "created_at": t.created_at,
+            "last_used_at": t.last_used_at,
+            "revoked_at": t.revoked_at,
+        }
+
+    @classmethod
+    def of(cls, t: models.RefreshToken) -> RefreshToken:
+        """The shape of ``t``."""
+        return cls(**cls.fields_of(t))
 
 
-def created_refresh_token(created: CreatedRefreshToken) -> dict[str, Any]:
+class CreatedRefreshToken(RefreshToken):
     """A new refresh token's record with its value: the one time it appears."""
-    return refresh_token(created.record) | {"refresh_token": created.refresh_token}
+
+    refresh_token: str
+
+    @classmethod
+    def of_created(cls, created: models.CreatedRefreshToken) -> CreatedRefreshToken:
+        """The shape of ``created``."""
+        return cls(**RefreshToken.fields_of(created.record), refresh_token=created.refresh_token)
 
 
-def signing_key(k: SigningKey) -> dict[str, Any]:
+class SigningKey(_Shape):
     """Public fields only: never the private key, nor the JWK (that is in the JWKS)."""
-    return {
-        "kid": k.kid,
-        "alg": k.alg,
-        "created_at": time(k.created_at),
-        "activates_at": time(k.activates_at),
-        "retires_at": time(k.retires_at),
-        "expires_at": time(k.expires_at),
-    }
+
+    kid: str
+    alg: str
+    created_at: Time
+    activates_at: Time
+    retires_at: Time | None
+    expires_at: Time | None
+
+    @classmethod
+    def of(cls, k: models.SigningKey) -> SigningKey:
+        """The shape of ``k``."""
+        return cls(
+            kid=k.kid,
+            alg=k.alg,
+            created_at=k.created_at,
+            activates_at=k.activates_at,
+            retires_at=k.retires_at,
+            expires_at=k.expires_at,
+        )
+
+
+def permission(p: models.Permission) -> dict[str, Any]:
+    """A catalog entry."""
+    return Permission.of(p).dump()
+
+
+def certificate(c: models.CertificateCredential) -> dict[str, Any]:
+    """A certificate credential's facts."""
+    return Certificate.of(c).dump()
+
+
+def certificate_added(r: models.Registration, c: models.CertificateCredential) -> dict[str, Any]:
+    """A registration and the certificate just added to it."""
+    return CertificateAdded.of_added(r, c).dump()
+
+
+def registration(r: models.Registration) -> dict[str, Any]:
+    """A registration with its credentials."""
+    return Registration.of(r).dump()
+
+
+def created_secret(created: models.CreatedSecret) -> dict[str, Any]:
+    """A registration with its new secret."""
+    return CreatedSecret.of_created(created).dump()
+
+
+def refresh_token(t: models.RefreshToken) -> dict[str, Any]:
+    """A refresh token's record."""
+    return RefreshToken.of(t).dump()
+
+
+def created_refresh_token(created: models.CreatedRefreshToken) -> dict[str, Any]:
+    """A new refresh token's record with its value."""
+    return CreatedRefreshToken.of_created(created).dump()
+
+
+def signing_key(k: models.SigningKey) -> dict[str, Any]:
+    """A signing key's public fields."""
+    return SigningKey.of(k).dump()

@@ -44,22 +44,24 @@ def is_client_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _CLIENT_ID.fullmatch(value) is not None
 
 
-def parse_identifier(value: str, what: str) -> str:
+def parse_identifier(value: str, what: str, *, field: str | None = None) -> str:
     """A tenant, user or customer id: 1-128 of ``A-Z a-z 0-9 . _ : @ -``, starting alphanumeric."""
     if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise InvalidInput(
             f"{what} must be 1-128 characters of letters, digits and . _ : @ -, "
-            f"starting with a letter or digit; got {value!r}"
+            f"starting with a letter or digit; got {value!r}",
+            field=field or what,
         )
     return value
 
 
-def parse_permission_name(value: str) -> str:
+def parse_permission_name(value: str, *, field: str = "name") -> str:
     """A permission name (an OAuth scope token): 1-128 of ``A-Z a-z 0-9 . _ : / -``."""
     if not isinstance(value, str) or not _PERMISSION.fullmatch(value):
         raise InvalidInput(
             "a permission name must be 1-128 characters of letters, digits and . _ : / -, "
-            f"starting with a letter or digit; got {value!r}"
+            f"starting with a letter or digit; got {value!r}",
+            field=field,
         )
     return value
 
@@ -70,8 +72,8 @@ def parse_scopes(value: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     items = value.split(" ") if isinstance(value, str) else list(value)
     if isinstance(value, str) and value and "" in items:
-        raise InvalidInput("scopes are separated by single spaces")
-    return tuple(sorted({parse_permission_name(item) for item in items if item != ""}))
+        raise InvalidInput("scopes are separated by single spaces", field="scopes")
+    return tuple(sorted({parse_permission_name(item, field="scopes") for item in items if item != ""}))
 
 
 def parse_customer_scope(value: str | CustomerScope | None) -> CustomerScope:
@@ -81,14 +83,19 @@ def parse_customer_scope(value: str | CustomerScope | None) -> CustomerScope:
     if isinstance(value, CustomerScope):
         value = str(value)
     if not isinstance(value, str):
-        raise InvalidInput("a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'")
+        raise InvalidInput("a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'", field=_CS)
     if value == "all":
         return CustomerScope()
     kind_text, sep, ids_text = value.partition(":")
     if not sep or kind_text not in (CustomerScopeKind.CUSTOMERS, CustomerScopeKind.GROUPS):
-        raise InvalidInput(f"a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'; got {value!r}")
-    ids = {parse_identifier(item, "a customer or group id") for item in ids_text.split(",")}
+        raise InvalidInput(
+            f"a customer scope is 'all', 'customers:ID,...' or 'groups:ID,...'; got {value!r}", field=_CS
+        )
+    ids = {parse_identifier(item, "a customer or group id", field=_CS) for item in ids_text.split(",")}
     return CustomerScope(CustomerScopeKind(kind_text), tuple(sorted(ids)))
+
+
+_CS = "customer_scope"
 
 
 def _printable(value: str) -> bool:
@@ -98,10 +105,10 @@ def _printable(value: str) -> bool:
 def parse_name(value: str) -> str:
     """A display name: 1-200 printable characters, surrounding white space removed."""
     if not isinstance(value, str):
-        raise InvalidInput("a name must be text")
+        raise InvalidInput("a name must be text", field="name")
     name = value.strip()
     if not name or len(name) > MAX_NAME or "\n" in name or not _printable(name):
-        raise InvalidInput(f"a name must be 1-{MAX_NAME} printable characters on one line")
+        raise InvalidInput(f"a name must be 1-{MAX_NAME} printable characters on one line", field="name")
     return name
 
 
@@ -110,10 +117,12 @@ def parse_description(value: str | None) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput("a description must be text")
+        raise InvalidInput("a description must be text", field="description")
     text = value.strip()
     if len(text) > MAX_DESCRIPTION or not _printable(text):
-        raise InvalidInput(f"a description must be at most {MAX_DESCRIPTION} printable characters")
+        raise InvalidInput(
+            f"a description must be at most {MAX_DESCRIPTION} printable characters", field="description"
+        )
     return text
 
 

@@ -735,7 +735,7 @@ def test_token_endpoint_with_p384_and_p521_certificates(bed: Bed, key_name: str,
     """Through ``OAuthEndpoints``: the metadata lists ES384 and ES512, and an assertion signed with
     either gets an access token (itself signed with the instance's RS256 key)."""
     endpoints = OAuthEndpoints(bed.auth)
-    metadata = json.loads(endpoints.metadata(Request("GET", ISSUER + METADATA_PATH, {})).json_bytes())
+    metadata = json.loads(endpoints.metadata(Request("GET", ISSUER + METADATA_PATH, {})).content())
     for endpoint in ("token", "revocation", "introspection"):
         listed = metadata[f"{endpoint}_endpoint_auth_signing_alg_values_supported"]
         assert listed == ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]
@@ -752,14 +752,14 @@ def test_token_endpoint_with_p384_and_p521_certificates(bed: Bed, key_name: str,
 
     response = token_request(client.sign(alg=alg))
     assert response.status == 200, response.body
-    access_token = json.loads(response.json_bytes())["access_token"]
+    access_token = json.loads(response.content())["access_token"]
     assert jwt.get_unverified_header(access_token)["alg"] == "RS256"
     principal = bed.auth.verify(access_token)
     assert (principal.client_id, principal.credential_id) == (client.client_id, credential.id)
     # the wrong curve for the header: the one 401 answer, the reason on the hook
     refused = token_request(with_alg(client.sign(alg=alg), "ES256"))
     assert refused.status == 401
-    assert json.loads(refused.json_bytes()) == {"error": "invalid_client", "error_description": FAILED}
+    assert json.loads(refused.content()) == {"error": "invalid_client", "error_description": FAILED}
     assert bed.recorder.denied[-1] == (
         client.client_id,
         "client assertion: no live certificate has a key for ES256",

@@ -216,7 +216,7 @@ def test_busy_is_a_503_with_retry_after(auth: EmbedAuth, created: CreatedSecret)
         for _ in taken:
             hasher._turns.release()
     assert (response.status, response.header("Retry-After")) == (503, "1")
-    assert response.body is not None and response.body["error"] == "temporarily_unavailable"
+    assert isinstance(response.body, dict) and response.body["error"] == "temporarily_unavailable"
 
 
 def test_refresh_tokens_are_throttled_too(auth: EmbedAuth) -> None:

@@ -22,7 +22,7 @@ def basic(client_id: str, client_secret: str) -> dict[str, str]:
 
 def body(response: Response) -> dict[str, Any]:
     assert response.body is not None
-    parsed: dict[str, Any] = json.loads(response.json_bytes())
+    parsed: dict[str, Any] = json.loads(response.content())
     assert parsed == response.body
     return parsed
 

@@ -52,7 +52,7 @@ def test_malformed_header_is_invalid_request(guard: BearerGuard, header: str) ->
     assert response.status == 400
     challenge = response.header("WWW-Authenticate") or ""
     assert challenge.startswith(f'Bearer realm="{REALM}", error="invalid_request"')
-    assert response.body is not None and response.body["error"] == "invalid_request"
+    assert isinstance(response.body, dict) and response.body["error"] == "invalid_request"
 
 
 @pytest.mark.rfc("7235", "2.1")

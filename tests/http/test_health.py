@@ -25,7 +25,7 @@ class Switchable(MemoryStorage):
 
 def get(health: Health, method: str = "GET") -> tuple[int, dict[str, Any], dict[str, str]]:
     response = health.check(Request(method, f"{ISSUER}/healthz", {}))
-    assert response.body is not None
+    assert isinstance(response.body, dict)
     return response.status, dict(response.body), dict(response.headers)
 
 

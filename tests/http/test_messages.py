@@ -25,8 +25,8 @@ from tests.http.helpers import JSON, basic, refused
 @pytest.mark.rfc("6749", "5.1")
 def test_json_bytes() -> None:
     response = Response(200, (JSON,), {"b": [1, "é"], "a": None})
-    assert response.json_bytes() == b'{"b":[1,"\\u00e9"],"a":null}'
-    assert Response(200, ()).json_bytes() == b""
+    assert response.content() == b'{"b":[1,"\\u00e9"],"a":null}'
+    assert Response(200, ()).content() == b""
     assert response.header("content-type") == "application/json" and response.header("Allow") is None
 
 

@@ -92,10 +92,10 @@ def ok(response: Response) -> dict[str, Any]:
 
 
 def same_bytes(first: Response, second: Response) -> None:
-    assert (first.status, first.headers, first.json_bytes()) == (
+    assert (first.status, first.headers, first.content()) == (
         second.status,
         second.headers,
-        second.json_bytes(),
+        second.content(),
     )
 
 
@@ -408,7 +408,7 @@ def test_unknown_client_and_wrong_secret_look_the_same_with_basic(
     refused(wrong_secret, 401, "invalid_client", challenge=True, description=FAILED)
     same_bytes(wrong_secret, unknown_client)
     same_bytes(wrong_secret, malformed_secret)
-    assert other_secret.encode() not in wrong_secret.json_bytes()
+    assert other_secret.encode() not in wrong_secret.content()
 
 
 @pytest.mark.rfc("6749", "5.2")
@@ -598,7 +598,7 @@ def test_invalid_input_is_invalid_request_without_echo(
     monkeypatch.setattr(auth.tokens, "for_client", picky)
     response = post(endpoints.token, [*CLIENT_CREDENTIALS, *secret_post(created)])
     refused(response, 400, "invalid_request", description="the request is malformed")
-    assert created.client_secret.encode() not in response.json_bytes()
+    assert created.client_secret.encode() not in response.content()
 
 
 @pytest.mark.rfc("6749", "5.2")
@@ -648,7 +648,7 @@ def test_revoke_own_access_token(endpoints: OAuthEndpoints, auth: EmbedAuth, cre
     access = auth.tokens.client_credentials(created.client_id, created.client_secret).access_token
     auth.verify(access)
     response = post(endpoints.revoke, [("token", access)], basic(created.client_id, created.client_secret))
-    assert (response.status, response.headers, response.body, response.json_bytes()) == (
+    assert (response.status, response.headers, response.body, response.content()) == (
         200,
         NO_STORE,
         None,

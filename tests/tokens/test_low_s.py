@@ -63,10 +63,10 @@ def test_the_high_s_twin_is_refused_by_a_remote_verifier(
     """A RemoteVerifier loads the issuer's ES256 key from its JWKS: the same rule applies."""
     endpoints = OAuthEndpoints(es256)
     documents = {
-        metadata_url(ISSUER): endpoints.metadata(Request("GET", metadata_url(ISSUER), {})).json_bytes(),
+        metadata_url(ISSUER): endpoints.metadata(Request("GET", metadata_url(ISSUER), {})).content(),
         ISSUER + "/.well-known/jwks.json": endpoints.jwks(
             Request("GET", ISSUER + "/.well-known/jwks.json", {})
-        ).json_bytes(),
+        ).content(),
     }
     remote_recorder = Recorder()
     remote = RemoteVerifier(ISSUER, clock=clock, fetch=documents.__getitem__, plugins=[remote_recorder])

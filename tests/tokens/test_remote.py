@@ -99,7 +99,7 @@ class Issuer:
             reply(handler, 404, b"not found")
             return
         response = route.handle(Request("GET", self._http.origin + handler.path, {}))
-        reply(handler, response.status, response.json_bytes(), *response.headers)
+        reply(handler, response.status, response.content(), *response.headers)
 
     def hang(self) -> None:
         self._hanging.set()

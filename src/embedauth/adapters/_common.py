@@ -4,7 +4,8 @@
 * :class:`BodyLimit`: a form body read up to :data:`~embedauth.http.messages.MAX_FORM_BYTES`, never past it;
 * :func:`answer`: a read body in, the endpoint's response out (form parsed, storage failures a 503);
 * :func:`unavailable`: the one "storage is down" answer, logged once;
-* :class:`ExemptPaths`: the paths a bearer check does not look at.
+* :class:`ExemptPaths`: the paths a bearer check does not look at;
+* :class:`AdminSurface`: the management API and the admin page, as both adapters mount them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,25 @@ from typing import TYPE_CHECKING
 
 from embedauth.errors import OAuthError, StorageError
 from embedauth.http import messages
+from embedauth.http.admin_page import AdminPage, SignIn
 from embedauth.http.health import HEALTH_PATH, Health
+from embedauth.http.management import BearerAdmins, ManagementAPI
 from embedauth.http.oauth import INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, OAuthEndpoints
+from embedauth.registry.admin import Admin
 
 if TYPE_CHECKING:
     from embedauth.core import EmbedAuth
 
-__all__ = ["BodyLimit", "ExemptPaths", "OAuthRoute", "answer", "oauth_routes", "unavailable"]
+__all__ = [
+    "AdminSurface",
+    "BodyLimit",
+    "BodyTooLarge",
+    "ExemptPaths",
+    "OAuthRoute",
+    "answer",
+    "oauth_routes",
+    "unavailable",
+]
 
 log = logging.getLogger("embedauth.adapters")
 
@@ -83,29 +96,36 @@ def oauth_routes(auth: EmbedAuth, prefix: str) -> list[OAuthRoute]:
     return routes
 
 
+class BodyTooLarge(Exception):
+    """A body over its limit (declared, or counted as it arrived); refused without reading on."""
+
+
 class BodyLimit:
-    """Collects a request body, refusing it (``InvalidRequest``) as soon as it passes the form limit.
+    """Collects a request body, refusing it (:class:`BodyTooLarge`) as soon as it passes ``limit``.
 
     A larger declared ``Content-Length`` is refused before anything is read; a streamed body is
-    counted as it arrives.
+    counted as it arrives. The OAuth endpoints read at most
+    :data:`~embedauth.http.messages.MAX_FORM_BYTES`, the management API
+    :data:`~embedauth.http.management.MAX_BODY_BYTES`.
     """
 
-    def __init__(self, declared_length: int | None) -> None:
-        if declared_length is not None and declared_length > messages.MAX_FORM_BYTES:
-            raise messages.body_too_large()
+    def __init__(self, declared_length: int | None, limit: int = messages.MAX_FORM_BYTES) -> None:
+        if declared_length is not None and declared_length > limit:
+            raise BodyTooLarge
+        self.limit = limit
         self._chunks: list[bytes] = []
         self._size = 0
 
     @property
     def remaining(self) -> int:
         """How many more bytes may arrive before the body is refused (one more than the limit allows)."""
-        return messages.MAX_FORM_BYTES + 1 - self._size
+        return self.limit + 1 - self._size
 
     def add(self, chunk: bytes) -> None:
-        """Append ``chunk``; ``InvalidRequest`` once the body is over the limit."""
+        """Append ``chunk``; :class:`BodyTooLarge` once the body is over the limit."""
         self._size += len(chunk)
-        if self._size > messages.MAX_FORM_BYTES:
-            raise messages.body_too_large()
+        if self._size > self.limit:
+            raise BodyTooLarge
         self._chunks.append(chunk)
 
     def body(self) -> bytes:
@@ -180,3 +200,41 @@ class ExemptPaths:
 
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and (path in self._paths or path.startswith(self._prefixes))
+
+
+class AdminSurface:
+    """The management API (under ``admin_api_prefix``) and the admin page (under
+    ``admin_page_path``, when set) of ``auth``; :attr:`bearer` is the default admin guard's check.
+
+    ``sign_in`` and ``sign_in_url`` tell the page how people sign in (see
+    :class:`~embedauth.http.admin_page.AdminPage`).
+    """
+
+    def __init__(
+        self, auth: EmbedAuth, *, sign_in: SignIn = "client_credentials", sign_in_url: str | None = None
+    ) -> None:
+        settings = auth.settings
+        self.api = ManagementAPI(auth)
+        self.page = (
+            AdminPage(settings, sign_in=sign_in, sign_in_url=sign_in_url)
+            if settings.admin_page_path
+            else None
+        )
+        self.bearer = BearerAdmins(auth, realm=settings.issuer)
+
+    def bearer_admin(self, authorization: str | None) -> Admin:
+        """The built-in guard: the admin behind a bearer token (see :class:`BearerAdmins`)."""
+        return self.bearer.admin(authorization)
+
+    def answer_api(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        identify: Callable[[], Admin | None],
+    ) -> messages.Response:
+        """The management API's answer; runs in the adapter's worker thread (storage, argon2)."""
+        request = messages.Request(method=method, url=url, headers=headers, body=body)
+        return self.api.handle(request, identify)

@@ -3,6 +3,7 @@
 ::
 
     embedauth = EmbedAuthFlask(app, auth)          # or EmbedAuthFlask(auth=auth).init_app(app)
+    EmbedAuthFlask(app, auth, admin_guard=my_guard)  # also /admin/api/… and the page at /admin/
 
     @app.get("/devices")
     @require_scopes("devices:read")
@@ -36,18 +37,25 @@ except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv
         "embedauth.adapters.flask needs Flask: pip install 'embedauth[flask]'", name=missing.name
     ) from missing
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.local import LocalProxy
 
 from embedauth.adapters import _common
 from embedauth.core import EmbedAuth
-from embedauth.errors import ConfigurationError, OAuthError, StorageError
+from embedauth.errors import ConfigurationError, StorageError
 from embedauth.http import messages
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.http.management import MAX_BODY_BYTES, TOO_LARGE
 from embedauth.models import Principal
+from embedauth.registry.admin import Admin
 
-__all__ = ["EXTENSION_KEY", "EmbedAuthFlask", "current_principal", "require_scopes"]
+__all__ = ["EXTENSION_KEY", "AdminGuard", "EmbedAuthFlask", "current_principal", "require_scopes"]
+
+#: An admin guard: the embedding app's check of the caller, given Flask's ``request``; the
+#: :class:`~embedauth.registry.admin.Admin`, None (nobody signed in), or
+#: :class:`~embedauth.http.management.AdminRefused`.
+AdminGuard = Callable[[Request], "Admin | None"]
 
 #: The key of the extension in ``app.extensions``.
 EXTENSION_KEY = "embedauth"
@@ -63,7 +71,7 @@ class _ExactResponse(Response):
 
 
 def _flask_response(response: messages.Response) -> Response:
-    body = response.json_bytes()
+    body = response.content()
     headers = [(name.lower(), value) for name, value in response.headers]
     headers.append(("content-length", str(len(body))))
     return _ExactResponse(body, status=response.status, headers=headers)
@@ -76,8 +84,8 @@ def _respond(route: _common.OAuthRoute) -> Response:
             limit = _common.BodyLimit(request.content_length)
             while chunk := request.stream.read(limit.remaining):
                 limit.add(chunk)
-        except OAuthError as error:
-            return _flask_response(messages.error_response(error))
+        except _common.BodyTooLarge:
+            return _flask_response(messages.error_response(messages.body_too_large()))
         body = limit.body()
     response = _common.answer(
         route,
@@ -110,8 +118,16 @@ class EmbedAuthFlask:
         prefix: str | None = None,
         required: bool = False,
         exempt: Sequence[str] = (),
+        admin: bool = False,
+        admin_guard: AdminGuard | None = None,
+        admin_sign_in_url: str | None = None,
     ) -> None:
         self.auth = auth
+        if (admin or admin_guard is not None) and auth is None:
+            raise ConfigurationError("the management API and admin page need an EmbedAuth (auth=)")
+        self.admin = admin or admin_guard is not None
+        self.admin_guard = admin_guard
+        self.admin_sign_in_url = admin_sign_in_url
         if verifier is None:
             verifier = auth
         if realm is None and auth is not None:
@@ -145,8 +161,52 @@ class EmbedAuthFlask:
         """
         blueprint = Blueprint(EXTENSION_KEY, __name__)
         for route in _common.oauth_routes(auth, self.prefix):
-            blueprint.record(_rule(route))
+            blueprint.record(_rule(route.path, route.name, functools.partial(_respond, route)))
+        if self.admin:
+            self._admin_rules(blueprint, auth)
         return blueprint
+
+    def _admin_rules(self, blueprint: Blueprint, auth: EmbedAuth) -> None:
+        """The management API and the admin page (see :func:`~embedauth.adapters.starlette.admin_routes`)."""
+        guard = self.admin_guard
+        surface = _common.AdminSurface(
+            auth,
+            sign_in="client_credentials" if guard is None else "app",
+            sign_in_url=self.admin_sign_in_url,
+        )
+
+        def identify() -> Admin | None:
+            if guard is None:
+                return surface.bearer_admin(request.headers.get("Authorization"))
+            return guard(request)
+
+        def api() -> Response:
+            try:
+                limit = _common.BodyLimit(request.content_length, MAX_BODY_BYTES)
+                while chunk := request.stream.read(limit.remaining):
+                    limit.add(chunk)
+            except _common.BodyTooLarge:
+                return _flask_response(TOO_LARGE)
+            response = surface.answer_api(
+                method=request.method,
+                url=request.url,
+                headers={name.lower(): value for name, value in request.headers.items()},
+                body=limit.body(),
+                identify=identify,
+            )
+            return _flask_response(response)
+
+        prefix = surface.api.prefix
+        blueprint.record(_rule(prefix, "admin-api-root", api))
+        blueprint.record(_rule(prefix + "/<path:rest>", "admin-api", api))
+        page = surface.page
+        if page is not None:
+
+            def files() -> Response:
+                return _flask_response(page.handle(request.method, request.path))
+
+            blueprint.record(_rule(page.path, "admin-page-root", files))
+            blueprint.record(_rule(page.path + "/<path:file>", "admin-page", files))
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is one ``required`` does not check."""
@@ -173,16 +233,16 @@ class EmbedAuthFlask:
         return self.check(())
 
 
-def _rule(route: _common.OAuthRoute) -> Callable[[BlueprintSetupState], None]:
-    """Registers ``route`` with every method (Werkzeug's ``methods=None``, which ``add_url_rule``
+def _rule(path: str, name: str, respond: Callable[[], Response]) -> Callable[[BlueprintSetupState], None]:
+    """Registers ``path`` with every method (Werkzeug's ``methods=None``, which ``add_url_rule``
     cannot express), so the endpoint answers 405 itself, even to ``PROPFIND``, as under Starlette."""
 
-    def view() -> Response:
-        return _respond(route)
+    def view(**_: str) -> Response:
+        return respond()
 
     def register(state: BlueprintSetupState) -> None:
-        endpoint = f"{state.name_prefix}.{state.name}.{route.name.replace('-', '_')}".lstrip(".")
-        rule = state.app.url_rule_class(route.path, endpoint=endpoint, methods=None, strict_slashes=True)
+        endpoint = f"{state.name_prefix}.{state.name}.{name.replace('-', '_')}".lstrip(".")
+        rule = state.app.url_rule_class(path, endpoint=endpoint, methods=None, strict_slashes=True)
         state.app.url_map.add(rule)
         state.app.view_functions[endpoint] = view
 

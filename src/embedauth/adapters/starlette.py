@@ -4,6 +4,7 @@ Serving the endpoints::
 
     app = Starlette(routes=[...])
     mount_oauth(app, auth)        # POST /oauth/token, /oauth/revoke, /oauth/introspect, GET /.well-known/…
+    mount_admin(app, auth, guard=my_admin_guard)   # /admin/api/… and the page at /admin/
 
 Protecting an API (the model is Starlette's own ``AuthenticationMiddleware``: one call to the guard,
 the same objects in ``scope["auth"]`` and ``scope["user"]``, so ``@requires("devices:read")`` and
@@ -52,7 +53,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec
 
 try:  # a missing extra says which to install
@@ -62,6 +63,7 @@ except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv
         "embedauth.adapters.starlette needs Starlette: pip install 'embedauth[starlette]'", name=missing.name
     ) from missing
 
+import anyio.from_thread
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.concurrency import run_in_threadpool
@@ -74,10 +76,13 @@ from starlette.websockets import WebSocket
 
 from embedauth.adapters import _common
 from embedauth.core import EmbedAuth
-from embedauth.errors import OAuthError, StorageError
+from embedauth.errors import StorageError
 from embedauth.http import messages
+from embedauth.http.admin_page import AdminPage, SignIn
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.http.management import MAX_BODY_BYTES, TOO_LARGE
 from embedauth.models import Principal
+from embedauth.registry.admin import Admin
 
 try:  # FastAPI is optional: BearerPrincipal exists when it is installed.
     from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -90,10 +95,13 @@ else:
 
 __all__ = [
     "GUARD_SCOPE_KEY",
+    "AdminGuard",
     "BearerMiddleware",
     "BearerRefusal",
     "PrincipalUser",
+    "admin_routes",
     "install_bearer_errors",
+    "mount_admin",
     "mount_oauth",
     "oauth_routes",
     "requires_scopes",
@@ -130,7 +138,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
     """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
-    body = response.json_bytes()
+    body = response.content()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -139,7 +147,7 @@ async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
 
 def _starlette_response(response: messages.Response) -> Response:
     """``response`` as a Starlette :class:`~starlette.responses.Response` (for handlers and decorators)."""
-    return Response(response.json_bytes(), response.status, headers=dict(response.headers))
+    return Response(response.content(), response.status, headers=dict(response.headers))
 
 
 # ---------------------------------------------------------------------------- the OAuth routes
@@ -166,8 +174,8 @@ class _OAuthEndpoint:
                 limit = _common.BodyLimit(_common.declared_length(request.headers.get("content-length")))
                 async for chunk in request.stream():
                     limit.add(chunk)
-            except OAuthError as error:
-                return messages.error_response(error)
+            except _common.BodyTooLarge:
+                return messages.error_response(messages.body_too_large())
             body = limit.body()
         return await run_in_threadpool(
             _common.answer,
@@ -201,6 +209,120 @@ def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRout
 def mount_oauth(app: Starlette, auth: EmbedAuth, *, prefix: str | None = None) -> None:
     """Append :func:`oauth_routes` to an existing Starlette or FastAPI app."""
     app.router.routes.extend(oauth_routes(auth, prefix=prefix))
+
+
+# ---------------------------------------------------------------------------- the admin surface
+
+#: An admin guard: the embedding app's check of the caller (its session, its own tokens…), given
+#: Starlette's ``Request``; the :class:`~embedauth.registry.admin.Admin`, None (nobody signed in),
+#: or :class:`~embedauth.http.management.AdminRefused`. It may be async.
+AdminGuard = Callable[[Request], "Admin | Awaitable[Admin | None] | None"]
+
+
+class _AdminAPI:
+    """The management API as one ASGI app under its prefix (the API answers 404 and 405 itself)."""
+
+    def __init__(self, surface: _common.AdminSurface, guard: AdminGuard | None) -> None:
+        self.surface = surface
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._respond(request)
+        except ClientDisconnect:
+            return
+        await _send(response, scope, send)
+
+    async def _respond(self, request: Request) -> messages.Response:
+        try:
+            limit = _common.BodyLimit(
+                _common.declared_length(request.headers.get("content-length")), MAX_BODY_BYTES
+            )
+            async for chunk in request.stream():
+                limit.add(chunk)
+        except _common.BodyTooLarge:
+            return TOO_LARGE
+        return await run_in_threadpool(
+            self.surface.answer_api,
+            method=request.method,
+            url=str(request.url),
+            headers=_headers(request.scope),
+            body=limit.body(),
+            identify=functools.partial(self._identify, request),
+        )
+
+    def _identify(self, request: Request) -> Admin | None:
+        """The guard's answer, asked in the worker thread; an async guard runs on the event loop."""
+        if self.guard is None:
+            return self.surface.bearer_admin(_authorization(request.scope))
+        found = self.guard(request)
+        if inspect.isawaitable(found):
+            return anyio.from_thread.run(_awaited, found)
+        return found
+
+
+async def _awaited(awaitable: Awaitable[Admin | None]) -> Admin | None:
+    return await awaitable
+
+
+class _AdminPage:
+    """The admin page's files (no I/O: answered on the event loop)."""
+
+    def __init__(self, page: AdminPage) -> None:
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send(self.page.handle(scope["method"], scope["path"]), scope, send)
+
+
+def admin_routes(
+    auth: EmbedAuth,
+    *,
+    guard: AdminGuard | None = None,
+    sign_in: SignIn | None = None,
+    sign_in_url: str | None = None,
+) -> list[BaseRoute]:
+    """The management API under ``settings.admin_api_prefix`` and the admin page under
+    ``settings.admin_page_path``.
+
+    ``guard`` says who the caller is (see :data:`AdminGuard`); without one, the built-in guard
+    accepts bearer tokens holding ``embedauth:admin`` (:class:`~embedauth.http.management.BearerAdmins`),
+    and the page signs in with an admin registration's client ID and secret. With your own guard,
+    the page expects your app to have signed people in (``sign_in="app"``, linking to
+    ``sign_in_url`` when the API answers 401).
+    """
+    surface = _common.AdminSurface(
+        auth,
+        sign_in=sign_in or ("client_credentials" if guard is None else "app"),
+        sign_in_url=sign_in_url,
+    )
+    api = _AdminAPI(surface, guard)
+    prefix = surface.api.prefix
+    routes: list[BaseRoute] = [
+        Route(prefix, api, name="embedauth:admin-api-root", include_in_schema=False),
+        Route(prefix + "/{rest:path}", api, name="embedauth:admin-api", include_in_schema=False),
+    ]
+    if surface.page is not None:
+        page, path = _AdminPage(surface.page), surface.page.path
+        routes += [
+            Route(path, page, name="embedauth:admin-page-root", include_in_schema=False),
+            Route(path + "/{file:path}", page, name="embedauth:admin-page", include_in_schema=False),
+        ]
+    return routes
+
+
+def mount_admin(
+    app: Starlette,
+    auth: EmbedAuth,
+    *,
+    guard: AdminGuard | None = None,
+    sign_in: SignIn | None = None,
+    sign_in_url: str | None = None,
+) -> None:
+    """Append :func:`admin_routes` to an existing Starlette or FastAPI app, before its own routes
+    (so that a catch-all route of the app cannot shadow them)."""
+    app.router.routes[0:0] = admin_routes(auth, guard=guard, sign_in=sign_in, sign_in_url=sign_in_url)
 
 
 # ---------------------------------------------------------------------------- the bearer middleware

@@ -7,6 +7,7 @@ return; :mod:`embedauth.cli.render` prints either as text or as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 from embedauth.core import EmbedAuth
 from embedauth.errors import AlreadyExists, ConfigurationError, InvalidInput
+from embedauth.http.management import ADMIN_SCOPE, CATALOG_SCOPE
 from embedauth.models import (
     Access,
     CertificateCredential,
@@ -27,6 +29,7 @@ from embedauth.models import (
     Registration,
     SigningKey,
 )
+from embedauth.registry.registrations import MAX_PAGE
 from embedauth.tokens.keys import new_key_encryption_key
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "GROUP_HELP",
     "PROG",
     "SERVE_HELP",
+    "AdminRegistration",
     "CertificateAdded",
     "Command",
     "Deleted",
@@ -116,6 +120,16 @@ class GeneratedKek:
     """``keys generate-kek``: a new key-encryption key (printed, never stored)."""
 
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRegistration:
+    """``admins create``: the admin registration, its secret when it was just created (None when it
+    existed already, with ``--if-missing``), and where to sign in with it."""
+
+    registration: Registration
+    created: CreatedSecret | None
+    sign_in_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +279,30 @@ def _list_refresh_tokens(auth: EmbedAuth, a: argparse.Namespace) -> UserRefreshT
     return UserRefreshTokens(a.user, tokens, auth.settings.refresh_token_idle_days)
 
 
+_ADMIN_PERMISSIONS = {
+    ADMIN_SCOPE: "Administer the tenant's app registrations (the admin page and API)",
+    CATALOG_SCOPE: "Change the permission catalog every tenant shares",
+}
+
+
+def _create_admin(auth: EmbedAuth, a: argparse.Namespace) -> AdminRegistration:
+    for name, description in _ADMIN_PERMISSIONS.items():
+        with contextlib.suppress(AlreadyExists):
+            auth.permissions.add(name, description=description, access=Access.WRITE)
+    settings = auth.settings
+    sign_in_url = settings.issuer.rstrip("/") + (settings.admin_page_path or settings.admin_api_prefix) + "/"
+    if a.if_missing:
+        existing = auth.registrations.list(
+            a.tenant, holding=ADMIN_SCOPE, name_contains=a.name, limit=MAX_PAGE
+        )
+        for registration in existing.items:
+            if registration.name == a.name:
+                return AdminRegistration(registration, None, sign_in_url)
+    scopes = [ADMIN_SCOPE] if a.no_catalog else [ADMIN_SCOPE, CATALOG_SCOPE]
+    created = auth.registrations.create(tenant=a.tenant, name=a.name, scopes=scopes)
+    return AdminRegistration(created.registration, created, sign_in_url)
+
+
 def _rotate_key(auth: EmbedAuth, a: argparse.Namespace) -> KeyRotated:
     algorithm = a.algorithm or auth.settings.signing_algorithm
     if algorithm not in auth.settings.algorithms:  # checked here: rotate() retires the old key first
@@ -292,6 +330,24 @@ class Command:
 
 
 COMMANDS: dict[str, dict[str, Command]] = {
+    "admins": {
+        "create": Command(
+            _create_admin,
+            "create a tenant's admin registration (embedauth:admin, embedauth:catalog) and print its secret",
+            (
+                arg("--tenant", required=True, help="the tenant it administers"),
+                arg("--name", default="Admin console", help="its name (default: Admin console)"),
+                arg(
+                    "--no-catalog", action="store_true", help="without embedauth:catalog (no catalog changes)"
+                ),
+                arg(
+                    "--if-missing",
+                    action="store_true",
+                    help="if the tenant has an admin registration of that name, print it (not its secret)",
+                ),
+            ),
+        ),
+    },
     "permissions": {
         "add": Command(
             _add_permission,
@@ -488,6 +544,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
 }
 
 GROUP_HELP = {
+    "admins": "admin registrations for the management API and admin page",
     "permissions": "the permission catalog",
     "registrations": "app registrations",
     "refresh-tokens": "people's API refresh tokens",
@@ -496,7 +553,8 @@ GROUP_HELP = {
 
 
 SERVE_HELP = (
-    "serve the OAuth endpoints and the demo API (/demo/public, /demo/whoami, /demo/devices) with uvicorn"
+    "serve the OAuth endpoints, the admin page (/admin/) and its API, and the demo API (/demo/public,"
+    " /demo/whoami, /demo/devices) with uvicorn"
 )
 
 

@@ -1,4 +1,5 @@
-"""What ``embedauth serve`` runs: the OAuth endpoints and a small demo API behind bearer tokens.
+"""What ``embedauth serve`` runs: the OAuth endpoints, the management API and admin page (behind
+the built-in bearer guard: tokens holding ``embedauth:admin``), and a small demo API.
 
 The demo API shows what an embedding product writes, in each framework:
 
@@ -68,7 +69,7 @@ def starlette_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from embedauth.adapters.starlette import BearerMiddleware, oauth_routes, requires_scopes
+    from embedauth.adapters.starlette import BearerMiddleware, admin_routes, oauth_routes, requires_scopes
 
     def reply(body: Any) -> Response:
         return Response(json_bytes(body), media_type="application/json")
@@ -84,7 +85,7 @@ def starlette_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
     async def devices(request: Request) -> Response:
         return reply({"devices": visible_devices(request.user.principal)})
 
-    endpoints = oauth_routes(auth)
+    endpoints = [*oauth_routes(auth), *admin_routes(auth)]
     if not demo:
         return Starlette(routes=endpoints)
     routes = [
@@ -93,8 +94,20 @@ def starlette_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
         Route("/demo/whoami", who),
         Route("/demo/devices", devices),
     ]
-    # The OAuth endpoints authenticate clients themselves (a Bearer header there is not ours).
-    exempt = (*(route.path for route in endpoints if isinstance(route, Route)), "/demo/public")
+    # The OAuth endpoints authenticate clients themselves (a Bearer header there is not ours), and
+    # the admin surface has its own guard.
+    settings = auth.settings
+    admin = [
+        path + suffix
+        for path in (settings.admin_api_prefix, settings.admin_page_path)
+        if path
+        for suffix in ("", "/")
+    ]
+    exempt = (
+        *(route.path for route in oauth_routes(auth) if isinstance(route, Route)),
+        *admin,
+        "/demo/public",
+    )
     middleware = [Middleware(BearerMiddleware, verifier=auth, realm=auth.settings.issuer, exempt=exempt)]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -106,7 +119,7 @@ def flask_app(auth: EmbedAuth, *, demo: bool = True) -> Any:
     from embedauth.adapters.flask import EmbedAuthFlask, current_principal, require_scopes
 
     app = Flask("embedauth")
-    EmbedAuthFlask(app, auth)
+    EmbedAuthFlask(app, auth, admin=True)
     if not demo:
         return app
 

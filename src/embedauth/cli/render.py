@@ -14,6 +14,7 @@ from typing import Any
 
 from embedauth import public_json
 from embedauth.cli.commands import (
+    AdminRegistration,
     CertificateAdded,
     Deleted,
     GeneratedKek,
@@ -168,9 +169,14 @@ def to_json(result: object) -> Any:
         case list():
             return [public_json.permission(p) for p in result]
         case CertificateAdded():
-            return public_json.registration(result.registration) | {
-                "certificate": public_json.certificate(result.certificate)
-            }
+            return public_json.certificate_added(result.registration, result.certificate)
+        case AdminRegistration():
+            shown = (
+                public_json.registration(result.registration)
+                if result.created is None
+                else public_json.created_secret(result.created)
+            )
+            return shown | {"sign_in_url": result.sign_in_url}
         case Removed():
             return {"removed": result.name}
         case Deleted():
@@ -181,6 +187,16 @@ def to_json(result: object) -> Any:
 def to_text(result: object, now: datetime) -> str:
     """The text of a handler's result, with times relative to ``now`` where that helps."""
     match result:
+        case AdminRegistration():
+            if result.created is None:
+                return (
+                    f"The admin registration {result.registration.client_id} exists already; its secret was "
+                    f"shown when it was created.\nFor a new one: embedauth registrations rotate-secret "
+                    f"{result.registration.client_id}\nSign in at {result.sign_in_url}"
+                )
+            return to_text(result.created, now) + (
+                f"\nSign in at {result.sign_in_url} with this client ID and secret."
+            )
         case CreatedSecret():
             return (
                 _registration_text(result.registration, now)

@@ -1,7 +1,8 @@
 """The values the endpoints and adapters exchange, and the parsing of what arrives on the wire.
 
 A :class:`Request` is what an adapter reads from its framework (method, URL, lower-cased headers,
-decoded form); a :class:`Response` is what it writes back (status, headers in order, a JSON body).
+decoded form or raw body); a :class:`Response` is what it writes back (status, headers in order, a
+JSON body or bytes).
 Framework-free: :mod:`embedauth.http.oauth` and :mod:`embedauth.http.bearer` work on these alone, so
 both adapters send the same bytes. :func:`parse_form` and :func:`parse_basic_authorization` are the
 only readers of a form body and of HTTP Basic credentials; :func:`json_bytes` is the one JSON
@@ -71,6 +72,8 @@ class Request:
     """Header names lower-cased by the adapter."""
     form: Sequence[tuple[str, str]] = ()
     """Decoded form pairs in order, repeats and blanks kept (:func:`parse_form`)."""
+    body: bytes = b""
+    """The raw body, for endpoints that read JSON (the management API); read up to a bound."""
     client_address: str | None = None
     """The peer's IP address (behind a reverse proxy, have the server take it from the proxy's
     headers, e.g. uvicorn's ``--proxy-headers``, so that failed attempts are counted per client)."""
@@ -78,15 +81,18 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What an adapter sends back: status, headers in order, and a JSON body (``None``: no body)."""
+    """What an adapter sends back: status, headers in order, and a body: a JSON object, bytes as
+    they are (the admin page's files), or ``None`` for none."""
 
     status: int
     headers: tuple[tuple[str, str], ...]
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | bytes | None = None
 
-    def json_bytes(self) -> bytes:
-        """The body as both adapters send it: compact JSON, or no bytes at all when there is none."""
-        return b"" if self.body is None else json_bytes(self.body)
+    def content(self) -> bytes:
+        """The body as both adapters send it: compact JSON, the bytes, or nothing when there is none."""
+        if self.body is None:
+            return b""
+        return self.body if isinstance(self.body, bytes) else json_bytes(self.body)
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None."""

@@ -3,7 +3,7 @@
 The Starlette and Flask adapters only translate: they read the method, URL, lower-cased headers and
 form (:func:`~embedauth.http.messages.parse_form`) into a :class:`~embedauth.http.messages.Request`,
 call one :class:`OAuthEndpoints` method, and write ``status``, ``headers`` and
-:meth:`~embedauth.http.messages.Response.json_bytes` back. Both frameworks therefore answer
+:meth:`~embedauth.http.messages.Response.content` back. Both frameworks therefore answer
 byte for byte the same, and the logic is tested here without either.
 
 =================================  ==========================================================

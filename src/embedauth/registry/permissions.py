@@ -31,7 +31,7 @@ class Permissions:
         try:
             kind = Access(access)
         except ValueError:
-            raise InvalidInput(f"access must be 'read' or 'write'; got {access!r}") from None
+            raise InvalidInput(f"access must be 'read' or 'write'; got {access!r}", field="access") from None
         permission = Permission(
             name=validation.parse_permission_name(name),
             description=validation.parse_description(description),

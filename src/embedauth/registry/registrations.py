@@ -12,14 +12,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import typing
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import pluggy
 
 from embedauth import validation
-from embedauth.clock import Clock, utcnow
+from embedauth.clock import Clock, isoformat, utcnow
 from embedauth.config import Settings
 from embedauth.credentials.certificates import parse_certificate
 from embedauth.credentials.secrets import SecretHasher, generate_client_secret, hint, new_client_id, new_id
@@ -44,14 +45,16 @@ from embedauth.models import (
     RevocationKind,
     SecretCredential,
 )
-from embedauth.storage.base import Storage
+from embedauth.storage.base import RegistrationSort, Storage
 from embedauth.tokens.revocation import RevocationState
 
-__all__ = ["Registrations"]
+__all__ = ["SORTS", "Registrations", "TenantRegistrations"]
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+#: The orders a listing may take (:meth:`Registrations.list`).
+SORTS: tuple[RegistrationSort, ...] = typing.get_args(RegistrationSort)
 _CAS_ATTEMPTS = 50
 
 
@@ -80,6 +83,7 @@ class Registrations:
         self._settings = settings
         self._clock = clock
         self._hasher = hasher
+        self._plugins = plugins
         self._hook = plugins.hook
 
     # ------------------------------------------------------------------ reading
@@ -98,17 +102,56 @@ class Registrations:
         return registration
 
     def list(
-        self, tenant: str | None = None, *, name_contains: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        tenant: str | Collection[str] | None = None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
     ) -> Page[Registration]:
-        """One page of the tenant's registrations (every tenant's when ``tenant`` is None), oldest
-        first, filtered by a substring of the name."""
-        if tenant is not None:
-            tenant = validation.parse_identifier(tenant, "tenant")
-        if not offset >= 0 or not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
+        """One page of registrations: the tenant's, any of several tenants', or (None) every tenant's.
+
+        Filtered by a case-insensitive substring of the name, with ``holding`` to those that hold
+        that permission, and with ``expires_before`` to those that stop working before then (the
+        expired ones too); ordered by ``sort`` (``created_at``,
+        ``name``, ``last_used_at``, ``expires_at`` or ``enabled``, then by age), ``descending``
+        reversing it.
+        """
+        tenants: str | frozenset[str] | None
+        if isinstance(tenant, str):
+            tenants = validation.parse_identifier(tenant, "tenant")
+        elif tenant is not None:
+            tenants = frozenset(validation.parse_identifier(t, "tenant") for t in tenant)
+        else:
+            tenants = None
+        if sort not in SORTS:
+            raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidInput("offset must be >= 0", field="offset")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
         return self._storage.list_registrations(
-            tenant, name_contains=validation.parse_search(name_contains), offset=offset, limit=limit
+            tenants,
+            name_contains=validation.parse_search(name_contains),
+            holding=None if holding is None else validation.parse_permission_name(holding, field="holding"),
+            expires_before=expires_before,
+            sort=sort,
+            descending=bool(descending),
+            offset=offset,
+            limit=limit,
         )
+
+    def for_tenants(self, tenants: Iterable[str], *, actor: str) -> TenantRegistrations:
+        """These operations bound to ``tenants``: another tenant's registration does not exist there.
+
+        The way to build a customer-facing UI: ``actor`` (who is acting, for the audit trail) is
+        reported with every change to the ``embedauth_admin_action`` hook.
+        """
+        return TenantRegistrations(self, tenants, actor=actor, plugins=self._plugins)
 
     # ------------------------------------------------------------------ creating
 
@@ -204,7 +247,7 @@ class Registrations:
     ) -> Registration:
         """Move the registration's own expiry later: to ``expires_at``, or ``days`` from now."""
         if (days is None) == (expires_at is None):
-            raise InvalidInput("renew takes either days or expires_at")
+            raise InvalidInput("renew takes either days or expires_at", field="days")
 
         def renewed(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
             target = expires_at if expires_at is not None else now + timedelta(days=_positive_days(days))
@@ -215,7 +258,8 @@ class Registrations:
                 and new_expiry <= r.registration_expires_at
             ):
                 raise InvalidInput(
-                    f"the registration already expires at {r.registration_expires_at.isoformat()}"
+                    f"the registration already expires at {r.registration_expires_at.isoformat()}",
+                    field="expires_at" if expires_at is not None else "days",
                 )
             return dataclasses.replace(r, registration_expires_at=new_expiry), ()
 
@@ -438,15 +482,17 @@ class Registrations:
     ) -> tuple[str, SecretCredential]:
         settings = self._settings
         if days is not None and expires_at is not None:
-            raise InvalidInput("give either secret_days or secret_expires_at, not both")
+            raise InvalidInput("give either secret_days or secret_expires_at, not both", field="secret_days")
         if expires_at is None:
             days = settings.default_secret_days if days is None else days
             if days not in settings.secret_lifetime_days:
                 choices = ", ".join(str(d) for d in settings.secret_lifetime_days)
-                raise InvalidInput(f"secret lifetime must be one of {choices} days, or a custom date")
+                raise InvalidInput(
+                    f"secret lifetime must be one of {choices} days, or a custom date", field="secret_days"
+                )
             expires_at = now + timedelta(days=days)
         else:
-            _check_future(expires_at, now, settings.max_secret_days, "secret expiry")
+            _check_future(expires_at, now, settings.max_secret_days, "secret expiry", "secret_expires_at")
         client_secret = generate_client_secret()
         credential = SecretCredential(
             id=new_id(),
@@ -460,22 +506,24 @@ class Registrations:
     def _registration_expiry(self, now: datetime, expires_at: datetime | None) -> datetime | None:
         if expires_at is None:
             return None
-        _check_future(expires_at, now, self._settings.max_registration_days, "registration expiry")
+        _check_future(
+            expires_at, now, self._settings.max_registration_days, "registration expiry", "expires_at"
+        )
         return _to_millis(expires_at)
 
 
-def _check_future(moment: datetime, now: datetime, max_days: int, what: str) -> None:
+def _check_future(moment: datetime, now: datetime, max_days: int, what: str, field: str) -> None:
     if not isinstance(moment, datetime) or moment.tzinfo is None:
-        raise InvalidInput(f"{what} must be a timezone-aware date and time")
+        raise InvalidInput(f"{what} must be a timezone-aware date and time", field=field)
     if moment <= now:
-        raise InvalidInput(f"{what} must be in the future")
+        raise InvalidInput(f"{what} must be in the future", field=field)
     if moment > now + timedelta(days=max_days):
-        raise InvalidInput(f"{what} can be at most {max_days} days ahead")
+        raise InvalidInput(f"{what} can be at most {max_days} days ahead", field=field)
 
 
 def _positive_days(days: int | None) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
-        raise InvalidInput("days must be a whole number of at least 1")
+        raise InvalidInput("days must be a whole number of at least 1", field="days")
     return days
 
 
@@ -487,3 +535,175 @@ def _to_millis(moment: datetime) -> datetime:
 def _narrows(old: Registration, new: Registration) -> bool:
     """Whether ``new`` takes away a right ``old`` had (a scope, or customers it could reach)."""
     return not set(new.scopes) >= set(old.scopes) or not new.customer_scope.includes(old.customer_scope)
+
+
+class TenantRegistrations:
+    """:class:`Registrations` bound to a set of tenants, every change reported with who made it.
+
+    Made by :meth:`Registrations.for_tenants`. A registration of another tenant answers exactly as
+    one that does not exist (:class:`~embedauth.errors.RegistrationNotFound`), so a tenant admin
+    learns nothing of other tenants; ``delete_many`` reports it as not found. After each change the
+    ``embedauth_admin_action`` hook hears the actor, the action, the tenant and the client ID.
+    """
+
+    def __init__(
+        self,
+        registrations: Registrations,
+        tenants: Iterable[str],
+        *,
+        actor: str,
+        plugins: pluggy.PluginManager,
+    ) -> None:
+        self._all = registrations
+        self.tenants: frozenset[str] = frozenset(validation.parse_identifier(t, "tenant") for t in tenants)
+        if not isinstance(actor, str) or not actor:
+            raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
+        self.actor = actor
+        self._hook = plugins.hook
+
+    def _own(self, client_id: str) -> Registration:
+        registration = self._all.get(client_id)
+        if registration.tenant not in self.tenants:
+            raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
+        return registration
+
+    def _audit(self, action: str, registration: Registration, **detail: Any) -> None:
+        self._hook.embedauth_admin_action(
+            actor=self.actor,
+            action=f"registration.{action}",
+            tenant=registration.tenant,
+            target=registration.client_id,
+            detail=detail,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, client_id: str) -> Registration:
+        """The registration, if it belongs to one of these tenants."""
+        return self._own(client_id)
+
+    def list(
+        self,
+        tenant: str | None = None,
+        *,
+        name_contains: str | None = None,
+        holding: str | None = None,
+        expires_before: datetime | None = None,
+        sort: RegistrationSort = "created_at",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[Registration]:
+        """As :meth:`Registrations.list`, over these tenants (or ``tenant``, when it is one of them;
+        another tenant's list is empty)."""
+        chosen: Collection[str] = self.tenants if tenant is None else self.tenants & {tenant}
+        return self._all.list(
+            chosen,
+            name_contains=name_contains,
+            holding=holding,
+            expires_before=expires_before,
+            sort=sort,
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
+
+    # ------------------------------------------------------------------ changing
+
+    def create(self, *, tenant: str, **options: Any) -> CreatedSecret:
+        """As :meth:`Registrations.create`, in one of these tenants."""
+        if tenant not in self.tenants:
+            raise InvalidInput(f"tenant {tenant!r} is not one you manage", field="tenant")
+        created = self._all.create(tenant=tenant, **options)
+        self._audit("create", created.registration, scopes=list(created.registration.scopes))
+        return created
+
+    def update(self, client_id: str, **changes: Any) -> Registration:
+        """As :meth:`Registrations.update`."""
+        self._own(client_id)
+        registration = self._all.update(client_id, **changes)
+        self._audit("update", registration, fields=sorted(changes))
+        return registration
+
+    def disable(self, client_id: str) -> Registration:
+        """As :meth:`Registrations.disable`."""
+        self._own(client_id)
+        registration = self._all.disable(client_id)
+        self._audit("disable", registration)
+        return registration
+
+    def enable(self, client_id: str) -> Registration:
+        """As :meth:`Registrations.enable`."""
+        self._own(client_id)
+        registration = self._all.enable(client_id)
+        self._audit("enable", registration)
+        return registration
+
+    def renew(
+        self, client_id: str, *, days: int | None = None, expires_at: datetime | None = None
+    ) -> Registration:
+        """As :meth:`Registrations.renew`."""
+        self._own(client_id)
+        registration = self._all.renew(client_id, days=days, expires_at=expires_at)
+        self._audit("renew", registration, expires_at=_iso(registration.registration_expires_at))
+        return registration
+
+    def delete(self, client_id: str) -> None:
+        """As :meth:`Registrations.delete`."""
+        registration = self._own(client_id)
+        self._all.delete(client_id)
+        self._audit("delete", registration)
+
+    def delete_many(self, client_ids: Sequence[str]) -> builtins.list[str]:
+        """As :meth:`Registrations.delete_many`; another tenant's are left alone, as not found."""
+        own: dict[str, Registration] = {}
+        for client_id in dict.fromkeys(client_ids):
+            try:
+                own[client_id] = self._own(client_id)
+            except RegistrationNotFound:
+                continue
+        deleted = self._all.delete_many(builtins.list(own))
+        for client_id in deleted:
+            self._audit("delete", own[client_id])
+        return deleted
+
+    def rotate_secret(self, client_id: str, **options: Any) -> CreatedSecret:
+        """As :meth:`Registrations.rotate_secret`: every earlier secret dead at once."""
+        self._own(client_id)
+        created = self._all.rotate_secret(client_id, **options)
+        self._audit("rotate_secret", created.registration, secret_id=created.credential.id)
+        return created
+
+    def add_secret(self, client_id: str, **options: Any) -> CreatedSecret:
+        """As :meth:`Registrations.add_secret`."""
+        self._own(client_id)
+        created = self._all.add_secret(client_id, **options)
+        self._audit("add_secret", created.registration, secret_id=created.credential.id)
+        return created
+
+    def delete_secret(self, client_id: str, secret_id: str) -> Registration:
+        """As :meth:`Registrations.delete_secret`."""
+        self._own(client_id)
+        registration = self._all.delete_secret(client_id, secret_id)
+        self._audit("delete_secret", registration, secret_id=secret_id)
+        return registration
+
+    def add_certificate(self, client_id: str, certificate: bytes | str) -> CertificateCredential:
+        """As :meth:`Registrations.add_certificate`."""
+        registration = self._own(client_id)
+        credential = self._all.add_certificate(client_id, certificate)
+        self._audit(
+            "add_certificate", registration, certificate_id=credential.id, thumbprint=credential.thumbprint
+        )
+        return credential
+
+    def remove_certificate(self, client_id: str, certificate_id: str) -> Registration:
+        """As :meth:`Registrations.remove_certificate`."""
+        self._own(client_id)
+        registration = self._all.remove_certificate(client_id, certificate_id)
+        self._audit("remove_certificate", registration, certificate=certificate_id)
+        return registration
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else isoformat(moment)
