@@ -33,6 +33,10 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 2000
 
 
+#: What search text may not hold (C0 and C1 control characters), as a regex both Python and
+#: JSON Schema read alike.
+SEARCH_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 _CLIENT_ID = re.compile(r"[\x20-\x7e]{1,255}")
 
 
@@ -126,10 +130,13 @@ def parse_description(value: str | None) -> str:
     return text
 
 
-def parse_search(value: str | None) -> str | None:
-    """Text to filter a listing by: up to 200 printable characters; empty means no filter."""
+def parse_search(value: str | None, *, field: str = "name_contains") -> str | None:
+    """Text to filter a listing by: up to 200 characters without control characters (a NUL would
+    reach the database); empty means no filter."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_NAME or not _printable(value) or "\n" in value:
-        raise InvalidInput(f"search text must be at most {MAX_NAME} printable characters on one line")
+    if not isinstance(value, str) or len(value) > MAX_NAME or SEARCH_FORBIDDEN.search(value):
+        raise InvalidInput(
+            f"search text must be at most {MAX_NAME} characters, none of them control characters", field=field
+        )
     return value

@@ -40,6 +40,7 @@ except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.local import LocalProxy
+from werkzeug.routing import BaseConverter
 
 from embedauth.adapters import _common
 from embedauth.core import EmbedAuth
@@ -197,8 +198,9 @@ class EmbedAuthFlask:
             return _flask_response(response)
 
         prefix = surface.api.prefix
+        blueprint.record(_add_converter)
         blueprint.record(_rule(prefix, "admin-api-root", api))
-        blueprint.record(_rule(prefix + "/<path:rest>", "admin-api", api))
+        blueprint.record(_rule(prefix + "/<embedauth_any:rest>", "admin-api", api))
         page = surface.page
         if page is not None:
 
@@ -206,7 +208,7 @@ class EmbedAuthFlask:
                 return _flask_response(page.handle(request.method, request.path))
 
             blueprint.record(_rule(page.path, "admin-page-root", files))
-            blueprint.record(_rule(page.path + "/<path:file>", "admin-page", files))
+            blueprint.record(_rule(page.path + "/<embedauth_any:file>", "admin-page", files))
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is one ``required`` does not check."""
@@ -231,6 +233,18 @@ class EmbedAuthFlask:
         if request.blueprint == EXTENSION_KEY or self.is_exempt(request.path):
             return None
         return self.check(())
+
+
+class _Anything(BaseConverter):
+    """The rest of a path, whatever it holds (Werkzeug's ``path`` stops at a newline): the API and
+    the page answer 404 themselves, in their own formats."""
+
+    regex = "(?s:.*)"
+    part_isolating = False
+
+
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["embedauth_any"] = _Anything
 
 
 def _rule(path: str, name: str, respond: Callable[[], Response]) -> Callable[[BlueprintSetupState], None]:

@@ -67,10 +67,11 @@ import anyio.from_thread
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -276,6 +277,28 @@ class _AdminPage:
         await _send(self.page.handle(scope["method"], scope["path"]), scope, send)
 
 
+class _Under(BaseRoute):
+    """Every path at or under ``prefix``, whatever it holds (Starlette's ``{rest:path}`` stops at a
+    newline): the API and the page answer 404 and 405 themselves, in their own formats."""
+
+    def __init__(self, prefix: str, app: ASGIApp, name: str) -> None:
+        self.prefix, self.app, self.name = prefix, app, name
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if name != self.name or path_params:
+            raise NoMatchFound(name, path_params)
+        return URLPath(self.prefix + "/", protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def admin_routes(
     auth: EmbedAuth,
     *,
@@ -297,18 +320,9 @@ def admin_routes(
         sign_in=sign_in or ("client_credentials" if guard is None else "app"),
         sign_in_url=sign_in_url,
     )
-    api = _AdminAPI(surface, guard)
-    prefix = surface.api.prefix
-    routes: list[BaseRoute] = [
-        Route(prefix, api, name="embedauth:admin-api-root", include_in_schema=False),
-        Route(prefix + "/{rest:path}", api, name="embedauth:admin-api", include_in_schema=False),
-    ]
+    routes: list[BaseRoute] = [_Under(surface.api.prefix, _AdminAPI(surface, guard), "embedauth:admin-api")]
     if surface.page is not None:
-        page, path = _AdminPage(surface.page), surface.page.path
-        routes += [
-            Route(path, page, name="embedauth:admin-page-root", include_in_schema=False),
-            Route(path + "/{file:path}", page, name="embedauth:admin-page", include_in_schema=False),
-        ]
+        routes.append(_Under(surface.page.path, _AdminPage(surface.page), "embedauth:admin-page"))
     return routes
 
 

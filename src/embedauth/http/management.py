@@ -132,7 +132,12 @@ _Tenant = Annotated[
     Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
     AfterValidator(lambda v: validation.parse_identifier(v, "tenant")),
 ]
-_Name = Annotated[str, Field(max_length=200), AfterValidator(validation.parse_name)]
+_NO_CONTROL = validation.SEARCH_FORBIDDEN.pattern[1:-1]  # the ranges, for character classes
+_Name = Annotated[
+    str,
+    Field(max_length=200, pattern=f"^[^{_NO_CONTROL}]*[^\\s{_NO_CONTROL}][^{_NO_CONTROL}]*$"),
+    AfterValidator(validation.parse_name),
+]
 _Description = Annotated[str | None, Field(max_length=2000), AfterValidator(validation.parse_description)]
 _Permission = Annotated[
     str,
@@ -140,6 +145,9 @@ _Permission = Annotated[
     AfterValidator(validation.parse_permission_name),
 ]
 _Scopes = Annotated[list[_Permission], Field(max_length=500)]
+_Search = Annotated[
+    str, Field(max_length=200, pattern="^[^" + validation.SEARCH_FORBIDDEN.pattern[1:-1] + "]*$")
+]
 _CustomerScope = Annotated[
     str, Field(max_length=2000), AfterValidator(lambda v: str(validation.parse_customer_scope(v)))
 ]
@@ -232,7 +240,7 @@ class RegistrationQuery(TypedDict, total=False):
 
     __pydantic_config__ = _Config  # type: ignore[misc]
     tenant: _Tenant
-    name_contains: Annotated[str, Field(max_length=200)]
+    name_contains: _Search
     expires_within_days: Annotated[int, Field(ge=0, le=36500)]
     sort: RegistrationSort
     order: Literal["asc", "desc"]
@@ -244,7 +252,7 @@ class PermissionQuery(TypedDict, total=False):
     """``GET /permissions``: a substring of the name or description."""
 
     __pydantic_config__ = _Config  # type: ignore[misc]
-    contains: Annotated[str, Field(max_length=200)]
+    contains: _Search
 
 
 class NoQuery(TypedDict):
@@ -909,8 +917,9 @@ def _openapi_document(prefix: str, security: Mapping[str, Any]) -> dict[str, Any
         }
         if op.body is not None:
             body_schema = ref((op.name, "body"), "validation")
-            shape = components.get(body_schema.get("$ref", "").rsplit("/", 1)[-1], body_schema)
-            required = bool(shape.get("required"))
+            # Required even when every field is optional: the JSON media type is what keeps
+            # cross-site requests out (an empty body with it is {}).
+            required = True
             entry["requestBody"] = {
                 "required": required,
                 "content": {"application/json": {"schema": body_schema}},

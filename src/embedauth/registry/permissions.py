@@ -54,7 +54,7 @@ class Permissions:
 
     def list(self, contains: str | None = None) -> list[Permission]:
         """Every permission, or those whose name or description contains the text."""
-        return self._storage.list_permissions(contains=validation.parse_search(contains))
+        return self._storage.list_permissions(contains=validation.parse_search(contains, field="contains"))
 
     def remove(self, name: str) -> None:
         """Remove it; ``PermissionInUse``, naming the first holders, while any registration holds it."""
