@@ -15,6 +15,9 @@ from embedauth.errors import InvalidInput
 from embedauth.models import CustomerScope, CustomerScopeKind
 
 __all__ = [
+    "IDENTIFIER",
+    "PERMISSION_NAME",
+    "SEARCH_FORBIDDEN",
     "is_client_id",
     "parse_customer_scope",
     "parse_description",
@@ -27,8 +30,10 @@ __all__ = [
 
 # A strict subset of RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E): a permission name is also
 # safe in a URL path, a Redis key and a log line.
-_PERMISSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+#: A permission name (an OAuth scope token).
+PERMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+#: A tenant, user, customer or group id.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
 
@@ -50,7 +55,7 @@ def is_client_id(value: object) -> TypeGuard[str]:
 
 def parse_identifier(value: str, what: str, *, field: str | None = None) -> str:
     """A tenant, user or customer id: 1-128 of ``A-Z a-z 0-9 . _ : @ -``, starting alphanumeric."""
-    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
         raise InvalidInput(
             f"{what} must be 1-128 characters of letters, digits and . _ : @ -, "
             f"starting with a letter or digit; got {value!r}",
@@ -61,7 +66,7 @@ def parse_identifier(value: str, what: str, *, field: str | None = None) -> str:
 
 def parse_permission_name(value: str, *, field: str = "name") -> str:
     """A permission name (an OAuth scope token): 1-128 of ``A-Z a-z 0-9 . _ : / -``."""
-    if not isinstance(value, str) or not _PERMISSION.fullmatch(value):
+    if not isinstance(value, str) or not PERMISSION_NAME.fullmatch(value):
         raise InvalidInput(
             "a permission name must be 1-128 characters of letters, digits and . _ : / -, "
             f"starting with a letter or digit; got {value!r}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -83,7 +84,7 @@ def test_every_operation_keeps_its_document(
 
     @given(case=api_operation.as_strategy())
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    def check(case: schemathesis.Case) -> None:
+    def check(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(headers=headers)
 
     check()

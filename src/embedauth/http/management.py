@@ -125,29 +125,36 @@ class BearerAdmins:
 # ---------------------------------------------------------------------------- request shapes
 
 _Config = ConfigDict(extra="forbid")
+
+
+def _pattern(regex: str) -> dict[str, Any]:
+    """A pattern for the document only: the services' parsers check it, in their own words."""
+    return {"pattern": regex}
+
+
 # The services' own parsers, so that a 422 names every refused field at once (their ValueErrors
 # become pydantic errors at the field); the services parse again, so nothing depends on this.
 _Tenant = Annotated[
     str,
-    Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"),
+    Field(max_length=128, json_schema_extra=_pattern(f"^{validation.IDENTIFIER.pattern}$")),
     AfterValidator(lambda v: validation.parse_identifier(v, "tenant")),
 ]
 _NO_CONTROL = validation.SEARCH_FORBIDDEN.pattern[1:-1]  # the ranges, for character classes
 _Name = Annotated[
     str,
-    Field(max_length=200, pattern=f"^[^{_NO_CONTROL}]*[^\\s{_NO_CONTROL}][^{_NO_CONTROL}]*$"),
+    Field(
+        max_length=200, json_schema_extra=_pattern(f"^[^{_NO_CONTROL}]*[^\\s{_NO_CONTROL}][^{_NO_CONTROL}]*$")
+    ),
     AfterValidator(validation.parse_name),
 ]
 _Description = Annotated[str | None, Field(max_length=2000), AfterValidator(validation.parse_description)]
 _Permission = Annotated[
     str,
-    Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"),
+    Field(max_length=128, json_schema_extra=_pattern(f"^{validation.PERMISSION_NAME.pattern}$")),
     AfterValidator(validation.parse_permission_name),
 ]
 _Scopes = Annotated[list[_Permission], Field(max_length=500)]
-_Search = Annotated[
-    str, Field(max_length=200, pattern="^[^" + validation.SEARCH_FORBIDDEN.pattern[1:-1] + "]*$")
-]
+_Search = Annotated[str, Field(max_length=200, json_schema_extra=_pattern(f"^[^{_NO_CONTROL}]*$"))]
 _CustomerScope = Annotated[
     str, Field(max_length=2000), AfterValidator(lambda v: str(validation.parse_customer_scope(v)))
 ]
