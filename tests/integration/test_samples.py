@@ -202,6 +202,39 @@ def test_the_hooks_sample(venvs: Venvs, sample_dir: Path) -> None:
     assert run(venvs.python(), driver, sample_dir, sample).strip() == "ok"
 
 
+def test_the_admin_scope_sample(venvs: Venvs, sample_dir: Path) -> None:
+    sample = block(DOCS / "management-api.md", "python")
+    driver = """
+        import sample
+        assert [r.name for r in sample.page.items] == ["Backup script"]
+        assert sample.bob.registrations.list().total == 0
+        assert sample.auth.registrations.get(sample.made.client_id).enabled  # bob changed nothing
+        print("ok")
+        """
+    assert run(venvs.python(), driver, sample_dir, sample).strip().endswith("ok")
+
+
+def test_the_admin_guard_sample(venvs: Venvs, sample_dir: Path) -> None:
+    """The FastAPI app with its own guard: who the header names is the admin, nobody else is."""
+    sample = block(DOCS / "management-api.md", "guard")
+    driver = """
+        import asyncio, json
+        import httpx
+        import sample
+        async def main():
+            transport = httpx.ASGITransport(app=sample.app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://api.example.com") as client:
+                assert (await client.get("/admin/api/session")).status_code == 401
+                me = await client.get("/admin/api/session", headers={"x-signed-in-user": "alice"})
+                assert me.json() == {"admin": "alice", "tenants": ["site-1"], "manages_catalog": False}, me.text
+                config = (await client.get("/admin/config.json")).json()
+                assert config["sign_in"] == "app" and config["sign_in_url"] == "/login", config
+        asyncio.run(main())
+        print("ok")
+        """
+    assert run(venvs.python("fastapi", "httpx"), driver, sample_dir, sample).strip() == "ok"
+
+
 def _issue(served: Served) -> tuple[str, str]:
     """A client of the served issuer and an access token of it."""
     client = served.register("devices:read")
