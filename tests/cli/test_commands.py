@@ -671,3 +671,39 @@ def test_a_missing_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delitem(sys.modules, "embedauth.storage.redis", raising=False)
     with pytest.raises(ConfigurationError, match=r"pip install 'embedauth\[redis\]'"):
         open_storage("redis://127.0.0.1:6379/0", clock=clock, plugins=make_plugin_manager())
+
+
+def test_tenant_bound_verbs_do_not_reach_another_tenant(tmp_path: Path, cli: Cli) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    mine = cli.ok("registrations", "create", "--tenant", "site-1", "--name", "Mine", *store)
+    theirs = cli.ok("registrations", "create", "--tenant", "site-2", "--name", "Theirs", *store)
+    for verb in ("show", "disable", "rotate-secret", "delete"):
+        refused = cli("registrations", verb, theirs["client_id"], "--tenant", "site-1", *store)
+        assert refused.code == 1 and f"no registration with client ID '{theirs['client_id']}'" in refused.err
+    both = cli(
+        "registrations",
+        "delete",
+        mine["client_id"],
+        theirs["client_id"],
+        "--tenant",
+        "site-1",
+        *store,
+        "--json",
+    )
+    assert both.code == 1
+    assert json.loads(both.out) == {"deleted": [mine["client_id"]], "not_found": [theirs["client_id"]]}
+    kept = cli.ok("registrations", "show", theirs["client_id"], *store)
+    assert kept["enabled"] is True and [s["id"] for s in kept["secrets"]] == [theirs["secret_id"]]
+
+
+def test_list_sorts_and_finds_what_expires_soon(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    store = ("--storage", sqlite_url(tmp_path))
+    for name, days in (("bravo", 730), ("Alpha", 365), ("charlie", 1095)):
+        cli.ok("registrations", "create", "--tenant", "t", "--name", name, "--secret-days", str(days), *store)
+        now_clock.advance(1)
+    names = lambda *extra: [r["name"] for r in cli.ok("registrations", "list", *extra, *store)]  # noqa: E731
+    assert names("--sort", "name") == ["Alpha", "bravo", "charlie"]
+    assert names("--sort", "expires_at", "--desc") == ["charlie", "bravo", "Alpha"]
+    assert names("--desc") == ["charlie", "Alpha", "bravo"]
+    assert names("--expiring-within", "400") == ["Alpha"]
+    assert cli("registrations", "list", "--sort", "secret", *store).code == 2  # argparse's usage error

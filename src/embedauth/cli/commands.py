@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from embedauth.clock import utcnow
 from embedauth.core import EmbedAuth
 from embedauth.errors import AlreadyExists, ConfigurationError, InvalidInput
 from embedauth.http.management import ADMIN_SCOPE, CATALOG_SCOPE
@@ -29,7 +31,7 @@ from embedauth.models import (
     Registration,
     SigningKey,
 )
-from embedauth.registry.registrations import MAX_PAGE
+from embedauth.registry.registrations import MAX_PAGE, SORTS, TenantRegistrations
 from embedauth.tokens.keys import new_key_encryption_key
 
 __all__ = [
@@ -184,7 +186,18 @@ def one_of(*adders: Adder, required: bool = False) -> Adder:
     return add
 
 
-_CLIENT_ID = arg("client_id", metavar="CLIENT_ID", help="the registration's client ID")
+_ONLY_TENANT = arg(
+    "--tenant",
+    help="act only if it belongs to this tenant (another tenant's is not found, as in the admin API)",
+)
+
+
+def _client_id(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument("client_id", metavar="CLIENT_ID", help="the registration's client ID")
+    _ONLY_TENANT(parser)
+
+
+_CLIENT_ID: Adder = _client_id
 _SCOPE = arg(
     "--scope",
     action="append",
@@ -210,6 +223,21 @@ _SECRET_LIFETIME = one_of(
 # ---------------------------------------------------------------------- handlers
 
 
+def _actor() -> str:
+    """Who runs the command, for the audit trail (``cli:`` and the login name)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in this environment
+        return "cli"
+
+
+def _registrations(auth: EmbedAuth, a: argparse.Namespace) -> TenantRegistrations:
+    """The registrations this command may touch: ``--tenant``'s, or every tenant's; each change
+    reported to the ``embedauth_admin_action`` hook as the command's."""
+    only = getattr(a, "tenant", None) if a.verb != "create" else None
+    return auth.registrations.for_tenants(None if only is None else [only], actor=_actor())
+
+
 def _add_permission(auth: EmbedAuth, a: argparse.Namespace) -> Permission:
     try:
         return auth.permissions.add(a.name, description=a.description, access=a.access)
@@ -225,7 +253,7 @@ def _remove_permission(auth: EmbedAuth, a: argparse.Namespace) -> Removed:
 
 
 def _create(auth: EmbedAuth, a: argparse.Namespace) -> CreatedSecret:
-    return auth.registrations.create(
+    return _registrations(auth, a).create(
         tenant=a.tenant,
         name=a.name,
         description=a.description,
@@ -247,28 +275,43 @@ def _update(auth: EmbedAuth, a: argparse.Namespace) -> Registration:
         raise InvalidInput(
             "nothing to change: give --name, --description, --scope, --no-scopes or --customer-scope"
         )
-    return auth.registrations.update(a.client_id, **changes)
+    return _registrations(auth, a).update(a.client_id, **changes)
 
 
 def _add_certificate(auth: EmbedAuth, a: argparse.Namespace) -> CertificateAdded:
-    certificate = auth.registrations.add_certificate(a.client_id, _read(a.certificate))
-    return CertificateAdded(auth.registrations.get(a.client_id), certificate)
+    registrations = _registrations(auth, a)
+    certificate = registrations.add_certificate(a.client_id, _read(a.certificate))
+    return CertificateAdded(registrations.get(a.client_id), certificate)
 
 
 def _delete(auth: EmbedAuth, a: argparse.Namespace) -> Deleted:
-    deleted = auth.registrations.delete_many(a.client_ids)
+    deleted = _registrations(auth, a).delete_many(a.client_ids)
     return Deleted(deleted, [cid for cid in dict.fromkeys(a.client_ids) if cid not in deleted])
 
 
 def _list_registrations(auth: EmbedAuth, a: argparse.Namespace) -> Listed:
-    if not a.all:
-        page = auth.registrations.list(
-            a.tenant, name_contains=a.name_contains, offset=a.offset, limit=a.limit
+    if a.expiring_within is not None and a.expiring_within < 0:
+        raise InvalidInput("--expiring-within takes a number of days, 0 or more")
+    expires_before = (
+        None if a.expiring_within is None else utcnow(auth.clock) + timedelta(days=a.expiring_within)
+    )
+
+    def page_at(offset: int, limit: int) -> Page[Registration]:
+        return auth.registrations.list(
+            a.tenant,
+            name_contains=a.name_contains,
+            expires_before=expires_before,
+            sort=a.sort,
+            descending=a.desc,
+            offset=offset,
+            limit=limit,
         )
-        return Listed(page, every_tenant=a.tenant is None)
+
+    if not a.all:
+        return Listed(page_at(a.offset, a.limit), every_tenant=a.tenant is None)
     items: list[Registration] = []
     while True:
-        page = auth.registrations.list(a.tenant, name_contains=a.name_contains, offset=len(items), limit=500)
+        page = page_at(len(items), MAX_PAGE)
         items.extend(page.items)
         if not page.items or len(items) >= page.total:
             return Listed(Page(items, len(items), 0, max(len(items), 1)), every_tenant=a.tenant is None)
@@ -299,7 +342,7 @@ def _create_admin(auth: EmbedAuth, a: argparse.Namespace) -> AdminRegistration:
             if registration.name == a.name:
                 return AdminRegistration(registration, None, sign_in_url)
     scopes = [ADMIN_SCOPE] if a.no_catalog else [ADMIN_SCOPE, CATALOG_SCOPE]
-    created = auth.registrations.create(tenant=a.tenant, name=a.name, scopes=scopes)
+    created = _registrations(auth, a).create(tenant=a.tenant, name=a.name, scopes=scopes)
     return AdminRegistration(created.registration, created, sign_in_url)
 
 
@@ -400,6 +443,19 @@ COMMANDS: dict[str, dict[str, Command]] = {
             (
                 arg("--tenant", help="only this tenant's (default: every tenant's)"),
                 arg("--name-contains", metavar="TEXT", help="only names containing TEXT (any case)"),
+                arg(
+                    "--expiring-within",
+                    type=int,
+                    metavar="DAYS",
+                    help="only those that stop working within DAYS days (the expired ones too)",
+                ),
+                arg(
+                    "--sort",
+                    choices=SORTS,
+                    default="created_at",
+                    help="the order (default: created_at, oldest first)",
+                ),
+                arg("--desc", action="store_true", help="the reverse order"),
                 arg("--offset", type=int, default=0, help="skip this many (default 0)"),
                 arg("--limit", type=int, default=50, help="at most this many (default 50, at most 500)"),
                 arg(
@@ -410,7 +466,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "show": Command(
-            lambda auth, a: auth.registrations.get(a.client_id), "show a registration", (_CLIENT_ID,)
+            lambda auth, a: _registrations(auth, a).get(a.client_id), "show a registration", (_CLIENT_ID,)
         ),
         "update": Command(
             _update,
@@ -424,21 +480,21 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "rotate-secret": Command(
-            lambda auth, a: auth.registrations.rotate_secret(
+            lambda auth, a: _registrations(auth, a).rotate_secret(
                 a.client_id, secret_days=a.secret_days, secret_expires_at=a.secret_expires
             ),
             "replace every secret with a new one (the old ones stop working at once)",
             (_CLIENT_ID, _SECRET_LIFETIME),
         ),
         "add-secret": Command(
-            lambda auth, a: auth.registrations.add_secret(
+            lambda auth, a: _registrations(auth, a).add_secret(
                 a.client_id, secret_days=a.secret_days, secret_expires_at=a.secret_expires
             ),
             "add a second secret beside the current one",
             (_CLIENT_ID, _SECRET_LIFETIME),
         ),
         "delete-secret": Command(
-            lambda auth, a: auth.registrations.delete_secret(a.client_id, a.secret_id),
+            lambda auth, a: _registrations(auth, a).delete_secret(a.client_id, a.secret_id),
             "delete one secret",
             (
                 _CLIENT_ID,
@@ -451,7 +507,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
             (_CLIENT_ID, arg("--certificate", required=True, metavar="FILE", help="a .pem or .cer file")),
         ),
         "remove-certificate": Command(
-            lambda auth, a: auth.registrations.remove_certificate(a.client_id, a.certificate_id),
+            lambda auth, a: _registrations(auth, a).remove_certificate(a.client_id, a.certificate_id),
             "remove a certificate",
             (
                 _CLIENT_ID,
@@ -463,17 +519,17 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "disable": Command(
-            lambda auth, a: auth.registrations.disable(a.client_id),
+            lambda auth, a: _registrations(auth, a).disable(a.client_id),
             "pause: its tokens stop working",
             (_CLIENT_ID,),
         ),
         "enable": Command(
-            lambda auth, a: auth.registrations.enable(a.client_id),
+            lambda auth, a: _registrations(auth, a).enable(a.client_id),
             "restore a paused registration",
             (_CLIENT_ID,),
         ),
         "renew": Command(
-            lambda auth, a: auth.registrations.renew(a.client_id, days=a.days, expires_at=a.expires),
+            lambda auth, a: _registrations(auth, a).renew(a.client_id, days=a.days, expires_at=a.expires),
             "move the registration's own expiry later",
             (
                 _CLIENT_ID,
@@ -487,7 +543,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "delete": Command(
             _delete,
             "delete registrations (their tokens stop working)",
-            (arg("client_ids", nargs="+", metavar="CLIENT_ID", help="one or more client IDs"),),
+            (arg("client_ids", nargs="+", metavar="CLIENT_ID", help="one or more client IDs"), _ONLY_TENANT),
         ),
     },
     "refresh-tokens": {

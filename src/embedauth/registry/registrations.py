@@ -145,11 +145,12 @@ class Registrations:
             limit=limit,
         )
 
-    def for_tenants(self, tenants: Iterable[str], *, actor: str) -> TenantRegistrations:
+    def for_tenants(self, tenants: Iterable[str] | None, *, actor: str) -> TenantRegistrations:
         """These operations bound to ``tenants``: another tenant's registration does not exist there.
 
         The way to build a customer-facing UI: ``actor`` (who is acting, for the audit trail) is
-        reported with every change to the ``embedauth_admin_action`` hook.
+        reported with every change to the ``embedauth_admin_action`` hook. ``tenants=None`` spans
+        every tenant (an operator's tools, such as the ``embedauth`` command).
         """
         return TenantRegistrations(self, tenants, actor=actor, plugins=self._plugins)
 
@@ -549,13 +550,16 @@ class TenantRegistrations:
     def __init__(
         self,
         registrations: Registrations,
-        tenants: Iterable[str],
+        tenants: Iterable[str] | None,
         *,
         actor: str,
         plugins: pluggy.PluginManager,
     ) -> None:
         self._all = registrations
-        self.tenants: frozenset[str] = frozenset(validation.parse_identifier(t, "tenant") for t in tenants)
+        #: The tenants it reaches; None: every tenant.
+        self.tenants: frozenset[str] | None = (
+            None if tenants is None else frozenset(validation.parse_identifier(t, "tenant") for t in tenants)
+        )
         if not isinstance(actor, str) or not actor:
             raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
         self.actor = actor
@@ -563,7 +567,7 @@ class TenantRegistrations:
 
     def _own(self, client_id: str) -> Registration:
         registration = self._all.get(client_id)
-        if registration.tenant not in self.tenants:
+        if self.tenants is not None and registration.tenant not in self.tenants:
             raise RegistrationNotFound(f"no registration with client ID {client_id!r}")
         return registration
 
@@ -596,7 +600,11 @@ class TenantRegistrations:
     ) -> Page[Registration]:
         """As :meth:`Registrations.list`, over these tenants (or ``tenant``, when it is one of them;
         another tenant's list is empty)."""
-        chosen: Collection[str] = self.tenants if tenant is None else self.tenants & {tenant}
+        chosen: str | Collection[str] | None
+        if self.tenants is None:
+            chosen = tenant
+        else:
+            chosen = self.tenants if tenant is None else self.tenants & {tenant}
         return self._all.list(
             chosen,
             name_contains=name_contains,
@@ -612,7 +620,7 @@ class TenantRegistrations:
 
     def create(self, *, tenant: str, **options: Any) -> CreatedSecret:
         """As :meth:`Registrations.create`, in one of these tenants."""
-        if tenant not in self.tenants:
+        if self.tenants is not None and tenant not in self.tenants:
             raise InvalidInput(f"tenant {tenant!r} is not one you manage", field="tenant")
         created = self._all.create(tenant=tenant, **options)
         self._audit("create", created.registration, scopes=list(created.registration.scopes))
