@@ -701,7 +701,10 @@ def test_list_sorts_and_finds_what_expires_soon(tmp_path: Path, cli: Cli, now_cl
     for name, days in (("bravo", 730), ("Alpha", 365), ("charlie", 1095)):
         cli.ok("registrations", "create", "--tenant", "t", "--name", name, "--secret-days", str(days), *store)
         now_clock.advance(1)
-    names = lambda *extra: [r["name"] for r in cli.ok("registrations", "list", *extra, *store)]  # noqa: E731
+
+    def names(*extra: str) -> list[str]:
+        return [r["name"] for r in cli.ok("registrations", "list", *extra, *store)]
+
     assert names("--sort", "name") == ["Alpha", "bravo", "charlie"]
     assert names("--sort", "expires_at", "--desc") == ["charlie", "bravo", "Alpha"]
     assert names("--desc") == ["charlie", "Alpha", "bravo"]
