@@ -154,11 +154,8 @@ def _starlette_response(response: messages.Response) -> Response:
 # ---------------------------------------------------------------------------- the OAuth routes
 
 
-class _OAuthEndpoint:
-    """One OAuth endpoint as an ASGI app taking every method (the endpoint answers 405 itself)."""
-
-    def __init__(self, route: _common.OAuthRoute) -> None:
-        self.route = route
+class _Endpoint:
+    """An ASGI app that answers every method with :meth:`_respond` (which answers 405 itself)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -167,6 +164,16 @@ class _OAuthEndpoint:
         except ClientDisconnect:
             return
         await _send(response, scope, send)
+
+    async def _respond(self, request: Request) -> messages.Response:
+        raise NotImplementedError
+
+
+class _OAuthEndpoint(_Endpoint):
+    """One OAuth endpoint."""
+
+    def __init__(self, route: _common.OAuthRoute) -> None:
+        self.route = route
 
     async def _respond(self, request: Request) -> messages.Response:
         body = None
@@ -220,20 +227,12 @@ def mount_oauth(app: Starlette, auth: EmbedAuth, *, prefix: str | None = None) -
 AdminGuard = Callable[[Request], "Admin | Awaitable[Admin | None] | None"]
 
 
-class _AdminAPI:
-    """The management API as one ASGI app under its prefix (the API answers 404 and 405 itself)."""
+class _AdminAPI(_Endpoint):
+    """The management API under its prefix (the API answers 404 and 405 itself)."""
 
     def __init__(self, surface: _common.AdminSurface, guard: AdminGuard | None) -> None:
         self.surface = surface
         self.guard = guard
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            response = await self._respond(request)
-        except ClientDisconnect:
-            return
-        await _send(response, scope, send)
 
     async def _respond(self, request: Request) -> messages.Response:
         try:
