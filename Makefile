@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STORAGE ?= sqlite:///embedauth.db
 
-.PHONY: run test lint typecheck unit bench docs clean
+.PHONY: run test lint typecheck unit bench docs screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 # The documentation site, into site/; --strict turns a broken link or a missing page into a failure.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The admin page's screenshots in docs/img/admin/, from the browser tests (Chromium).
+screenshots: $(STAMP)
+	EMBEDAUTH_ARTIFACTS=docs/img/admin $(BIN)/pytest -q -p no:cacheprovider tests/browser -k "screens and starlette"
+	rm -f docs/img/admin/sign-in-* docs/img/admin/permissions-*
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -243,6 +243,8 @@ def test_the_page_config_says_where_everything_is(clients: tuple[Client, Client]
             "api": "/admin/api",
             "token_endpoint": "/oauth/token",
             "sign_in": "client_credentials",
+            "secret_lifetime_days": [365, 730, 1095],
+            "default_secret_days": 365,
         }
         css = client.send("GET", "/admin/theme.css")
         assert css.headers["content-type"] == "text/css; charset=utf-8"

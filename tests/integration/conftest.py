@@ -194,7 +194,9 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 stop(process)
 
 
-def _start(storage_url: str, port: int, framework: str, log: TextIO) -> subprocess.Popen[bytes]:
+def _start(
+    storage_url: str, port: int, framework: str, log: TextIO, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -213,7 +215,7 @@ def _start(storage_url: str, port: int, framework: str, log: TextIO) -> subproce
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
-        env=child_env(),
+        env=env or child_env(),
         cwd=REPO,
     )
 

@@ -214,6 +214,26 @@ def test_the_admin_scope_sample(venvs: Venvs, sample_dir: Path) -> None:
     assert run(venvs.python(), driver, sample_dir, sample).strip().endswith("ok")
 
 
+def test_the_admin_theme_sample(venvs: Venvs, sample_dir: Path) -> None:
+    """docs/admin-page.md: the product's name and colours reach the page."""
+    sample = block(DOCS / "admin-page.md", "theme")
+    driver = """
+        import asyncio
+        import httpx
+        import sample
+        async def main():
+            transport = httpx.ASGITransport(app=sample.app)
+            async with httpx.AsyncClient(transport=transport, base_url="https://api.example.com") as client:
+                assert (await client.get("/admin/config.json")).json()["product_name"] == "Acme Cloud"
+                css = (await client.get("/admin/theme.css")).text
+                assert "--accent:#0f766e;" in css and "--header:#134e4a;" in css, css
+                assert (await client.get("/admin/")).status_code == 200
+        asyncio.run(main())
+        print("ok")
+        """
+    assert run(venvs.python("fastapi", "httpx"), driver, sample_dir, sample).strip() == "ok"  # starlette too
+
+
 def test_the_admin_guard_sample(venvs: Venvs, sample_dir: Path) -> None:
     """The FastAPI app with its own guard: who the header names is the admin, nobody else is."""
     sample = block(DOCS / "management-api.md", "guard")

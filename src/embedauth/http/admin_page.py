@@ -2,8 +2,9 @@
 
 Served under ``settings.admin_page_path`` (``/admin/``): ``index.html`` and the files beside it in
 :mod:`embedauth.admin`'s ``static/`` directory (read once, at start), ``config.json`` (what the page
-needs to know: the product's name, where the API and the token endpoint are, how to sign in) and
-``theme.css`` (the product's colours as CSS custom properties, from ``admin_colors``).
+needs to know: the product's name, where the API and the token endpoint are, how to sign in, the
+secret lifetimes to offer) and ``theme.css`` (the product's colours as CSS custom properties, from
+``admin_colors``).
 
 Every answer carries a strict Content Security Policy (scripts, styles and connections only from
 this origin, no inline code, no framing), ``nosniff`` and ``no-referrer``: the page shows client
@@ -69,11 +70,13 @@ class AdminPage:
     ) -> None:
         self.path = settings.admin_page_path
         self._files = _static_files()
-        config: dict[str, str] = {
+        config: dict[str, object] = {
             "product_name": settings.admin_product_name,
             "api": settings.admin_api_prefix,
             "token_endpoint": settings.endpoint_prefix.rstrip("/") + "/oauth/token",
             "sign_in": sign_in,
+            "secret_lifetime_days": list(settings.secret_lifetime_days),
+            "default_secret_days": settings.default_secret_days,
         }
         if sign_in_url is not None:
             config["sign_in_url"] = sign_in_url
