@@ -415,3 +415,70 @@ def test_screens_at_both_widths_fit_and_pass_axe(
                 site.auth.registrations.delete(r.client_id)
     assert failures == {}
     assert watch.problems == []
+
+
+def test_edit_add_and_delete_a_secret_renew_and_remove_a_certificate(
+    page: Page, site: Site, tmp_path: Path
+) -> None:
+    sign_in(page, site)
+    client_id, first = create(page, "Sensor feed", "devices:read", "reports:read")
+
+    details = open_details(page, "Sensor feed")
+    details.get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("dialog", name="Edit Sensor feed")
+    editor.get_by_role("textbox", name="Name").fill("Sensor feed v2")
+    editor.get_by_role("button", name="Remove reports:read").click()
+    editor.get_by_label("Customer groups").check()
+    editor.get_by_label("Customer group IDs, separated by commas").fill("north, south")
+    editor.get_by_role("button", name="Save").click()
+    details = page.get_by_role("dialog", name="Sensor feed v2")
+    expect(details).to_contain_text("Groups: north, south")
+    edited = site.auth.registrations.get(client_id)
+    assert (edited.name, edited.scopes, str(edited.customer_scope)) == (
+        "Sensor feed v2",
+        ("devices:read",),
+        "groups:north,south",
+    )
+
+    # A second secret beside the first: both work; delete the first: only the second does.
+    details.get_by_role("button", name="Add secret").click()
+    page.get_by_role("dialog", name="Add a secret").get_by_role("button", name="Add secret").click()
+    shown = page.get_by_role("dialog", name="Copy the client secret now")
+    second = shown.get_by_label("Client secret").input_value()
+    shown.get_by_role("button", name="Done").click()
+    secrets = details.get_by_role("table", name="Secrets").locator("tbody tr")
+    expect(secrets).to_have_count(2)
+    assert (
+        site.token(client_id, first).status_code == 200 and site.token(client_id, second).status_code == 200
+    )
+    secrets.first.get_by_role("button", name=re.compile("Delete secret")).click()
+    page.get_by_role("dialog", name="Delete this secret?").get_by_role("button", name="Delete secret").click()
+    expect(secrets).to_have_count(1)
+    assert (
+        site.token(client_id, first).status_code == 401 and site.token(client_id, second).status_code == 200
+    )
+
+    # Renew: the registration's own expiry, a year from now.
+    details.get_by_role("button", name="Renew").click()
+    renew = page.get_by_role("dialog", name="Renew Sensor feed v2")
+    renew.get_by_label("Works for").select_option(label="1 year")
+    renew.get_by_role("button", name="Renew").click()
+    expect(renew).to_be_hidden()
+    renewed = site.auth.registrations.get(client_id).registration_expires_at
+    assert renewed is not None and abs(renewed - (datetime.now(UTC) + timedelta(days=365))) < timedelta(
+        minutes=1
+    )
+    expect(details).to_contain_text(renewed.strftime("%Y-%m-%d"))
+
+    # A PEM certificate, uploaded then removed.
+    (tmp_path / "feed.pem").write_bytes(certificate_pem(private_key("ed25519"), now=time.time(), cn="feed"))
+    details.get_by_label("Upload a certificate (.cer, .pem)").set_input_files(tmp_path / "feed.pem")
+    certificates = details.get_by_role("table", name="Certificates").locator("tbody tr")
+    expect(certificates).to_have_count(1)
+    certificates.first.get_by_role("button", name="Remove certificate CN=feed").click()
+    page.get_by_role("dialog", name="Remove this certificate?").get_by_role(
+        "button", name="Remove certificate"
+    ).click()
+    expect(details).to_contain_text("No certificates.")
+    assert site.auth.registrations.get(client_id).certificates == ()
+    site.auth.registrations.delete(client_id)

@@ -13,7 +13,7 @@ export class ScopePicker {
     this.active = -1;
     this.search = debounce(() => this.refresh(), 120);
     this.input.addEventListener("input", () => this.search());
-    this.input.addEventListener("focus", () => this.refresh());
+    this.input.addEventListener("click", () => this.refresh()); // typing, a click or ArrowDown opens the list
     this.input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
     this.input.addEventListener("keydown", (event) => this.key(event));
   }
