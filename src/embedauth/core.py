@@ -20,6 +20,7 @@ from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Principal
 from embedauth.registry.admin import Admin, AdminScope
+from embedauth.registry.apps import Apps
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations
@@ -104,6 +105,7 @@ class EmbedAuth:
         self.keys = KeyRing(storage, settings, clock, revocations)
         self.permissions = Permissions(storage, clock, plugins)
         self.registrations = Registrations(storage, settings, clock, hasher, plugins, revocations)
+        self.apps = Apps(storage, clock, self.registrations, plugins)
         self.refresh_tokens = RefreshTokens(
             storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle
         )
@@ -127,6 +129,7 @@ class EmbedAuth:
             registrations=self.registrations,
             permissions=self.permissions,
             refresh_tokens=self.refresh_tokens,
+            apps=self.apps,
             plugins=self.plugins,
         )
 

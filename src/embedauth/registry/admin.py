@@ -23,6 +23,7 @@ import pluggy
 from embedauth import validation
 from embedauth.errors import Forbidden, InvalidInput, PermissionInUse, RefreshTokenNotFound
 from embedauth.models import Access, CreatedRefreshToken, CustomerScope, Permission, RefreshToken
+from embedauth.registry.apps import Apps, TenantApps
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations, TenantRegistrations
@@ -54,7 +55,8 @@ class Admin:
 
 
 class AdminScope:
-    """What ``admin`` may do. Registrations are :class:`TenantRegistrations` on their tenants."""
+    """What ``admin`` may do. Registrations are :class:`TenantRegistrations` on their tenants, apps
+    :class:`~embedauth.registry.apps.TenantApps` (those they own, and those they may connect)."""
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class AdminScope:
         registrations: Registrations,
         permissions: Permissions,
         refresh_tokens: RefreshTokens,
+        apps: Apps,
         plugins: pluggy.PluginManager,
     ) -> None:
         self.admin = admin
@@ -70,6 +73,7 @@ class AdminScope:
         self.registrations: TenantRegistrations = registrations.for_tenants(
             admin.tenants, actor=admin.identity
         )
+        self.apps: TenantApps = apps.for_tenants(admin.tenants, actor=admin.identity)
         self._permissions = permissions
         self._refresh_tokens = refresh_tokens
         self._hook = plugins.hook

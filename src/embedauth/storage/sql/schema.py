@@ -5,7 +5,9 @@ Tables (prefixed ``embedauth_``): ``permissions``; ``registrations`` with their 
 ``position`` column so tuples round-trip; a registration's row also keeps its effective
 ``expires_at``, derived from them, to sort and filter listings by); ``once`` (one-time keys); ``revocation_log`` (one row
 per kind and subject, ``seq`` assigned from ``revocation_head``, the one row that also holds the
-log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; and
+log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; ``apps``
+and ``app_connections`` (one row per app and tenant, deleted with the app or with the connection's
+registration, version 4); and
 ``schema``, one row holding the layout version, which :data:`MIGRATIONS` raise to
 ``SCHEMA_VERSION`` in one transaction.
 
@@ -48,6 +50,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "APPS",
+    "APP_CONNECTIONS",
     "CERTIFICATES",
     "MAX_ONCE_KEY",
     "METADATA",
@@ -262,6 +266,40 @@ REFRESH_TOKENS = Table(
 )
 
 
+APPS = Table(
+    "embedauth_apps",
+    METADATA,
+    Column("app_id", _key(64), primary_key=True),
+    Column("owner", _key(191), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("scopes", Text, nullable=False),  # a JSON list
+    Column("allowed_tenants", Text, nullable=True),  # a JSON list; NULL: any tenant
+    _at("created_at"),
+    _at("updated_at"),
+    Column("version", Integer, nullable=False),
+    Index("ix_embedauth_apps_owner", "owner", "created_at", "app_id"),
+    **_MYSQL,
+)
+APP_CONNECTIONS = Table(
+    "embedauth_app_connections",
+    METADATA,
+    Column("app_id", _key(64), ForeignKey("embedauth_apps.app_id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant", _key(191), primary_key=True),
+    Column(
+        "client_id",
+        _key(64),
+        ForeignKey("embedauth_registrations.client_id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("connected_by", String(191), nullable=False),
+    _at("created_at"),
+    Index("ix_embedauth_app_connections_tenant", "tenant", "created_at"),
+    **_MYSQL,
+)
+
+
 def create(conn: Connection) -> None:
     """Create every table of the current layout in an empty database."""
     METADATA.create_all(conn, checkfirst=True)
@@ -414,6 +452,12 @@ def _v3(conn: Connection) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    """Version 3 to 4: multi-tenant apps and their connections (two new tables)."""
+    APPS.create(conn, checkfirst=True)
+    APP_CONNECTIONS.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` takes a stored layout from version ``n - 1`` to ``n``. An empty database gets
 #: the current layout at once (:func:`create`); version 1 was the first released.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4}
