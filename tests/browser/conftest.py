@@ -86,8 +86,10 @@ class Site:
         return httpx.get(self.url("/demo/whoami"), headers={"Authorization": f"Bearer {access_token}"})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium, for one module: Playwright's sync API runs an event loop in this thread while it
+    is open, so it must be closed before any later test calls ``asyncio.run``."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         unavailable("chromium", "no chromium on PATH", "apt-get install chromium (.ci/run does)")

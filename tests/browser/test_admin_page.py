@@ -302,8 +302,12 @@ def test_the_keyboard_alone_creates_a_registration(page: Page, site: Site) -> No
     expect(dialog.get_by_role("combobox", name="Permissions")).to_be_focused()
     page.keyboard.type("reports:r")
     expect(matches(page)).to_have_count(1)
-    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # picks it, and closes the list
+    expect(page.get_by_role("listbox", name="Matching permissions")).to_be_hidden()
+    page.keyboard.type("dev")
+    expect(matches(page)).to_have_count(2)
     page.keyboard.press("Escape")  # closes the list, not the dialog
+    expect(page.get_by_role("listbox", name="Matching permissions")).to_be_hidden()
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Create").focus()
     page.keyboard.press("Enter")

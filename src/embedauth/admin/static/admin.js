@@ -1,11 +1,12 @@
 // The admin page: reads config.json, signs in (or relies on the embedding app's sign-in), then
 // shows the registrations, the permission catalog and the admin's own API tokens.
 import { Api } from "./api.js";
+import { AppsView } from "./apps.js";
 import { PermissionsView, TokensView } from "./catalog.js";
 import { $, $$, fill, h } from "./dom.js";
 import { RegistrationsView } from "./registrations.js";
 
-const VIEWS = ["sign-in", "signed-out", "registrations", "permissions", "tokens"];
+const VIEWS = ["sign-in", "signed-out", "registrations", "apps", "permissions", "tokens"];
 
 function show(view) {
   for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
@@ -30,7 +31,12 @@ async function main() {
       h("option", { value: days, selected: days === config.default_secret_days }, lifetime(days))));
   }
   const api = new Api(config.api);
-  const views = { registrations: new RegistrationsView(api), permissions: new PermissionsView(api), tokens: new TokensView(api) };
+  const views = {
+    registrations: new RegistrationsView(api),
+    apps: new AppsView(api),
+    permissions: new PermissionsView(api),
+    tokens: new TokensView(api),
+  };
   let signed = false;
 
   const signedOut = () => {

@@ -3,11 +3,13 @@
 import { $, debounce, fill, h } from "./dom.js";
 
 export class ScopePicker {
-  constructor(api) {
+  /** Over the combobox ``#{prefix}-search``, its listbox ``#{prefix}-options`` and chips ``#{prefix}-chips``. */
+  constructor(api, prefix = "scope") {
     this.api = api;
-    this.input = $("#scope-search");
-    this.list = $("#scope-options");
-    this.chips = $("#scope-chips");
+    this.prefix = prefix;
+    this.input = $(`#${prefix}-search`);
+    this.list = $(`#${prefix}-options`);
+    this.chips = $(`#${prefix}-chips`);
     this.chosen = [];
     this.options = [];
     this.active = -1;
@@ -51,7 +53,7 @@ export class ScopePicker {
     const options = this.options.map((p, i) =>
       h("li", {
         role: "option",
-        id: `scope-option-${i}`,
+        id: `${this.prefix}-option-${i}`,
         "aria-selected": i === this.active ? "true" : "false",
         onmousedown: (event) => { event.preventDefault(); this.pick(i); },
       },
@@ -62,7 +64,7 @@ export class ScopePicker {
     fill(this.list, options);
     this.list.hidden = false;
     this.input.setAttribute("aria-expanded", "true");
-    if (this.active >= 0) this.input.setAttribute("aria-activedescendant", `scope-option-${this.active}`);
+    if (this.active >= 0) this.input.setAttribute("aria-activedescendant", `${this.prefix}-option-${this.active}`);
     else this.input.removeAttribute("aria-activedescendant");
   }
 
@@ -81,7 +83,7 @@ export class ScopePicker {
       const step = event.key === "ArrowDown" ? 1 : -1;
       this.active = (this.active + step + this.options.length) % this.options.length;
       this.drawOptions();
-      $(`#scope-option-${this.active}`)?.scrollIntoView({ block: "nearest" });
+      $(`#${this.prefix}-option-${this.active}`)?.scrollIntoView({ block: "nearest" });
     } else if (event.key === "Enter") {
       event.preventDefault(); // Enter here picks; it never submits the form
       if (open && this.active >= 0) this.pick(this.active);
@@ -99,7 +101,7 @@ export class ScopePicker {
     this.chosen.push(permission.name);
     this.input.value = "";
     this.drawChips();
-    this.refresh();
+    this.close(); // typing again finds the next one; an open list would cover the form's buttons
     this.input.focus();
   }
 
