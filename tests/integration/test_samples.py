@@ -234,6 +234,19 @@ def test_the_admin_theme_sample(venvs: Venvs, sample_dir: Path) -> None:
     assert run(venvs.python("fastapi", "httpx"), driver, sample_dir, sample).strip() == "ok"  # starlette too
 
 
+def test_the_apps_sample(venvs: Venvs, sample_dir: Path) -> None:
+    """docs/apps.md: a developer's app, site-1 connects it without devices:write, then pauses it."""
+    sample = block(DOCS / "apps.md", "python")
+    driver = """
+        import sample
+        [link] = sample.dana.apps.connections(sample.app.app_id)
+        assert link.connection.tenant == "site-1" and link.registration.scopes == ("devices:read",)
+        assert link.registration.enabled is False
+        print("ok")
+        """
+    assert run(venvs.python(), driver, sample_dir, sample).strip().endswith("ok")
+
+
 def test_the_admin_guard_sample(venvs: Venvs, sample_dir: Path) -> None:
     """The FastAPI app with its own guard: who the header names is the admin, nobody else is."""
     sample = block(DOCS / "management-api.md", "guard")
