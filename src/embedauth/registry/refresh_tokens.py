@@ -146,7 +146,7 @@ class RefreshTokens:
         if record.revoked_at is not None:
             reason = "refresh token revoked" + (" (idle too long)" if idle else "")
             self._hook.embedauth_token_denied(client_id=record.id, reason=reason)
-            raise _refused(InvalidGrant("the refresh token is revoked"), reason)
+            raise _refused(InvalidGrant("the refresh token is revoked"), reason, record)
         self._uses.note_refresh_token(record.id, now)  # written behind
         return dataclasses.replace(record, last_used_at=now)
 
@@ -180,6 +180,13 @@ class RefreshTokens:
         return record
 
 
-def _refused(error: InvalidGrant, reason: str) -> InvalidGrant:
+def _refused(error: InvalidGrant, reason: str, record: RefreshToken | None = None) -> InvalidGrant:
+    """``error`` carrying its reason, and the token it concerns, for the audit trail."""
     error.internal_reason = reason
+    if record is not None:
+        error.refused_client_id, error.refused_tenant, error.refused_actor = (
+            record.id,
+            record.tenant,
+            record.user,
+        )
     return error

@@ -169,13 +169,8 @@ class Tokens:
         except OAuthError as error:
             if record is not None:
                 error.refused_client_id, error.refused_tenant = record.id, record.tenant
-            self._refused(
-                error,
-                "refresh_token",
-                error.refused_client_id,
-                address,
-                actor=None if record is None else record.user,
-            )
+                error.refused_actor = record.user
+            self._refused(error, "refresh_token", error.refused_client_id, address, actor=error.refused_actor)
             raise
         return TokenResponse(
             response.access_token, response.expires_in, response.scope, refresh_token=refresh_token
