@@ -296,3 +296,20 @@ def test_listing_is_checked(trail: EmbedAuth) -> None:
         with pytest.raises(InvalidInput):
             trail.audit.list(None, **query)  # type: ignore[arg-type]
     assert trail.audit.list(None, client_id="\x00").total == 0  # never reaches storage
+
+
+def test_the_sink_sample_of_the_docs() -> None:
+    """docs/audit.md's sink, as written: every record, as it is written."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    sample = page.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "sample"}
+    exec(compile(sample, "docs/audit.md", "exec"), namespace)  # noqa: S102 - our own docs
+    auth: EmbedAuth = namespace["auth"]
+    try:
+        auth.admin_scope(ALICE).add_permission("devices:read")
+        auth.flush()
+        assert [(r["actor"], r["action"]) for r in namespace["siem"].shipped] == [("alice", "permission.add")]
+    finally:
+        auth.close()

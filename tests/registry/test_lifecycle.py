@@ -337,3 +337,23 @@ def test_parallel_sweeps_in_two_processes_send_each_notice_once(
     assert sorted(sent[0] + sent[1]) == sorted(expected)  # every one, once: none in both
     assert (sent[0] and sent[1]) or len(expected) == len(sent[0] or sent[1])
     assert sweep_in_processes(fresh_url, clock()) == [[], []]  # and never again
+
+
+def test_the_email_sample_of_the_docs(tmp_path: Path) -> None:
+    """docs/lifecycle.md's plugin, as written: one mail per notice, naming the exact expiry."""
+    page = (Path(__file__).parents[2] / "docs" / "lifecycle.md").read_text()
+    sample = page.split("[start:email] -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "sample"}
+    exec(compile(sample, "docs/lifecycle.md", "exec"), namespace)  # noqa: S102 - our own docs
+    auth: EmbedAuth = namespace["auth"]
+    try:
+        end = utcnow(auth.clock) + timedelta(days=5)
+        made = auth.registrations.create(tenant="site-1", name="Backup", secret_expires_at=end)
+        auth.lifecycle.sweep()
+        auth.lifecycle.sweep()
+        [(to, subject, body)] = namespace["outbox"]
+        assert to == "admin@site-1.example.com" and subject == "Backup: a credential expires in 5 days"
+        assert f"({made.client_id}) expires at {end:%Y-%m-%d %H:%M:%S} UTC" in body
+        assert made.client_secret not in body
+    finally:
+        auth.close()
