@@ -7,6 +7,7 @@ from embedauth.config import Settings
 from embedauth.core import EmbedAuth
 from embedauth.errors import (
     AlreadyExists,
+    AppNotFound,
     Busy,
     ConfigurationError,
     Conflict,
@@ -36,7 +37,9 @@ from embedauth.errors import (
 )
 from embedauth.models import (
     Access,
+    App,
     CertificateCredential,
+    Connection,
     CreatedRefreshToken,
     CreatedSecret,
     CustomerScope,
@@ -55,10 +58,13 @@ __all__ = [
     "Admin",
     "AdminScope",
     "AlreadyExists",
+    "App",
+    "AppNotFound",
     "Busy",
     "CertificateCredential",
     "ConfigurationError",
     "Conflict",
+    "Connection",
     "CreatedRefreshToken",
     "CreatedSecret",
     "CredentialNotFound",

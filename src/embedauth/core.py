@@ -21,6 +21,7 @@ from embedauth.hooks import make_plugin_manager
 from embedauth.models import Principal
 from embedauth.plugins import notices
 from embedauth.registry.admin import Admin, AdminScope
+from embedauth.registry.apps import Apps
 from embedauth.registry.audit import Audit
 from embedauth.registry.last_used import UseWriter
 from embedauth.registry.lifecycle import Lifecycle
@@ -114,6 +115,7 @@ class EmbedAuth:
         self.keys = KeyRing(storage, settings, clock, revocations)
         self.permissions = Permissions(storage, clock, plugins)
         self.registrations = Registrations(storage, settings, clock, hasher, plugins, revocations, audit)
+        self.apps = Apps(storage, clock, self.registrations, audit)
         self.refresh_tokens = RefreshTokens(
             storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle, uses
         )
@@ -151,6 +153,7 @@ class EmbedAuth:
             refresh_tokens=self.refresh_tokens,
             audit=self.audit,
             source=source,
+            apps=self.apps,
         )
 
     def flush(self) -> None:

@@ -126,6 +126,10 @@ class RefreshTokenNotFound(NotFound):
     """No refresh token with that id."""
 
 
+class AppNotFound(NotFound):
+    """No app with that id (or none the caller may see)."""
+
+
 class Forbidden(EmbedAuthError):
     """The caller is known but may not do this (an admin who does not manage the catalog)."""
 

@@ -16,8 +16,10 @@ from typing import Any, Generic, TypeVar
 __all__ = [
     "DELETED_GENERATION",
     "Access",
+    "App",
     "AuditRecord",
     "CertificateCredential",
+    "Connection",
     "CreatedRefreshToken",
     "CreatedSecret",
     "CustomerScope",
@@ -191,6 +193,43 @@ class Registration:
     def is_active(self, now: datetime) -> bool:
         """Enabled and not past its own expiry (credentials are checked one by one)."""
         return self.enabled and (self.registration_expires_at is None or now < self.registration_expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A multi-tenant app: defined once by a developer of the ``owner`` tenant, with the permissions
+    it requests, and connected by each tenant that uses it (:class:`Connection`).
+
+    ``allowed_tenants`` are the tenants that may connect it (``None``: any tenant). ``version``
+    grows with every change, compared before each write as a registration's is.
+    """
+
+    app_id: str
+    owner: str
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    allowed_tenants: tuple[str, ...] | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    def may_connect(self, tenant: str) -> bool:
+        """Whether ``tenant`` may connect this app."""
+        return self.allowed_tenants is None or tenant in self.allowed_tenants
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A tenant's connection of an :class:`App`: the tenant's own registration (``client_id``), which
+    holds the permissions the tenant's admin allowed, and its own secrets. Pausing the connection
+    is disabling that registration; deleting the registration ends the connection."""
+
+    app_id: str
+    tenant: str
+    client_id: str
+    connected_by: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

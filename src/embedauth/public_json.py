@@ -17,11 +17,16 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from embedauth import models
 from embedauth.clock import isoformat
+from embedauth.registry.apps import AppConnection as _AppConnection
+from embedauth.registry.apps import Connected as _Connected
 
 __all__ = [
+    "App",
+    "AppConnection",
     "AuditRecord",
     "Certificate",
     "CertificateAdded",
+    "Connected",
     "CreatedRefreshToken",
     "CreatedSecret",
     "Permission",
@@ -210,6 +215,80 @@ class CertificateAdded(Registration):
     def of_added(cls, r: models.Registration, c: models.CertificateCredential) -> CertificateAdded:
         """The shape of ``r`` with ``c``."""
         return cls(**Registration.fields_of(r), certificate=Certificate.of(c))
+
+
+class App(_Shape):
+    """A multi-tenant app: who owns it, what it requests, who may connect it (``null``: anyone)."""
+
+    app_id: str
+    owner: str
+    name: str
+    description: str
+    scopes: list[str]
+    allowed_tenants: list[str] | None
+    created_at: Time
+    updated_at: Time
+
+    @classmethod
+    def of(cls, a: models.App) -> App:
+        """The shape of ``a``."""
+        return cls(
+            app_id=a.app_id,
+            owner=a.owner,
+            name=a.name,
+            description=a.description,
+            scopes=list(a.scopes),
+            allowed_tenants=None if a.allowed_tenants is None else list(a.allowed_tenants),
+            created_at=a.created_at,
+            updated_at=a.updated_at,
+        )
+
+
+class AppConnection(_Shape):
+    """A tenant's connection of an app, as its developer and the tenant see it: which tenant, the
+    permissions allowed, paused or not, when last used; never a secret."""
+
+    app_id: str
+    tenant: str
+    client_id: str
+    scopes: list[str]
+    enabled: bool
+    connected_by: str
+    connected_at: Time
+    last_used_at: Time | None
+
+    @classmethod
+    def of(cls, link: _AppConnection) -> AppConnection:
+        """The shape of ``link``."""
+        c, r = link.connection, link.registration
+        return cls(
+            app_id=c.app_id,
+            tenant=c.tenant,
+            client_id=c.client_id,
+            scopes=list(r.scopes),
+            enabled=r.enabled,
+            connected_by=c.connected_by,
+            connected_at=c.created_at,
+            last_used_at=r.last_used_at,
+        )
+
+
+class Connected(CreatedSecret):
+    """A new connection: its registration and first secret (shown only here), and the app's id."""
+
+    app_id: str
+
+    @classmethod
+    def of_connected(cls, connected: _Connected) -> Connected:
+        """The shape of ``connected``."""
+        created = connected.created
+        return cls(
+            **Registration.fields_of(created.registration),
+            client_secret=created.client_secret,
+            secret_id=created.credential.id,
+            secret_expires_at=created.credential.expires_at,
+            app_id=connected.app.app_id,
+        )
 
 
 class RefreshToken(_Shape):

@@ -23,6 +23,7 @@ from embedauth.errors import AlreadyExists, ConfigurationError, InvalidInput
 from embedauth.http.management import ADMIN_SCOPE, CATALOG_SCOPE
 from embedauth.models import (
     Access,
+    App,
     AuditRecord,
     CertificateCredential,
     CreatedRefreshToken,
@@ -33,6 +34,7 @@ from embedauth.models import (
     Registration,
     SigningKey,
 )
+from embedauth.registry.apps import AppConnection, Connected, TenantApps
 from embedauth.registry.registrations import MAX_PAGE, SORTS, TenantRegistrations
 from embedauth.tokens.keys import new_key_encryption_key
 
@@ -43,9 +45,12 @@ __all__ = [
     "SERVE_HELP",
     "TOP_LEVEL",
     "AdminRegistration",
+    "AppDeleted",
+    "AppList",
     "AuditListing",
     "CertificateAdded",
     "Command",
+    "ConnectionList",
     "Deleted",
     "GeneratedKek",
     "KeyRotated",
@@ -71,6 +76,28 @@ class Removed:
     """``permissions remove``: the name of the permission removed."""
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppList:
+    """``apps list``: the apps, oldest first."""
+
+    apps: list[App]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionList:
+    """``apps connections``: connections with their registrations as they are now."""
+
+    connections: list[AppConnection]
+
+
+@dataclass(frozen=True, slots=True)
+class AppDeleted:
+    """``apps delete``: the app and the client IDs of the connections deleted with it."""
+
+    app_id: str
+    client_ids: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +413,55 @@ _ADMIN_PERMISSIONS = {
 }
 
 
+def _apps(auth: EmbedAuth) -> TenantApps:
+    return auth.apps.for_tenants(None, actor=_actor())
+
+
+def _allowed(a: argparse.Namespace) -> dict[str, Any]:
+    if a.any_tenant:
+        return {"allowed_tenants": None}
+    return {} if a.allow_tenant is None else {"allowed_tenants": a.allow_tenant}
+
+
+def _create_app(auth: EmbedAuth, a: argparse.Namespace) -> App:
+    return _apps(auth).create(
+        owner=a.owner,
+        name=a.name,
+        description=a.description,
+        scopes=_scopes(a.scope),
+        allowed_tenants=a.allow_tenant,
+    )
+
+
+def _update_app(auth: EmbedAuth, a: argparse.Namespace) -> App:
+    changes: dict[str, Any] = _allowed(a)
+    for field in ("name", "description"):
+        if getattr(a, field) is not None:
+            changes[field] = getattr(a, field)
+    if a.scope is not None:
+        changes["scopes"] = _scopes(a.scope)
+    if not changes:
+        raise InvalidInput("nothing to change: give --name, --description, --scope or the tenants")
+    return _apps(auth).update(a.app_id, **changes)
+
+
+def _connect_app(auth: EmbedAuth, a: argparse.Namespace) -> Connected:
+    return _apps(auth).connect(
+        a.app_id,
+        tenant=a.tenant,
+        scopes=_scopes(a.scope),
+        secret_days=a.secret_days,
+        secret_expires_at=a.secret_expires,
+    )
+
+
+def _app_connections(auth: EmbedAuth, a: argparse.Namespace) -> ConnectionList:
+    tenants = None if a.tenant is None else [a.tenant]
+    if a.app_id is not None:
+        auth.apps.get(a.app_id)  # an unknown app is an error, not an empty list
+    return ConnectionList(auth.apps.connections(a.app_id, tenants))
+
+
 def _create_admin(auth: EmbedAuth, a: argparse.Namespace) -> AdminRegistration:
     for name, description in _ADMIN_PERMISSIONS.items():
         with contextlib.suppress(AlreadyExists):
@@ -453,6 +529,91 @@ COMMANDS: dict[str, dict[str, Command]] = {
                     action="store_true",
                     help="if the tenant has an admin registration of that name, print it (not its secret)",
                 ),
+            ),
+        ),
+    },
+    "apps": {
+        "create": Command(
+            _create_app,
+            "define a multi-tenant app: the permissions it requests, the tenants that may connect it",
+            (
+                arg("--owner", required=True, help="the developer's tenant, which owns the app"),
+                arg("--name", required=True, help="the name connecting admins will see"),
+                arg("--description", metavar="TEXT", help="what it does (optional)"),
+                arg(
+                    "--scope",
+                    action="append",
+                    metavar="SCOPE",
+                    help="a permission it requests (repeat it, or give several separated by spaces)",
+                ),
+                arg(
+                    "--allow-tenant",
+                    action="append",
+                    metavar="TENANT",
+                    help="a tenant that may connect it (repeat it; default: any tenant)",
+                ),
+            ),
+        ),
+        "list": Command(
+            lambda auth, a: AppList(_apps(auth).list() if a.owner is None else auth.apps.list([a.owner])),
+            "list the apps",
+            (arg("--owner", help="only this tenant's apps (default: every app)"),),
+        ),
+        "show": Command(
+            lambda auth, a: auth.apps.get(a.app_id),
+            "show an app",
+            (arg("app_id", metavar="APP_ID", help="the app's id"),),
+        ),
+        "update": Command(
+            _update_app,
+            "change an app (narrowed permissions narrow every connection; a tenant no longer allowed is paused)",
+            (
+                arg("app_id", metavar="APP_ID", help="the app's id"),
+                arg("--name", help="a new name"),
+                arg("--description", metavar="TEXT", help="a new description"),
+                arg(
+                    "--scope",
+                    action="append",
+                    metavar="SCOPE",
+                    help="the permissions it requests from now on (repeat it)",
+                ),
+                one_of(
+                    arg(
+                        "--allow-tenant",
+                        action="append",
+                        metavar="TENANT",
+                        help="the tenants that may connect it from now on (repeat it)",
+                    ),
+                    arg("--any-tenant", action="store_true", help="any tenant may connect it"),
+                ),
+            ),
+        ),
+        "delete": Command(
+            lambda auth, a: AppDeleted(a.app_id, _apps(auth).delete(a.app_id)),
+            "delete an app and every connection's registration (their tokens stop working)",
+            (arg("app_id", metavar="APP_ID", help="the app's id"),),
+        ),
+        "connect": Command(
+            _connect_app,
+            "connect an app for a tenant: a registration of that tenant, and its secret (shown only once)",
+            (
+                arg("app_id", metavar="APP_ID", help="the app's id"),
+                arg("--tenant", required=True, help="the tenant connecting it"),
+                arg(
+                    "--scope",
+                    action="append",
+                    metavar="SCOPE",
+                    help="a permission to allow (repeat it; default: every one the app requests)",
+                ),
+                _SECRET_LIFETIME,
+            ),
+        ),
+        "connections": Command(
+            _app_connections,
+            "list connections: which tenants connected, with which permissions (never a secret)",
+            (
+                arg("app_id", nargs="?", metavar="APP_ID", help="only this app's (default: every app's)"),
+                arg("--tenant", help="only this tenant's"),
             ),
         ),
     },
@@ -692,6 +853,7 @@ TOP_LEVEL: dict[str, Command] = {
 
 GROUP_HELP = {
     "admins": "admin registrations for the management API and admin page",
+    "apps": "multi-tenant apps and the tenants' connections of them",
     "permissions": "the permission catalog",
     "registrations": "app registrations",
     "refresh-tokens": "people's API refresh tokens",

@@ -15,8 +15,11 @@ from typing import Any
 from embedauth import public_json
 from embedauth.cli.commands import (
     AdminRegistration,
+    AppDeleted,
+    AppList,
     AuditListing,
     CertificateAdded,
+    ConnectionList,
     Deleted,
     GeneratedKek,
     KeyRotated,
@@ -28,6 +31,7 @@ from embedauth.cli.commands import (
 )
 from embedauth.clock import isoformat
 from embedauth.models import (
+    App,
     CreatedRefreshToken,
     CreatedSecret,
     Permission,
@@ -35,6 +39,7 @@ from embedauth.models import (
     Registration,
     SigningKey,
 )
+from embedauth.registry.apps import Connected
 from embedauth.registry.lifecycle import Notice, SweepResult
 
 __all__ = ["render", "to_json", "to_text"]
@@ -162,6 +167,21 @@ def _notice_text(n: Notice) -> str:
     return f"{n.registration.tenant}  {n.registration.client_id}  {n.registration.name}: {what} {when} ({_iso(n.expires_at)}){failed}"
 
 
+def _app_text(a: App) -> str:
+    allowed = "any tenant" if a.allowed_tenants is None else " ".join(a.allowed_tenants) or "(none)"
+    return _fields(
+        [
+            ("Name", a.name),
+            ("App ID", a.app_id),
+            ("Owner", a.owner),
+            ("Description", a.description),
+            ("Requests", " ".join(a.scopes) or "(nothing)"),
+            ("May connect", allowed),
+            ("Created", _iso(a.created_at)),
+        ]
+    )
+
+
 def to_json(result: object) -> Any:
     """The JSON document of a handler's result (a model's public form, or a small summary)."""
     match result:
@@ -175,6 +195,16 @@ def to_json(result: object) -> Any:
                 "audit_records_pruned": result.audit_records_pruned,
                 "registrations_checked": result.registrations_checked,
             }
+        case Connected():
+            return public_json.Connected.of_connected(result).dump()
+        case App():
+            return public_json.App.of(result).dump()
+        case AppList():
+            return [public_json.App.of(a).dump() for a in result.apps]
+        case ConnectionList():
+            return [public_json.AppConnection.of(c).dump() for c in result.connections]
+        case AppDeleted():
+            return {"deleted": result.app_id, "connections_deleted": result.client_ids}
         case CreatedRefreshToken():
             return public_json.created_refresh_token(result)
         case RefreshToken():
@@ -249,6 +279,47 @@ def to_text(result: object, now: datetime) -> str:
                 f"{result.audit_records_pruned} audit record(s)."
             )
             return "\n".join(lines)
+        case Connected():
+            return (
+                f"Connected app {result.app.app_id} ({result.app.name}) for {result.connection.tenant}.\n"
+                + (to_text(result.created, now))
+            )
+        case App():
+            return _app_text(result)
+        case AppList():
+            if not result.apps:
+                return "No apps."
+            apps = [
+                (
+                    a.app_id,
+                    a.owner,
+                    a.name,
+                    " ".join(a.scopes) or "-",
+                    "any" if a.allowed_tenants is None else " ".join(a.allowed_tenants) or "-",
+                )
+                for a in result.apps
+            ]
+            return _table(("APP ID", "OWNER", "NAME", "REQUESTS", "MAY CONNECT"), apps)
+        case ConnectionList():
+            if not result.connections:
+                return "No connections."
+            links = [
+                (
+                    c.connection.app_id,
+                    c.connection.tenant,
+                    c.connection.client_id,
+                    " ".join(c.registration.scopes) or "-",
+                    "enabled" if c.registration.enabled else "paused",
+                    c.registration.last_used_at.date().isoformat()
+                    if c.registration.last_used_at
+                    else "never",
+                )
+                for c in result.connections
+            ]
+            return _table(("APP ID", "TENANT", "CLIENT ID", "ALLOWED", "STATUS", "LAST USED"), links)
+        case AppDeleted():
+            gone = len(result.client_ids)
+            return f"Deleted app {result.app_id} and {gone} connection{'' if gone == 1 else 's'}."
         case AdminRegistration():
             if result.created is None:
                 return (

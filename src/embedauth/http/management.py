@@ -246,6 +246,38 @@ class NewRefreshToken(TypedDict, total=False):
     customer_scope: _CustomerScope
 
 
+class NewApp(TypedDict, total=False):
+    """``POST /apps``: a multi-tenant app; ``owner`` defaults to the admin's only tenant."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    owner: _Tenant
+    name: Required[_Name]
+    description: _Description
+    scopes: _Scopes
+    allowed_tenants: Annotated[list[_Tenant], Field(max_length=1000)] | None
+
+
+class AppChanges(TypedDict, total=False):
+    """``PATCH /apps/{app_id}``: the fields to change (omitted ones stay)."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    name: _Name
+    description: _Description
+    scopes: _Scopes
+    allowed_tenants: Annotated[list[_Tenant], Field(max_length=1000)] | None
+
+
+class NewConnection(TypedDict, total=False):
+    """``POST /connectable-apps/{app_id}/connect``: the permissions allowed (all it requests when
+    omitted), for which tenant (the admin's only one by default), and the secret's lifetime."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    tenant: _Tenant
+    scopes: _Scopes
+    secret_days: _Days
+    secret_expires_at: AwareDatetime
+
+
 class Nothing(TypedDict):
     """A ``POST`` that takes no fields (``{}``, or an empty body)."""
 
@@ -354,6 +386,36 @@ class RefreshTokens(_Answer):
     """The admin's own refresh tokens."""
 
     items: list[public_json.RefreshToken]
+
+
+class Apps(_Answer):
+    """The apps the admin's tenants own."""
+
+    items: list[public_json.App]
+
+
+class AppConnections(_Answer):
+    """Connections of apps, each with the permissions its tenant allowed."""
+
+    items: list[public_json.AppConnection]
+
+
+class ConnectableApp(_Answer):
+    """An app the admin's tenants may connect: the permissions it requests, described, and which
+    of the admin's tenants have connected it."""
+
+    app_id: str
+    owner: str
+    name: str
+    description: str
+    permissions: list[public_json.Permission]
+    connected: list[str]
+
+
+class ConnectableApps(_Answer):
+    """The apps the admin's tenants may connect."""
+
+    items: list[ConnectableApp]
 
 
 class FieldError(_Answer):
@@ -582,7 +644,61 @@ def _revoke_refresh_token(call: Call) -> public_json.RefreshToken:
     return public_json.RefreshToken.of(call.scope.revoke_refresh_token(call.path["token_id"]))
 
 
+def _apps(call: Call) -> Apps:
+    return Apps(items=[public_json.App.of(a) for a in call.scope.apps.list()])
+
+
+def _create_app(call: Call) -> public_json.App:
+    return public_json.App.of(call.scope.apps.create(**call.body))
+
+
+def _app(call: Call) -> public_json.App:
+    return public_json.App.of(call.scope.apps.get(call.path["app_id"]))
+
+
+def _update_app(call: Call) -> public_json.App:
+    return public_json.App.of(call.scope.apps.update(call.path["app_id"], **call.body))
+
+
+def _delete_app(call: Call) -> None:
+    call.scope.apps.delete(call.path["app_id"])
+
+
+def _app_connections(call: Call) -> AppConnections:
+    links = call.scope.apps.connections(call.path["app_id"])
+    return AppConnections(items=[public_json.AppConnection.of(link) for link in links])
+
+
+def _connectable(call: Call) -> ConnectableApps:
+    scope = call.scope
+    catalog = {p.name: p for p in scope.permissions()}
+    connected: dict[str, list[str]] = {}
+    for link in scope.apps.my_connections():
+        connected.setdefault(link.connection.app_id, []).append(link.connection.tenant)
+    items = [
+        ConnectableApp(
+            app_id=app.app_id,
+            owner=app.owner,
+            name=app.name,
+            description=app.description,
+            permissions=[public_json.Permission.of(catalog[s]) for s in app.scopes if s in catalog],
+            connected=sorted(connected.get(app.app_id, [])),
+        )
+        for app in scope.apps.connectable()
+    ]
+    return ConnectableApps(items=items)
+
+
+def _connect(call: Call) -> public_json.Connected:
+    return public_json.Connected.of_connected(call.scope.apps.connect(call.path["app_id"], **call.body))
+
+
+def _connections(call: Call) -> AppConnections:
+    return AppConnections(items=[public_json.AppConnection.of(c) for c in call.scope.apps.my_connections()])
+
+
 _R = "/registrations/{client_id}"
+_A = "/apps/{app_id}"
 _REG = public_json.Registration
 
 #: Every operation of the API, in the order the OpenAPI document lists them.
@@ -724,6 +840,57 @@ OPERATIONS: tuple[Operation, ...] = (
         _remove_permission,
         None,
         204,
+    ),
+    Operation("GET", "/apps", "listApps", "The apps the admin's tenants own", _apps, Apps),
+    Operation(
+        "POST", "/apps", "createApp", "Define a multi-tenant app", _create_app, public_json.App, 201, NewApp
+    ),
+    Operation("GET", _A, "getApp", "One of the admin's tenants' apps", _app, public_json.App),
+    Operation(
+        "PATCH",
+        _A,
+        "updateApp",
+        "Change an app (narrowed permissions narrow every connection)",
+        _update_app,
+        public_json.App,
+        body=AppChanges,
+    ),
+    Operation(
+        "DELETE", _A, "deleteApp", "Delete an app and every connection's registration", _delete_app, None, 204
+    ),
+    Operation(
+        "GET",
+        _A + "/connections",
+        "listAppConnections",
+        "Which tenants connected the app, with which permissions (never their secrets)",
+        _app_connections,
+        AppConnections,
+    ),
+    Operation(
+        "GET",
+        "/connectable-apps",
+        "listConnectableApps",
+        "The apps the admin's tenants may connect, and what each requests",
+        _connectable,
+        ConnectableApps,
+    ),
+    Operation(
+        "POST",
+        "/connectable-apps/{app_id}/connect",
+        "connectApp",
+        "Connect an app for a tenant: its own registration and secret (shown only here)",
+        _connect,
+        public_json.Connected,
+        201,
+        NewConnection,
+    ),
+    Operation(
+        "GET",
+        "/connections",
+        "listConnections",
+        "The admin's tenants' connections of apps (each is a registration of that tenant)",
+        _connections,
+        AppConnections,
     ),
     Operation(
         "GET",

@@ -31,6 +31,7 @@ from embedauth.models import (
     Permission,
     RefreshToken,
 )
+from embedauth.registry.apps import Apps, TenantApps
 from embedauth.registry.audit import Audit
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
@@ -63,7 +64,8 @@ class Admin:
 
 
 class AdminScope:
-    """What ``admin`` may do. Registrations are :class:`TenantRegistrations` on their tenants."""
+    """What ``admin`` may do. Registrations are :class:`TenantRegistrations` on their tenants, apps
+    :class:`~embedauth.registry.apps.TenantApps` (those they own, and those they may connect)."""
 
     def __init__(
         self,
@@ -74,12 +76,14 @@ class AdminScope:
         refresh_tokens: RefreshTokens,
         audit: Audit,
         source: str | None = None,
+        apps: Apps,
     ) -> None:
         self.admin = admin
         self._every = registrations
         self.registrations: TenantRegistrations = registrations.for_tenants(
             admin.tenants, actor=admin.identity, source=source
         )
+        self.apps: TenantApps = apps.for_tenants(admin.tenants, actor=admin.identity, source=source)
         self._permissions = permissions
         self._refresh_tokens = refresh_tokens
         self._audit_trail = audit

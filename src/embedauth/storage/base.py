@@ -53,7 +53,9 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args
 from embedauth.clock import Clock
 from embedauth.errors import EmbedAuthError, StorageError
 from embedauth.models import (
+    App,
     AuditRecord,
+    Connection,
     Page,
     Permission,
     RefreshToken,
@@ -78,7 +80,7 @@ __all__ = [
 ]
 
 #: The version of the stored layout this code reads and writes; backends migrate older data to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Seconds a backend waits to connect, and for any one answer, unless told otherwise.
 DEFAULT_TIMEOUT = 3.0
 
@@ -414,6 +416,45 @@ class Storage(abc.ABC):
     def save_refresh_token(self, token: RefreshToken) -> None:
         """Replace the stored token with the same id; ``RefreshTokenNotFound`` if absent.
         ``user`` and ``created_at`` never change."""
+
+    # ---------------------------------------------------------------- apps and their connections
+
+    @abc.abstractmethod
+    def create_app(self, app: App) -> None:
+        """Store a new app; ``AlreadyExists`` if the id is taken."""
+
+    @abc.abstractmethod
+    def get_app(self, app_id: str) -> App | None:
+        """The app, or None."""
+
+    @abc.abstractmethod
+    def list_apps(self, owners: Collection[str] | None = None) -> list[App]:
+        """The apps these tenants own (every app: ``None``), by ``(created_at, app_id)``."""
+
+    @abc.abstractmethod
+    def save_app(self, app: App, *, expected_version: int) -> bool:
+        """Replace the app if its stored version is ``expected_version`` (a compare-and-set, as
+        :meth:`save_registration`); False if it changed meanwhile, ``AppNotFound`` if absent."""
+
+    @abc.abstractmethod
+    def delete_app(self, app_id: str) -> bool:
+        """Delete the app and its connections' records (not their registrations); False if absent."""
+
+    @abc.abstractmethod
+    def add_connection(self, connection: Connection) -> bool:
+        """Record a tenant's connection of an app; False if that tenant has one already. Of two
+        at once for one app and tenant, exactly one succeeds. ``AppNotFound`` or
+        ``RegistrationNotFound`` if the app or the connection's registration does not exist.
+
+        A connection lives as long as its registration: once that is deleted the connection is
+        never listed again and does not stand in the way of a new one."""
+
+    @abc.abstractmethod
+    def list_connections(
+        self, *, app_id: str | None = None, tenants: Collection[str] | None = None
+    ) -> list[Connection]:
+        """The connections of ``app_id`` (any app: ``None``) by these tenants (any: ``None``), by
+        ``(created_at, app_id, tenant)``."""
 
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)

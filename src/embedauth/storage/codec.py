@@ -13,8 +13,10 @@ from typing import Any
 from embedauth.clock import from_timestamp, isoformat, to_timestamp
 from embedauth.models import (
     Access,
+    App,
     AuditRecord,
     CertificateCredential,
+    Connection,
     CustomerScope,
     CustomerScopeKind,
     Permission,
@@ -28,8 +30,12 @@ from embedauth.models import (
 from embedauth.validation import parse_customer_scope
 
 __all__ = [
+    "app_from_dict",
+    "app_to_dict",
     "audit_record_from_dict",
     "audit_record_to_dict",
+    "connection_from_dict",
+    "connection_to_dict",
     "dump_time",
     "load_time",
     "permission_from_dict",
@@ -299,4 +305,57 @@ def audit_record_from_dict(d: dict[str, Any]) -> AuditRecord:
         outcome=d["outcome"],
         reason=d["reason"],
         detail=d["detail"] if isinstance(d["detail"], dict) else {},
+    )
+
+
+def app_to_dict(a: App) -> dict[str, Any]:
+    """An app as its stored document."""
+    return {
+        "app_id": a.app_id,
+        "owner": a.owner,
+        "name": a.name,
+        "description": a.description,
+        "scopes": list(a.scopes),
+        "allowed_tenants": None if a.allowed_tenants is None else list(a.allowed_tenants),
+        "created_at": dump_time(a.created_at),
+        "updated_at": dump_time(a.updated_at),
+        "version": a.version,
+    }
+
+
+def app_from_dict(d: dict[str, Any]) -> App:
+    """The app a stored document holds."""
+    allowed = d["allowed_tenants"]
+    return App(
+        app_id=d["app_id"],
+        owner=d["owner"],
+        name=d["name"],
+        description=d["description"],
+        scopes=tuple(d["scopes"]),
+        allowed_tenants=None if allowed is None else tuple(allowed),
+        created_at=_time(d["created_at"]),
+        updated_at=_time(d["updated_at"]),
+        version=int(d["version"]),
+    )
+
+
+def connection_to_dict(c: Connection) -> dict[str, Any]:
+    """A connection as its stored document."""
+    return {
+        "app_id": c.app_id,
+        "tenant": c.tenant,
+        "client_id": c.client_id,
+        "connected_by": c.connected_by,
+        "created_at": dump_time(c.created_at),
+    }
+
+
+def connection_from_dict(d: dict[str, Any]) -> Connection:
+    """The connection a stored document holds."""
+    return Connection(
+        app_id=d["app_id"],
+        tenant=d["tenant"],
+        client_id=d["client_id"],
+        connected_by=d["connected_by"],
+        created_at=_time(d["created_at"]),
     )

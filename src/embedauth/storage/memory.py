@@ -14,6 +14,7 @@ from datetime import datetime
 from embedauth.clock import Clock, from_timestamp
 from embedauth.errors import (
     AlreadyExists,
+    AppNotFound,
     NotFound,
     PermissionInUse,
     PermissionNotFound,
@@ -22,7 +23,9 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import (
+    App,
     AuditRecord,
+    Connection,
     Page,
     Permission,
     RefreshToken,
@@ -59,6 +62,8 @@ class MemoryStorage(Storage):
         self._keys: dict[str, SigningKey] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._audit: dict[str, AuditRecord] = {}
+        self._apps: dict[str, App] = {}
+        self._connections: dict[tuple[str, str], Connection] = {}
 
     def _now(self) -> datetime:
         return from_timestamp(self.clock())
@@ -178,7 +183,11 @@ class MemoryStorage(Storage):
 
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
         with self._lock:
-            return [cid for cid in client_ids if self._registrations.pop(cid, None) is not None]
+            deleted = [cid for cid in client_ids if self._registrations.pop(cid, None) is not None]
+            gone = set(deleted)
+            for key in [k for k, c in self._connections.items() if c.client_id in gone]:
+                del self._connections[key]
+            return deleted
 
     # ---------------------------------------------------------------- one-time keys
 
@@ -304,3 +313,58 @@ class MemoryStorage(Storage):
             if token.id not in self._refresh:
                 raise RefreshTokenNotFound(f"no refresh token {token.id}")
             self._refresh[token.id] = token
+
+    # ---------------------------------------------------------------- apps and their connections
+
+    def create_app(self, app: App) -> None:
+        with self._lock:
+            if app.app_id in self._apps:
+                raise AlreadyExists(f"app {app.app_id} already exists")
+            self._apps[app.app_id] = app
+
+    def get_app(self, app_id: str) -> App | None:
+        return self._apps.get(app_id)
+
+    def list_apps(self, owners: Collection[str] | None = None) -> list[App]:
+        with self._lock:
+            found = [a for a in self._apps.values() if owners is None or a.owner in owners]
+        return sorted(found, key=lambda a: (a.created_at, a.app_id))
+
+    def save_app(self, app: App, *, expected_version: int) -> bool:
+        with self._lock:
+            stored = self._apps.get(app.app_id)
+            if stored is None:
+                raise AppNotFound(f"no app {app.app_id}")
+            if stored.version != expected_version:
+                return False
+            self._apps[app.app_id] = app
+            return True
+
+    def delete_app(self, app_id: str) -> bool:
+        with self._lock:
+            for key in [k for k in self._connections if k[0] == app_id]:
+                del self._connections[key]
+            return self._apps.pop(app_id, None) is not None
+
+    def add_connection(self, connection: Connection) -> bool:
+        with self._lock:
+            if connection.app_id not in self._apps:
+                raise AppNotFound(f"no app {connection.app_id}")
+            if connection.client_id not in self._registrations:
+                raise RegistrationNotFound(f"no registration {connection.client_id}")
+            key = (connection.app_id, connection.tenant)
+            if key in self._connections:
+                return False
+            self._connections[key] = connection
+            return True
+
+    def list_connections(
+        self, *, app_id: str | None = None, tenants: Collection[str] | None = None
+    ) -> list[Connection]:
+        with self._lock:
+            found = [
+                c
+                for c in self._connections.values()
+                if (app_id is None or c.app_id == app_id) and (tenants is None or c.tenant in tenants)
+            ]
+        return sorted(found, key=lambda c: (c.created_at, c.app_id, c.tenant))

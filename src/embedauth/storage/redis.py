@@ -28,6 +28,9 @@ and every multi-key script below touches one tag only)::
     P:{audit}:all                 zset    every record id, scored by its time (ms)
     P:{audit}:t:<tenant>          zset    the tenant's record ids (t/ ... the same per tenant and
     P:{audit}:c:<client_id>       zset    client; tc:<tenant>/<client_id> both), scored alike
+    P:{app:<app_id>}              string  app JSON (its version inside)
+    P:{app:<app_id>}:connections  hash    tenant -> connection JSON
+    P:{apps}                      zset    every app_id, scored by created_at ms
     P:revocations                 channel pub/sub: every add_revocation publishes its seq here
 
 Times are stored in whole milliseconds, like the JSON of :mod:`embedauth.storage.codec`. A prefix with
@@ -53,6 +56,9 @@ Atomicity (Lua scripts in ``lua/``, loaded once; "now" is always the storage clo
 * The audit trail shares one slot (``{audit}``): a batch of records and its index entries are one
   MULTI/EXEC; pruning reads the ids past the bound from ``all`` and removes them everywhere. Ties in
   time are ordered by id, which Redis does for equal scores (byte order, as SQL's binary keys).
+* An app and its connections share a slot: ``save_app`` and ``add_connection`` are WATCH/MULTI
+  transactions over those two keys (one connection per app and tenant). A connection whose
+  registration was deleted is left in place but never listed, and a new connection replaces it.
 * ``add_revocation`` increments the counter, appends and publishes on ``P:revocations`` in one script
   (a subscriber is woken only once the entry is readable); ``revocations_after`` purges expired
   entries (by the ``expiry`` set) and reads, in one script.
@@ -89,6 +95,7 @@ from redis.retry import Retry
 from embedauth.clock import Clock, from_timestamp
 from embedauth.errors import (
     AlreadyExists,
+    AppNotFound,
     ConfigurationError,
     NotFound,
     PermissionInUse,
@@ -100,7 +107,9 @@ from embedauth.errors import (
 )
 from embedauth.models import (
     Access,
+    App,
     AuditRecord,
+    Connection,
     Page,
     Permission,
     RefreshToken,
@@ -119,8 +128,12 @@ from embedauth.storage.base import (
     wanted_tenants,
 )
 from embedauth.storage.codec import (
+    app_from_dict,
+    app_to_dict,
     audit_record_from_dict,
     audit_record_to_dict,
+    connection_from_dict,
+    connection_to_dict,
     permission_from_dict,
     permission_to_dict,
     refresh_token_from_dict,
@@ -275,6 +288,7 @@ class RedisStorage(Storage):
         self._signing = f"{prefix}:{{keys}}:signing"
         self._all_refresh_tokens = f"{prefix}:{{refresh_tokens}}"
         self._audit = f"{prefix}:{{audit}}:"
+        self._all_apps = f"{prefix}:{{apps}}"
         script = self._redis.register_script
         self._acquire_scopes = script(_lua("acquire_scopes"))
         self._release_scopes = script(_lua("release_scopes"))
@@ -308,8 +322,9 @@ class RedisStorage(Storage):
     def _migrate(self, stored: int) -> None:
         """Version 1 to 2: the index of every registration (so that every tenant can be listed).
         Version 2 to 3 (SQL's stored effective expiry) changes nothing here: listings compute it
-        from the loaded registrations. Version 3 to 4: the index of every refresh token (the
-        sweep finds the idle ones); the audit trail and credentials' last uses start empty.
+        from the loaded registrations; nor does 3 to 4 (apps: keys of their own). Version 4 to 5:
+        the index of every refresh token (the sweep finds the idle ones); the audit trail and
+        credentials' last uses start empty.
 
         Version 1's revocation entries are read as they are (see :mod:`embedauth.storage.codec`).
         One process migrates, holding a lock key; the others wait for the new version.
@@ -336,7 +351,7 @@ class RedisStorage(Storage):
                     doc = self._redis.get(key)
                     if doc is not None and json.loads(doc).get("scopes") == []:
                         self._redis.set(key, _dump(json.loads(doc) | {"scopes": readable}), xx=True)
-            if stored < 4:
+            if stored < 5:
                 for key in self._redis.scan_iter(match=f"{self._prefix}:{{rt:*}}", count=1000):
                     doc = self._redis.get(key)
                     if doc is not None:
@@ -732,6 +747,93 @@ class RedisStorage(Storage):
         # The user and created_at never change, so the user's index needs no update.
         if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), xx=True):
             raise RefreshTokenNotFound(f"no refresh token {token.id}")
+
+    # ---------------------------------------------------------------- apps and their connections
+
+    def _app_key(self, app_id: str) -> str:
+        return f"{self._prefix}:{{app:{app_id}}}"
+
+    def _links_key(self, app_id: str) -> str:
+        return f"{self._prefix}:{{app:{app_id}}}:connections"
+
+    def create_app(self, app: App) -> None:
+        self._redis.zadd(self._all_apps, {app.app_id: _ms(app.created_at)}, nx=True)
+        if not self._redis.set(self._app_key(app.app_id), _dump(app_to_dict(app)), nx=True):
+            raise AlreadyExists(f"app {app.app_id} already exists")
+
+    def get_app(self, app_id: str) -> App | None:
+        doc = self._redis.get(self._app_key(app_id))
+        return None if doc is None else app_from_dict(json.loads(doc))
+
+    def list_apps(self, owners: Collection[str] | None = None) -> list[App]:
+        ids = self._redis.zrange(self._all_apps, 0, -1)
+        pipe = self._redis.pipeline(transaction=False)
+        for app_id in ids:
+            pipe.get(self._app_key(str(app_id)))
+        apps = [app_from_dict(json.loads(doc)) for doc in pipe.execute() if doc is not None]
+        found = [a for a in apps if owners is None or a.owner in owners]
+        return sorted(found, key=lambda a: (a.created_at, a.app_id))
+
+    def save_app(self, app: App, *, expected_version: int) -> bool:
+        key = self._app_key(app.app_id)
+
+        def swap(pipe: Any) -> bool:
+            doc = pipe.get(key)
+            if doc is None:
+                raise AppNotFound(f"no app {app.app_id}")
+            if int(json.loads(doc)["version"]) != expected_version:
+                return False
+            pipe.multi()
+            pipe.set(key, _dump(app_to_dict(app)), xx=True)
+            return True
+
+        return bool(self._redis.transaction(swap, key, value_from_callable=True))  # type: ignore[arg-type]
+
+    def delete_app(self, app_id: str) -> bool:
+        deleted = self._redis.delete(self._app_key(app_id), self._links_key(app_id))
+        self._redis.zrem(self._all_apps, app_id)
+        return bool(deleted)
+
+    def add_connection(self, connection: Connection) -> bool:
+        app_key, links, tenant = (
+            self._app_key(connection.app_id),
+            self._links_key(connection.app_id),
+            connection.tenant,
+        )
+        if not self._redis.exists(self._registration_key(connection.client_id)):
+            raise RegistrationNotFound(f"no registration {connection.client_id}")
+        held = self._redis.hget(links, tenant)
+        if held is not None and self._redis.exists(self._registration_key(json.loads(held)["client_id"])):
+            return False  # connected already (a held entry whose registration is gone gives way)
+        doc = _dump(connection_to_dict(connection))
+
+        def claim(pipe: Any) -> bool:
+            if not pipe.exists(app_key):
+                raise AppNotFound(f"no app {connection.app_id}")
+            if pipe.hget(links, tenant) != held:
+                return False  # another connection came first
+            pipe.multi()
+            pipe.hset(links, tenant, doc)
+            return True
+
+        return bool(self._redis.transaction(claim, app_key, links, value_from_callable=True))  # type: ignore[arg-type]
+
+    def list_connections(
+        self, *, app_id: str | None = None, tenants: Collection[str] | None = None
+    ) -> list[Connection]:
+        app_ids = (
+            [app_id] if app_id is not None else [str(a) for a in self._redis.zrange(self._all_apps, 0, -1)]
+        )
+        pipe = self._redis.pipeline(transaction=False)
+        for one in app_ids:
+            pipe.hvals(self._links_key(one))
+        links = [connection_from_dict(json.loads(doc)) for docs in pipe.execute() for doc in docs]
+        links = [c for c in links if tenants is None or c.tenant in tenants]
+        pipe = self._redis.pipeline(transaction=False)
+        for c in links:
+            pipe.exists(self._registration_key(c.client_id))
+        alive = [c for c, present in zip(links, pipe.execute(), strict=True) if present]
+        return sorted(alive, key=lambda c: (c.created_at, c.app_id, c.tenant))
 
 
 def _readable_revocation(member: str) -> Revocation | None:

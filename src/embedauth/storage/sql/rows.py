@@ -15,8 +15,10 @@ from sqlalchemy import Row, Table
 
 from embedauth.models import (
     Access,
+    App,
     AuditRecord,
     CertificateCredential,
+    Connection,
     CustomerScope,
     CustomerScopeKind,
     Permission,
@@ -292,4 +294,52 @@ def audit_record(row: Row[Any]) -> AuditRecord:
         outcome=row.outcome,
         reason=row.reason,
         detail=json.loads(row.detail),
+    )
+
+
+def app_row(a: App) -> dict[str, Any]:
+    return {
+        "app_id": a.app_id,
+        "owner": a.owner,
+        "name": a.name,
+        "description": a.description,
+        "scopes": json.dumps(list(a.scopes)),
+        "allowed_tenants": None if a.allowed_tenants is None else json.dumps(list(a.allowed_tenants)),
+        "created_at": us(a.created_at),
+        "updated_at": us(a.updated_at),
+        "version": a.version,
+    }
+
+
+def app(row: Row[Any]) -> App:
+    return App(
+        app_id=row.app_id,
+        owner=row.owner,
+        name=row.name,
+        description=row.description,
+        scopes=tuple(json.loads(row.scopes)),
+        allowed_tenants=None if row.allowed_tenants is None else tuple(json.loads(row.allowed_tenants)),
+        created_at=time_from_us(row.created_at),
+        updated_at=time_from_us(row.updated_at),
+        version=row.version,
+    )
+
+
+def connection_row(c: Connection) -> dict[str, Any]:
+    return {
+        "app_id": c.app_id,
+        "tenant": c.tenant,
+        "client_id": c.client_id,
+        "connected_by": c.connected_by,
+        "created_at": us(c.created_at),
+    }
+
+
+def connection(row: Row[Any]) -> Connection:
+    return Connection(
+        app_id=row.app_id,
+        tenant=row.tenant,
+        client_id=row.client_id,
+        connected_by=row.connected_by,
+        created_at=time_from_us(row.created_at),
     )

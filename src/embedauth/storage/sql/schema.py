@@ -5,8 +5,10 @@ Tables (prefixed ``embedauth_``): ``permissions``; ``registrations`` with their 
 ``position`` column so tuples round-trip; a registration's row also keeps its effective
 ``expires_at``, derived from them, to sort and filter listings by); ``once`` (one-time keys); ``revocation_log`` (one row
 per kind and subject, ``seq`` assigned from ``revocation_head``, the one row that also holds the
-log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``;
-``audit`` (the audit trail, append-only, indexed newest first overall, per tenant and per client); and
+log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; ``apps``
+and ``app_connections`` (one row per app and tenant, deleted with the app or with the connection's
+registration, version 4); ``audit`` (the audit trail, append-only, indexed newest first overall,
+per tenant and per client, version 5); and
 ``schema``, one row holding the layout version, which :data:`MIGRATIONS` raise to
 ``SCHEMA_VERSION`` in one transaction.
 
@@ -49,6 +51,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "APPS",
+    "APP_CONNECTIONS",
     "AUDIT",
     "CERTIFICATES",
     "MAX_ONCE_KEY",
@@ -184,8 +188,8 @@ SECRETS = Table(
     Column("secret_hash", Text, nullable=False),
     _at("created_at"),
     _at("expires_at"),
-    _at("last_used_at", nullable=True),  # version 4
-    _at("replaced_at", nullable=True),  # version 4
+    _at("last_used_at", nullable=True),  # version 5
+    _at("replaced_at", nullable=True),  # version 5
     **_MYSQL,
 )
 CERTIFICATES = Table(
@@ -200,7 +204,7 @@ CERTIFICATES = Table(
     _at("not_before"),
     _at("not_after"),
     _at("created_at"),
-    _at("last_used_at", nullable=True),  # version 4
+    _at("last_used_at", nullable=True),  # version 5
     **_MYSQL,
 )
 ONCE = Table(
@@ -266,7 +270,7 @@ REFRESH_TOKENS = Table(
     **_MYSQL,
 )
 
-#: The audit trail (version 4): append-only; listed by ``(at, id)`` descending.
+#: The audit trail (version 5): append-only; listed by ``(at, id)`` descending.
 AUDIT = Table(
     "embedauth_audit",
     METADATA,
@@ -284,6 +288,40 @@ AUDIT = Table(
     Index("ix_embedauth_audit_at", "at", "id"),
     Index("ix_embedauth_audit_tenant", "tenant", "at", "id"),
     Index("ix_embedauth_audit_client", "client_id", "at", "id"),
+    **_MYSQL,
+)
+
+
+APPS = Table(
+    "embedauth_apps",
+    METADATA,
+    Column("app_id", _key(64), primary_key=True),
+    Column("owner", _key(191), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("scopes", Text, nullable=False),  # a JSON list
+    Column("allowed_tenants", Text, nullable=True),  # a JSON list; NULL: any tenant
+    _at("created_at"),
+    _at("updated_at"),
+    Column("version", Integer, nullable=False),
+    Index("ix_embedauth_apps_owner", "owner", "created_at", "app_id"),
+    **_MYSQL,
+)
+APP_CONNECTIONS = Table(
+    "embedauth_app_connections",
+    METADATA,
+    Column("app_id", _key(64), ForeignKey("embedauth_apps.app_id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant", _key(191), primary_key=True),
+    Column(
+        "client_id",
+        _key(64),
+        ForeignKey("embedauth_registrations.client_id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("connected_by", String(191), nullable=False),
+    _at("created_at"),
+    Index("ix_embedauth_app_connections_tenant", "tenant", "created_at"),
     **_MYSQL,
 )
 
@@ -441,7 +479,13 @@ def _v3(conn: Connection) -> None:
 
 
 def _v4(conn: Connection) -> None:
-    """Version 3 to 4: ``last_used_at`` per secret and certificate, a secret's ``replaced_at``
+    """Version 3 to 4: multi-tenant apps and their connections (two new tables)."""
+    APPS.create(conn, checkfirst=True)
+    APP_CONNECTIONS.create(conn, checkfirst=True)
+
+
+def _v5(conn: Connection) -> None:
+    """Version 4 to 5: ``last_used_at`` per secret and certificate, a secret's ``replaced_at``
     (rotated out with a grace period), and the audit trail."""
     for table, columns in (
         ("embedauth_secrets", ("last_used_at", "replaced_at")),
@@ -456,4 +500,4 @@ def _v4(conn: Connection) -> None:
 
 #: ``MIGRATIONS[n]`` takes a stored layout from version ``n - 1`` to ``n``. An empty database gets
 #: the current layout at once (:func:`create`); version 1 was the first released.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}

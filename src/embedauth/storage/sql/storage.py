@@ -53,9 +53,11 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from embedauth import models
 from embedauth.clock import Clock, from_timestamp
 from embedauth.errors import (
     AlreadyExists,
+    AppNotFound,
     ConfigurationError,
     EmbedAuthError,
     NotFound,
@@ -66,6 +68,7 @@ from embedauth.errors import (
     UnknownPermission,
 )
 from embedauth.models import (
+    App,
     AuditRecord,
     Page,
     Permission,
@@ -88,6 +91,8 @@ from embedauth.storage.sql import rows, schema
 from embedauth.storage.sql.engine import READ, create_engine_for, engine_url
 from embedauth.storage.sql.postgres_feed import PostgresChangeFeed, feed_channel
 from embedauth.storage.sql.schema import (
+    APP_CONNECTIONS,
+    APPS,
     AUDIT,
     CERTIFICATES,
     MIGRATIONS,
@@ -618,6 +623,73 @@ class SQLStorage(Storage):
             rows.refresh_token_row(token),
             RefreshTokenNotFound(f"no refresh token {token.id}"),
         )
+
+    # ---------------------------------------------------------------- apps and their connections
+
+    def create_app(self, app: App) -> None:
+        taken = AlreadyExists(f"app {app.app_id} already exists")
+        with self._engine.begin() as conn, _on_integrity(taken):
+            conn.execute(insert(APPS).values(rows.app_row(app)))
+
+    def get_app(self, app_id: str) -> App | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(APPS).where(APPS.c.app_id == app_id)).first()
+        return None if row is None else rows.app(row)
+
+    def list_apps(self, owners: Collection[str] | None = None) -> list[App]:
+        query = select(APPS).order_by(APPS.c.created_at, APPS.c.app_id)
+        if owners is not None:
+            query = query.where(APPS.c.owner.in_(sorted(owners)))
+        with self._reader.connect() as conn:
+            return [rows.app(row) for row in conn.execute(query)]
+
+    def save_app(self, app: App, *, expected_version: int) -> bool:
+        key = APPS.c.app_id
+        with self._engine.begin() as conn:
+            swapped = conn.execute(
+                update(APPS)
+                .where(key == app.app_id, APPS.c.version == expected_version)
+                .values(rows.app_row(app))
+            ).rowcount
+            if not swapped and conn.execute(select(key).where(key == app.app_id)).first() is None:
+                raise AppNotFound(f"no app {app.app_id}")
+        return bool(swapped)
+
+    def delete_app(self, app_id: str) -> bool:
+        with self._engine.begin() as conn:  # its connections' rows go with it (ON DELETE CASCADE)
+            conn.execute(delete(APP_CONNECTIONS).where(APP_CONNECTIONS.c.app_id == app_id))
+            return bool(conn.execute(delete(APPS).where(APPS.c.app_id == app_id)).rowcount)
+
+    def add_connection(self, connection: models.Connection) -> bool:
+        with self._engine.begin() as conn:
+            self._connection_parents(conn, connection)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(APP_CONNECTIONS).values(rows.connection_row(connection)))
+            except IntegrityError:
+                self._connection_parents(conn, connection)  # deleted meanwhile: say which
+                return False  # the primary key (app, tenant): connected already
+        return True
+
+    @staticmethod
+    def _connection_parents(conn: Connection, connection: models.Connection) -> None:
+        if conn.execute(select(APPS.c.app_id).where(APPS.c.app_id == connection.app_id)).first() is None:
+            raise AppNotFound(f"no app {connection.app_id}")
+        cid = REGISTRATIONS.c.client_id
+        if conn.execute(select(cid).where(cid == connection.client_id)).first() is None:
+            raise RegistrationNotFound(f"no registration {connection.client_id}")
+
+    def list_connections(
+        self, *, app_id: str | None = None, tenants: Collection[str] | None = None
+    ) -> list[models.Connection]:
+        c = APP_CONNECTIONS.c
+        query = select(APP_CONNECTIONS).order_by(c.created_at, c.app_id, c.tenant)
+        if app_id is not None:
+            query = query.where(c.app_id == app_id)
+        if tenants is not None:
+            query = query.where(c.tenant.in_(sorted(tenants)))
+        with self._reader.connect() as conn:
+            return [rows.connection(row) for row in conn.execute(query)]
 
     def _replace(self, key: Column[str], row: dict[str, Any], missing: NotFound) -> None:
         """Overwrite the row whose ``key`` column matches ``row``; ``missing`` if there is none."""
