@@ -92,8 +92,31 @@ class Settings:
     max_live_secrets: int = 2
     #: Successful secret verifications remembered, so that a known client costs no argon2 run.
     secret_cache_size: int = 10_000
-    #: A person's refresh token unused this many days is revoked at its next use.
+    #: A person's refresh token unused this many days is refused (and revoked) at its next use, and
+    #: revoked by the expiry sweep.
     refresh_token_idle_days: int = 365
+    #: The longest grace period a secret rotation may give the secrets it replaces (seconds; 7 days).
+    max_rotation_grace: int = 604_800
+    #: How often a process writes the last uses it saw (seconds): at most one write per credential
+    #: in each interval, and the stored time is at most this far behind the last use.
+    last_used_interval: float = 5.0
+
+    # -- the lifecycle sweep and the audit trail
+    #: Seconds between two expiry sweeps that ``embedauth serve`` (or ``auth.lifecycle.start()``)
+    #: runs in the background; 0: none (run ``embedauth notify`` from a scheduler instead).
+    sweep_interval: float = 0.0
+    #: A file the built-in notices plugin appends each expiry notice to, as one JSON line; ``-``:
+    #: standard output. None: no file (the hooks still fire).
+    notice_file: str | None = None
+    #: Audit records older than this many days are pruned.
+    audit_retention_days: int = 90
+    #: At most this many audit records are kept (the oldest go first); Redis holds them in memory,
+    #: about 1 KB each.
+    audit_max_records: int = 1_000_000
+    #: Audit records queued in a process before the oldest unwritten ones are dropped (and counted).
+    audit_queue_size: int = 10_000
+    #: How often a process writes its queued audit records (seconds).
+    audit_flush_interval: float = 1.0
 
     # -- argon2id (OWASP's minimum: 19 MiB, 2 passes, 1 lane; secrets are 256 random bits, so the
     # hash guards leaked rows, not weak passwords)
@@ -179,6 +202,12 @@ class Settings:
             raise ConfigurationError("the failed-authentication limits must be at least 1")
         if self.revocation_client_token_limit < 1 or self.revocation_token_limit < 1:
             raise ConfigurationError("the revocation limits must be at least 1")
+        if self.max_rotation_grace < 0 or self.sweep_interval < 0:
+            raise ConfigurationError("max_rotation_grace and sweep_interval cannot be negative")
+        if min(self.last_used_interval, self.audit_flush_interval) <= 0:
+            raise ConfigurationError("last_used_interval and audit_flush_interval must be positive")
+        if min(self.audit_retention_days, self.audit_max_records, self.audit_queue_size) < 1:
+            raise ConfigurationError("the audit bounds must be at least 1")
         for path in (self.admin_api_prefix, self.admin_page_path):
             if path and (not path.startswith("/") or path.endswith("/")):
                 raise ConfigurationError(f"admin paths start with / and do not end with one; got {path!r}")

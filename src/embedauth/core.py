@@ -19,8 +19,12 @@ from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import ConfigurationError
 from embedauth.hooks import make_plugin_manager
 from embedauth.models import Principal
+from embedauth.plugins import notices
 from embedauth.registry.admin import Admin, AdminScope
 from embedauth.registry.apps import Apps
+from embedauth.registry.audit import Audit
+from embedauth.registry.last_used import UseWriter
+from embedauth.registry.lifecycle import Lifecycle
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations
@@ -45,8 +49,10 @@ class EmbedAuth:
     does), and then ``plugins`` are added to it.
 
     The services: :attr:`permissions`, :attr:`registrations`, :attr:`refresh_tokens`,
-    :attr:`clients` (client authentication), :attr:`tokens` (the grants), :attr:`keys` and
-    :attr:`revocations`.
+    :attr:`clients` (client authentication), :attr:`tokens` (the grants), :attr:`keys`,
+    :attr:`revocations`, :attr:`audit` (the audit trail) and :attr:`lifecycle` (the expiry sweep).
+    Audit records and last uses are written behind by threads of their own; :meth:`close` writes
+    what they hold.
     """
 
     def __init__(
@@ -101,13 +107,17 @@ class EmbedAuth:
             window=settings.failed_auth_window,
             clock=clock,
         )
+        if settings.notice_file is not None and plugins.get_plugin(notices.PLUGIN_NAME) is None:
+            plugins.register(notices.JsonLinesNotices(settings.notice_file, clock), name=notices.PLUGIN_NAME)
+        self.audit = audit = Audit(storage, settings, clock, plugins)
+        self._uses = uses = UseWriter(storage, interval=settings.last_used_interval)
         self.revocations = revocations = RevocationState(storage, settings, clock)
         self.keys = KeyRing(storage, settings, clock, revocations)
         self.permissions = Permissions(storage, clock, plugins)
-        self.registrations = Registrations(storage, settings, clock, hasher, plugins, revocations)
-        self.apps = Apps(storage, clock, self.registrations, plugins)
+        self.registrations = Registrations(storage, settings, clock, hasher, plugins, revocations, audit)
+        self.apps = Apps(storage, clock, self.registrations, audit)
         self.refresh_tokens = RefreshTokens(
-            storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle
+            storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle, uses
         )
         self.clients = ClientAuthenticator(storage, settings, clock, hasher, secret_cache, plugins, throttle)
         self.tokens = Tokens(
@@ -119,19 +129,38 @@ class EmbedAuth:
             clients=self.clients,
             refresh_tokens=self.refresh_tokens,
             plugins=plugins,
+            audit=audit,
+            uses=uses,
+        )
+        self.lifecycle = Lifecycle(
+            storage,
+            settings,
+            clock,
+            plugins,
+            registrations=self.registrations,
+            refresh_tokens=self.refresh_tokens,
+            audit=audit,
         )
 
-    def admin_scope(self, admin: Admin) -> AdminScope:
+    def admin_scope(self, admin: Admin, *, source: str | None = None) -> AdminScope:
         """What ``admin`` may do: their tenants' registrations, the catalog, their own refresh tokens,
-        each change reported with their identity (the management API runs on this)."""
+        each change reported with their identity and ``source`` (from where: the remote address)
+        and stored in the audit trail (the management API runs on this)."""
         return AdminScope(
             admin,
             registrations=self.registrations,
             permissions=self.permissions,
             refresh_tokens=self.refresh_tokens,
+            audit=self.audit,
+            source=source,
             apps=self.apps,
-            plugins=self.plugins,
         )
+
+    def flush(self) -> None:
+        """Write what is held behind (queued audit records, last uses) now: what tests and
+        short-lived scripts call; :meth:`close` does it too."""
+        self._uses.flush()
+        self.audit.flush()
 
     def prepare(self) -> None:
         """Load what verification needs (signing keys, revocation state) and start keeping it
@@ -164,7 +193,11 @@ class EmbedAuth:
         )
 
     def close(self) -> None:
-        """Stop the revocation thread, and close the storage if this instance opened it."""
+        """Stop the background threads (writing the last uses and audit records they hold), and
+        close the storage if this instance opened it."""
+        self.lifecycle.stop()
+        self._uses.close()
+        self.audit.close()
         self.revocations.stop()
         if self._owns_storage:
             self.storage.close()

@@ -173,6 +173,12 @@ class OAuthError(EmbedAuthError):
         self.description = description
         #: Seconds to wait before trying again, sent as ``Retry-After`` when set.
         self.retry_after: int | None = None
+        #: Why, in the server's words, for the log and the audit trail only (never sent).
+        self.internal_reason: str | None = None
+        #: The client (or refresh token) the refusal concerns, its tenant and who holds it, when known.
+        self.refused_client_id: str | None = None
+        self.refused_tenant: str | None = None
+        self.refused_actor: str | None = None
 
     def body(self) -> dict[str, str]:
         """The RFC 6749 §5.2 JSON body: ``error`` and, when there is one, ``error_description``."""

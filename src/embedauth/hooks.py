@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from embedauth.models import CertificateCredential, Registration, SecretCredential
+    from embedauth.models import AuditRecord, CertificateCredential, Registration, SecretCredential
     from embedauth.storage.base import StorageFactory
 
 __all__ = ["PROJECT", "hookimpl", "hookspec", "make_plugin_manager"]
@@ -59,25 +59,50 @@ class Specs:
 
     @hookspec
     def embedauth_admin_action(
-        self, actor: str, action: str, tenant: str | None, target: str | None, detail: Mapping[str, Any]
+        self,
+        actor: str,
+        action: str,
+        tenant: str | None,
+        target: str | None,
+        detail: Mapping[str, Any],
+        source: str | None,
     ) -> None:
-        """An admin changed something, through the management API or a tenant-bound handle.
+        """An admin changed something, through the management API, a tenant-bound handle or the command.
 
-        ``actor`` is who (the admin guard's identity), ``action`` what (``registration.create``,
-        ``registration.disable``, ``permission.add``, ``refresh_token.revoke``…), ``tenant`` and
-        ``target`` (a client ID, permission name or refresh token id) what it concerned, and
-        ``detail`` a few facts that are never secret (the fields edited, a secret's id).
+        ``actor`` is who (the admin guard's identity, ``cli:USER``), ``action`` what
+        (``registration.create``, ``registration.disable``, ``permission.add``,
+        ``refresh_token.revoke``…), ``tenant`` and ``target`` (a client ID, permission name or
+        refresh token id) what it concerned, ``detail`` a few facts that are never secret (the
+        fields edited, a secret's id), and ``source`` from where (the remote address, ``cli``;
+        None when unknown). The same event is stored in the audit trail.
         """
+
+    @hookspec
+    def embedauth_audit_record(self, record: AuditRecord) -> None:
+        """An audit record was written (admin actions, tokens issued and refused, notices): for an
+        external sink. Called from the audit writer's thread, never on a request's path."""
 
     @hookspec
     def embedauth_credential_expiring(
         self,
         registration: Registration,
-        credential: SecretCredential | CertificateCredential,
+        credential: SecretCredential | CertificateCredential | None,
         days_left: int,
+        expires_at: datetime,
     ) -> None:
-        """A credential was used within 30 or 7 days of its expiry, or presented after it
-        (``days_left`` <= 0); once per credential and threshold in each process."""
+        """The expiry sweep found a credential (None: the registration's own expiry) within 30 or
+        7 days of ``expires_at``; ``days_left`` is the whole days left, rounded up. Once per
+        deployment, credential and threshold (see docs/lifecycle.md)."""
+
+    @hookspec
+    def embedauth_credential_expired(
+        self,
+        registration: Registration,
+        credential: SecretCredential | CertificateCredential | None,
+        expires_at: datetime,
+    ) -> None:
+        """The expiry sweep found a credential (None: the registration itself) expired at
+        ``expires_at``; once per deployment and credential."""
 
     @hookspec
     def embedauth_token_issued(

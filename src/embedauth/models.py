@@ -17,6 +17,7 @@ __all__ = [
     "DELETED_GENERATION",
     "Access",
     "App",
+    "AuditRecord",
     "CertificateCredential",
     "Connection",
     "CreatedRefreshToken",
@@ -101,6 +102,10 @@ class SecretCredential:
     secret_hash: str = field(repr=False)
     created_at: datetime
     expires_at: datetime
+    #: When it was last presented successfully (written behind, coalesced; None: never).
+    last_used_at: datetime | None = None
+    #: When a rotation with a grace period replaced it; it then works until ``expires_at`` only.
+    replaced_at: datetime | None = None
 
     def is_live(self, now: datetime) -> bool:
         """Whether the secret may be used at ``now`` (before its expiry)."""
@@ -122,6 +127,8 @@ class CertificateCredential:
     not_before: datetime
     not_after: datetime
     created_at: datetime
+    #: When it last signed an accepted client assertion (written behind, coalesced; None: never).
+    last_used_at: datetime | None = None
 
     @property
     def expires_at(self) -> datetime:
@@ -398,6 +405,33 @@ class TokenResponse:
         if self.refresh_token is not None:
             body["refresh_token"] = self.refresh_token
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry of the audit trail: who did what, to which registration, when, from where.
+
+    ``actor`` is who (an admin's identity, ``cli:USER``, the client for token events,
+    ``embedauth:sweep`` for the expiry sweep); ``action`` what (``registration.create``,
+    ``token.issued``, ``token.refused``, ``notice.expiring``…); ``tenant`` and ``client_id`` the
+    registration it concerns (when there is one), ``target`` what else it acted on (a permission,
+    a refresh token, a credential); ``source`` from where (a remote address, ``cli``, ``sweep``);
+    ``outcome`` ``success``, ``refused`` or ``failed``; ``reason`` the internal reason of a
+    refusal (the stored log only: never sent to the OAuth caller); ``detail`` a few facts that are
+    never secret. Nothing in a record is a secret, a hash or a token.
+    """
+
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    tenant: str | None = None
+    client_id: str | None = None
+    target: str | None = None
+    source: str | None = None
+    outcome: str = "success"
+    reason: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

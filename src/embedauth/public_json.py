@@ -23,6 +23,7 @@ from embedauth.registry.apps import Connected as _Connected
 __all__ = [
     "App",
     "AppConnection",
+    "AuditRecord",
     "Certificate",
     "CertificateAdded",
     "Connected",
@@ -34,6 +35,7 @@ __all__ = [
     "Secret",
     "SigningKey",
     "Time",
+    "audit_record",
     "certificate",
     "certificate_added",
     "created_refresh_token",
@@ -81,21 +83,36 @@ class Permission(_Shape):
 
 
 class Secret(_Shape):
-    """A secret credential: its id, hint and dates; never its hash."""
+    """A secret credential: its id, hint and dates; never its hash.
+
+    ``last_used_at`` is its last successful use (written behind: up to ``last_used_interval``
+    late; null: never); ``replaced_at`` is set when a rotation with a grace period replaced it, and
+    it then works until ``expires_at`` only.
+    """
 
     id: str
     hint: str
     created_at: Time
     expires_at: Time
+    last_used_at: Time | None
+    replaced_at: Time | None
 
     @classmethod
     def of(cls, s: models.SecretCredential) -> Secret:
         """The shape of ``s``."""
-        return cls(id=s.id, hint=s.hint, created_at=s.created_at, expires_at=s.expires_at)
+        return cls(
+            id=s.id,
+            hint=s.hint,
+            created_at=s.created_at,
+            expires_at=s.expires_at,
+            last_used_at=s.last_used_at,
+            replaced_at=s.replaced_at,
+        )
 
 
 class Certificate(_Shape):
-    """A certificate credential's facts; never its public key material."""
+    """A certificate credential's facts; never its public key material. ``last_used_at``: when it
+    last signed an accepted client assertion (written behind; null: never)."""
 
     id: str
     thumbprint: str
@@ -105,6 +122,7 @@ class Certificate(_Shape):
     not_after: Time
     created_at: Time
     expires_at: Time
+    last_used_at: Time | None
 
     @classmethod
     def of(cls, c: models.CertificateCredential) -> Certificate:
@@ -118,6 +136,7 @@ class Certificate(_Shape):
             not_after=c.not_after,
             created_at=c.created_at,
             expires_at=c.expires_at,
+            last_used_at=c.last_used_at,
         )
 
 
@@ -336,6 +355,47 @@ class SigningKey(_Shape):
             retires_at=k.retires_at,
             expires_at=k.expires_at,
         )
+
+
+class AuditRecord(_Shape):
+    """One record of the audit trail (``GET /audit``, ``embedauth audit --json``): who (``actor``),
+    what (``action``), which registration (``tenant``, ``client_id``) or other ``target``, when
+    (``at``), from where (``source``), how it ended (``outcome``: success, refused, failed), the
+    internal ``reason`` of a refusal, and a few non-secret ``detail`` values."""
+
+    id: str
+    at: Time
+    actor: str
+    action: str
+    tenant: str | None
+    client_id: str | None
+    target: str | None
+    source: str | None
+    outcome: str
+    reason: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: models.AuditRecord) -> AuditRecord:
+        """The shape of ``r``."""
+        return cls(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            tenant=r.tenant,
+            client_id=r.client_id,
+            target=r.target,
+            source=r.source,
+            outcome=r.outcome,
+            reason=r.reason,
+            detail=dict(r.detail),
+        )
+
+
+def audit_record(r: models.AuditRecord) -> dict[str, Any]:
+    """One audit record."""
+    return AuditRecord.of(r).dump()
 
 
 def permission(p: models.Permission) -> dict[str, Any]:

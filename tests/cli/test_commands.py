@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import embedauth.cli.commands as cli_module
 from embedauth import EmbedAuth, InvalidGrant, InvalidToken
-from embedauth.clock import FrozenClock
+from embedauth.clock import FrozenClock, isoformat
 from tests import keys
 from tests.cli.conftest import Cli, at, sqlite_url
 from tests.conftest import TEST_SETTINGS
@@ -710,3 +710,43 @@ def test_list_sorts_and_finds_what_expires_soon(tmp_path: Path, cli: Cli, now_cl
     assert names("--desc") == ["charlie", "Alpha", "bravo"]
     assert names("--expiring-within", "400") == ["Alpha"]
     assert cli("registrations", "list", "--sort", "secret", *store).code == 2  # argparse's usage error
+
+
+def test_rotate_with_grace_audit_and_notify(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
+    """``rotate-secret --grace``, ``audit`` (every change the command made, as cli:USER) and
+    ``notify`` (the notices due, once)."""
+    store = ("--storage", sqlite_url(tmp_path))
+    cli.ok("permissions", "add", "devices:read", *store)
+    made = cli.ok(
+        "registrations", "create", "--tenant", "site-1", "--name", "Fleet",
+        "--secret-expires", at(now_clock, 5).isoformat(), *store,
+    )  # fmt: skip
+    rotated = cli.ok("registrations", "rotate-secret", made["client_id"], "--grace", "24h", *store)
+    old = next(s for s in rotated["secrets"] if s["id"] == made["secret_id"])
+    assert old["replaced_at"] is not None and old["expires_at"] == isoformat(at(now_clock, 1))
+    shown = cli("registrations", "show", made["client_id"], *store).out
+    assert "(replaced " in shown and "never used" in shown
+    bad = cli("registrations", "rotate-secret", made["client_id"], "--grace", "soon", *store)
+    assert bad.code == 2 and "not a duration" in bad.err
+    records = cli.ok("audit", "--client-id", made["client_id"], *store)
+    assert sorted(r["action"] for r in records) == ["registration.create", "registration.rotate_secret"]
+    assert {(r["actor"].split(":")[0], r["source"]) for r in records} == {("cli", "cli")}
+    assert cli.ok("audit", "--tenant", "site-2", *store) == []
+    assert cli.ok("audit", "--since", at(now_clock, 1).isoformat(), *store) == []
+    assert "permission.add" in cli("audit", *store).out
+    swept = cli.ok("notify", *store)
+    # The old secret was replaced (its end chosen), the new one lasts a year: nothing is due.
+    assert swept["notices"] == [] and swept["registrations_checked"] == 1
+    late = cli.ok(
+        "registrations", "create", "--tenant", "site-1", "--name", "Late",
+        "--secret-expires", at(now_clock, 3).isoformat(), *store,
+    )  # fmt: skip
+    text = cli("notify", *store).out
+    assert f"site-1  {late['client_id']}  Late: secret {late['secret_id']} expires in 3 days" in text
+    assert cli.ok("notify", *store)["notices"] == []  # once
+    notices = [
+        r
+        for r in cli.ok("audit", "--client-id", late["client_id"], *store)
+        if r["action"] == "notice.expiring"
+    ]
+    assert [(r["actor"], r["detail"]["days_left"]) for r in notices] == [("embedauth:sweep", 3)]

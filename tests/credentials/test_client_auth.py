@@ -1085,33 +1085,24 @@ def test_unusable_after_authentication_says_why(
         auth.tokens.client_credentials(made.client_id, made.client_secret)
 
 
-class ExpiryRecorder:
-    def __init__(self) -> None:
-        self.events: list[int] = []
+def test_using_a_credential_near_its_expiry_sends_no_notice(clock: FrozenClock) -> None:
+    """Notices are the expiry sweep's (tests/registry/test_lifecycle.py), once per deployment:
+    using a credential near its end no longer fires them in each process."""
 
-    @hookimpl
-    def embedauth_credential_expiring(self, registration: Any, credential: Any, days_left: int) -> None:
-        self.events.append(days_left)
+    class Heard:
+        def __init__(self) -> None:
+            self.events: list[int] = []
 
+        @hookimpl
+        def embedauth_credential_expiring(self, registration: Any, credential: Any, days_left: int) -> None:
+            self.events.append(days_left)
 
-def test_credentials_near_expiry_are_reported(clock: FrozenClock) -> None:
-    recorder = ExpiryRecorder()
-    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[recorder], **TEST_SETTINGS) as auth:
+    heard = Heard()
+    with EmbedAuth("memory://", clock=clock, issuer=ISSUER, plugins=[heard], **TEST_SETTINGS) as auth:
         made = auth.registrations.create(
-            tenant="t", name="n", secret_expires_at=utcnow(clock) + timedelta(days=40)
+            tenant="t", name="n", secret_expires_at=utcnow(clock) + timedelta(days=5)
         )
-
-        def use() -> None:
-            with contextlib.suppress(InvalidClient):  # the last uses present an expired secret
-                auth.tokens.client_credentials(made.client_id, made.client_secret)
-
-        use()
-        clock.advance(15 * 86400)  # 25 days left
-        use()
-        use()
-        clock.advance(19 * 86400)  # 6 days left
-        use()
-        clock.advance(7 * 86400)  # expired
-        use()
-        use()
-        assert recorder.events == [25, 6, -1]  # once per threshold: 30, 7, expired
+        auth.tokens.client_credentials(made.client_id, made.client_secret)
+        assert heard.events == []
+        auth.lifecycle.sweep()
+        assert heard.events == [5]

@@ -124,6 +124,7 @@ ATTEMPTS: list[tuple[str, str, Any]] = [
     ("POST", "/registrations/{id}/disable", {}),
     ("POST", "/registrations/{id}/enable", {}),
     ("POST", "/registrations/{id}/renew", {"days": 30}),
+    ("GET", "/registrations/{id}/audit", None),
 ]
 
 
@@ -485,3 +486,52 @@ def test_answers_match_the_document(api: Api, clock: FrozenClock) -> None:
         jsonschema_rs.Draft202012Validator({**schema, "components": document["components"]}).validate(
             answer.body
         )
+
+
+# ---------------------------------------------------------------------------- the audit trail
+
+
+def test_the_audit_trail_is_the_admins_tenants_only(backend_api: Api) -> None:
+    api = backend_api
+    mine = create(api, ALICE, "site-1")
+    theirs = create(api, BOB, "site-2")
+    api(ALICE, "POST", f"/registrations/{mine['client_id']}/disable", {})
+    api.auth.flush()
+    answer = api(ALICE, "GET", "/audit")
+    assert answer.status == 200 and answer.headers["cache-control"] == "no-store"
+    # (one frozen instant: records of the same time are listed by id)
+    assert sorted((r["actor"], r["action"], r["client_id"]) for r in answer.body["items"]) == [
+        ("alice", "registration.create", mine["client_id"]),
+        ("alice", "registration.disable", mine["client_id"]),
+    ]
+    assert {r["tenant"] for r in answer.body["items"]} == {"site-1"} and answer.body["total"] == 2
+    # Another tenant's client ID yields nothing, its trail is "not found", as a missing one's.
+    assert api(ALICE, "GET", f"/audit?client_id={theirs['client_id']}").body["total"] == 0
+    assert api(ALICE, "GET", "/audit?tenant=site-2").body["total"] == 0
+    assert_problem(api(ALICE, "GET", f"/registrations/{theirs['client_id']}/audit"), 404)
+    own = api(ALICE, "GET", f"/registrations/{mine['client_id']}/audit?limit=1")
+    assert own.status == 200 and own.body["total"] == 2 and len(own.body["items"]) == 1
+    assert api(BOB, "GET", f"/registrations/{theirs['client_id']}/audit").body["total"] == 1
+    # A deleted registration of theirs keeps its trail.
+    api(ALICE, "DELETE", f"/registrations/{mine['client_id']}")
+    api.auth.flush()
+    assert api(ALICE, "GET", f"/registrations/{mine['client_id']}/audit").body["total"] == 3
+    since = api(ALICE, "GET", "/audit?since=2100-01-01T00:00:00Z")
+    assert since.status == 200 and since.body["items"] == []
+    assert_problem(api(ALICE, "GET", "/audit?limit=501"), 422)
+    assert_problem(api(ALICE, "GET", "/audit?since=yesterday"), 422)
+
+
+def test_rotation_with_a_grace_period(api: Api) -> None:
+    made = create(api, ALICE, "site-1")
+    rotated = api(ALICE, "POST", f"/registrations/{made['client_id']}/rotate-secret", {"grace_seconds": 3600})
+    assert rotated.status == 200, rotated
+    old = next(s for s in rotated.body["secrets"] if s["id"] == made["secret_id"])
+    assert old["replaced_at"] is not None and old["last_used_at"] is None
+    assert len(rotated.body["secrets"]) == 2
+    too_long = api(
+        ALICE, "POST", f"/registrations/{made['client_id']}/rotate-secret", {"grace_seconds": 8 * 86400}
+    )
+    assert [e["field"] for e in assert_problem(too_long, 422)["errors"]] == ["grace_seconds"]
+    at_once = api(ALICE, "POST", f"/registrations/{made['client_id']}/rotate-secret", {})
+    assert len(at_once.body["secrets"]) == 1

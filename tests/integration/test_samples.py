@@ -350,3 +350,9 @@ def test_every_sample_is_run() -> None:
         ),
     }
     assert counted == {README: 4, DOCS / "hooks.md": 1, DOCS / "client-assertions.md": 3}
+    # Run in-process, by the tests of what they show: tests/registry/test_lifecycle.py and test_audit.py.
+    in_process = {
+        page: len(re.findall(r"```python\n", (DOCS / page).read_text()))
+        for page in ("lifecycle.md", "audit.md")
+    }
+    assert in_process == {"lifecycle.md": 1, "audit.md": 1}

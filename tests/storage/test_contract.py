@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from embedauth.errors import (
 )
 from embedauth.models import (
     Access,
+    AuditRecord,
     CertificateCredential,
     CustomerScope,
     CustomerScopeKind,
@@ -981,3 +983,177 @@ def test_an_unknown_sort_is_refused(storage: Storage, clock: FrozenClock) -> Non
     storage.create_registration(registration(clock))
     with pytest.raises(ValueError, match="updated_at"):
         storage.list_registrations("site-1", sort="updated_at")  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- last use per credential
+
+
+def test_record_use_moves_each_credential_forward_only(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock, certificates=(certificate(clock),))
+    storage.create_registration(reg)
+    secret_id, certificate_id = reg.secrets[0].id, reg.certificates[0].id
+    early, late = now(clock) + timedelta(seconds=1), now(clock) + timedelta(seconds=2)
+    storage.record_use(reg.client_id, late, credential_id=secret_id)
+    storage.record_use(reg.client_id, early, credential_id=secret_id)  # older: ignored
+    storage.record_use(reg.client_id, early, credential_id=certificate_id)
+    storage.record_use(reg.client_id, late, credential_id="not-a-credential")  # ignored
+    storage.record_use("no-such-client", late, credential_id=secret_id)  # ignored
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None
+    assert stored.last_used_at == late
+    assert (stored.secrets[0].last_used_at, stored.certificates[0].last_used_at) == (late, early)
+    assert stored.version == reg.version
+
+
+def test_save_keeps_each_credentials_last_use(storage: Storage, clock: FrozenClock) -> None:
+    """A save with a stale model keeps the stored uses; a credential dropped takes its use along."""
+    reg = registration(clock, secrets=(secret(clock), secret(clock)))
+    storage.create_registration(reg)
+    used = now(clock) + timedelta(seconds=5)
+    for s in reg.secrets:
+        storage.record_use(reg.client_id, used, credential_id=s.id)
+    kept, dropped = reg.secrets
+    assert storage.save_registration(bump(reg, name="Renamed", secrets=(kept,)), expected_version=1)
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and [s.last_used_at for s in stored.secrets] == [used]
+    # Put back, the dropped one starts unused: its last use went with it.
+    assert storage.save_registration(bump(stored, secrets=(kept, dropped)), expected_version=2)
+    again = storage.get_registration(reg.client_id)
+    assert again is not None and [s.last_used_at for s in again.secrets] == [used, None]
+
+
+def test_a_replaced_secret_keeps_its_mark(storage: Storage, clock: FrozenClock) -> None:
+    replaced = dataclasses.replace(secret(clock), replaced_at=now(clock))
+    reg = registration(clock, secrets=(replaced, secret(clock)))
+    storage.create_registration(reg)
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and [s.replaced_at for s in stored.secrets] == [now(clock), None]
+
+
+def test_uses_racing_saves_are_never_lost(storage: Storage, clock: FrozenClock) -> None:
+    reg = registration(clock)
+    storage.create_registration(reg)
+    secret_id = reg.secrets[0].id
+    moments = [now(clock) + timedelta(milliseconds=i) for i in range(1, 21)]
+
+    def work(i: int) -> None:
+        if i % 2:
+            storage.record_use(reg.client_id, moments[i], credential_id=secret_id)
+        else:
+            current = storage.get_registration(reg.client_id)
+            assert current is not None
+            storage.save_registration(bump(current, name=f"n{i}"), expected_version=current.version)
+
+    hammer(20, work)
+    storage.record_use(reg.client_id, moments[0], credential_id=secret_id)  # older than all: no change
+    stored = storage.get_registration(reg.client_id)
+    assert stored is not None and stored.secrets[0].last_used_at == moments[19]
+
+
+# -------------------------------------------------------------------- the audit trail
+
+
+def audit_record(clock: FrozenClock, **changes: object) -> AuditRecord:
+    base = AuditRecord(
+        id=secrets.token_hex(16),
+        at=now(clock),
+        actor="alice",
+        action="registration.create",
+        tenant="site-1",
+        client_id=new_client_id(),
+        target=None,
+        source="192.0.2.1",
+        outcome="success",
+        reason=None,
+        detail={"scopes": ["devices:read"], "count": 2, "ok": True, "none": None, "é": "ü"},
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_audit_records_round_trip_newest_first(storage: Storage, clock: FrozenClock) -> None:
+    first = audit_record(clock)
+    clock.advance(1)
+    second = audit_record(
+        clock, tenant=None, client_id=None, actor="cli:root", reason="why", outcome="refused"
+    )
+    clock.advance(1)
+    tie = [audit_record(clock, id=f"{'f' if i else '0'}" * 32) for i in range(2)]  # same time: by id
+    storage.add_audit_records([first, second, *tie])
+    page = storage.list_audit_records(None)
+    assert list(page.items) == [tie[1], tie[0], second, first] and page.total == 4
+    assert page.items[2] == second  # every field, the detail included
+
+
+def test_audit_records_by_tenant_client_and_since(storage: Storage, clock: FrozenClock) -> None:
+    client = new_client_id()
+    a = audit_record(clock, tenant="site-1", client_id=client)
+    clock.advance(1)
+    b = audit_record(clock, tenant="site-2")
+    clock.advance(1)
+    c = audit_record(clock, tenant="site-1")
+    d = audit_record(clock, tenant=None, client_id=client)  # e.g. a refusal before the client was known
+    storage.add_audit_records([a, b, c, d])
+
+    def listed(tenant: str | Collection[str] | None, **query: object) -> list[AuditRecord]:
+        return list(storage.list_audit_records(tenant, **query).items)  # type: ignore[arg-type]
+
+    assert set(listed("site-1")) == {a, c}
+    assert set(listed(["site-1", "site-2"])) == {a, b, c}
+    assert listed([]) == []
+    assert set(listed(None, client_id=client)) == {a, d}
+    assert listed("site-1", client_id=client) == [a]
+    assert listed("site-2", client_id=client) == []  # another tenant's client: nothing
+    # since is inclusive, to the millisecond: c's time is in, a millisecond later is not
+    assert set(listed(None, since=c.at)) == {c, d}
+    assert listed(None, since=c.at + timedelta(milliseconds=1)) == []
+    assert set(listed(["site-1", "site-2"], since=b.at - timedelta(milliseconds=1))) == {b, c}
+
+
+def test_audit_pages_are_consecutive_slices(storage: Storage, clock: FrozenClock) -> None:
+    records = []
+    for i in range(7):
+        clock.advance(0.001 * (i % 2))  # some share a time
+        records.append(audit_record(clock, tenant="site-1" if i % 3 else "site-2"))
+    storage.add_audit_records(records)
+    expected = sorted(records, key=lambda r: (r.at, r.id), reverse=True)
+    for tenant in (None, ["site-1", "site-2"]):
+        pages = [storage.list_audit_records(tenant, offset=o, limit=3) for o in (0, 3, 6)]
+        assert [r for p in pages for r in p.items] == expected
+        assert {p.total for p in pages} == {7}
+
+
+def test_audit_pruned_by_age_then_by_count(storage: Storage, clock: FrozenClock) -> None:
+    old = audit_record(clock, tenant="site-1")
+    clock.advance(10)
+    rest = []
+    for _ in range(5):
+        clock.advance(0.001)
+        rest.append(audit_record(clock, client_id=old.client_id))
+    storage.add_audit_records([old, *rest])
+    assert storage.prune_audit_records(before=old.at, keep=100) == 0  # strictly older only
+    assert storage.prune_audit_records(before=old.at + timedelta(milliseconds=1), keep=100) == 1
+    assert storage.prune_audit_records(before=old.at, keep=3) == 2  # the newest 3 stay
+    assert list(storage.list_audit_records(None).items) == rest[:1:-1]
+    assert storage.list_audit_records("site-1").total == 3  # the indexes agree
+    assert storage.list_audit_records(None, client_id=old.client_id).total == 3
+    assert storage.prune_audit_records(before=old.at, keep=0) == 3
+    assert storage.list_audit_records("site-1", client_id=old.client_id).total == 0
+
+
+# -------------------------------------------------------------------- idle refresh tokens
+
+
+def test_idle_refresh_tokens(storage: Storage, clock: FrozenClock) -> None:
+    never_used = refresh_token(clock)
+    clock.advance(1)
+    used = refresh_token(clock)
+    revoked = refresh_token(clock, revoked_at=now(clock))
+    for token in (never_used, used, revoked):
+        storage.add_refresh_token(token)
+    storage.record_refresh_token_use(used.id, now(clock) + timedelta(seconds=10))
+    cut = never_used.created_at
+    assert storage.idle_refresh_tokens(cut) == []  # strictly before
+    assert [t.id for t in storage.idle_refresh_tokens(cut + timedelta(milliseconds=1))] == [never_used.id]
+    later = now(clock) + timedelta(seconds=10, milliseconds=1)
+    assert [t.id for t in storage.idle_refresh_tokens(later)] == [never_used.id, used.id]
+    assert [t.id for t in storage.idle_refresh_tokens(later, limit=1)] == [never_used.id]

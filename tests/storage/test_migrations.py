@@ -1,5 +1,6 @@
 """A store written by embedauth 0.1 (layout version 1) opens, migrated, with its data and its revocations;
-one written at layout version 2 gains the stored effective expiry of version 3."""
+one written at layout version 2 gains the stored effective expiry of version 3, and one at version 4
+the last uses per credential and the audit trail of version 5."""
 
 from __future__ import annotations
 
@@ -368,5 +369,71 @@ def test_a_version_2_redis_store_needs_no_change(tmp_path: Path) -> None:
                 soon.client_id,
                 late.client_id,
             ]
+        finally:
+            store.close()
+
+
+def _back_to_v4(url: str) -> None:
+    """A current database made as version 4 left it: no last uses of credentials, no audit trail."""
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        for table, column in (
+            ("embedauth_secrets", "last_used_at"),
+            ("embedauth_secrets", "replaced_at"),
+            ("embedauth_certificates", "last_used_at"),
+        ):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DROP TABLE embedauth_audit"))
+        conn.execute(text("UPDATE embedauth_schema SET version = 4"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_version_4_sql_database_gains_last_uses_and_the_audit_trail(backend: str, tmp_path: Path) -> None:
+    clock = FrozenClock(CREATED + 10)
+    with storage_url(backend, tmp_path) as url:
+        store = SQLStorage(url, clock=clock)
+        kept = registration(clock, secrets=(secret(clock), secret(clock)))
+        store.create_registration(kept)
+        store.record_use(kept.client_id, utcnow(clock))
+        store.close()
+        _back_to_v4(url)
+
+        store = SQLStorage(url, clock=clock)
+        try:
+            assert store.schema_version() == SCHEMA_VERSION == 5
+            loaded = store.get_registration(kept.client_id)
+            assert loaded is not None and loaded.last_used_at == utcnow(clock)
+            assert [s.id for s in loaded.secrets] == [s.id for s in kept.secrets]
+            assert [(s.last_used_at, s.replaced_at) for s in loaded.secrets] == [(None, None)] * 2
+            later = utcnow(clock) + timedelta(seconds=1)
+            store.record_use(kept.client_id, later, credential_id=kept.secrets[1].id)
+            loaded = store.get_registration(kept.client_id)
+            assert loaded is not None and [s.last_used_at for s in loaded.secrets] == [None, later]
+            assert store.list_audit_records(None).total == 0
+        finally:
+            store.close()
+
+
+@pytest.mark.redis
+def test_a_version_4_redis_store_indexes_every_refresh_token(tmp_path: Path) -> None:
+    """The sweep finds idle refresh tokens through an index of them all, built by the migration."""
+    from tests.storage.test_contract import refresh_token
+
+    clock = FrozenClock(CREATED + 10)
+    with storage_url("redis", tmp_path) as url:
+        store = RedisStorage(url, clock=clock)
+        try:
+            tokens = [refresh_token(clock, user=user) for user in ("alice", "bob")]
+            for token in tokens:
+                store.add_refresh_token(token)
+            store._redis.delete(store._all_refresh_tokens)
+            store._redis.set(f"{store._prefix}:schema", 4)
+            assert store.idle_refresh_tokens(utcnow(clock) + timedelta(days=1)) == []  # unindexed
+            store.close()
+            store = RedisStorage(url, clock=clock)
+            assert store.schema_version() == SCHEMA_VERSION
+            idle = store.idle_refresh_tokens(utcnow(clock) + timedelta(days=1))
+            assert sorted(t.id for t in idle) == sorted(t.id for t in tokens)
         finally:
             store.close()

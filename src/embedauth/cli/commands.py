@@ -24,7 +24,9 @@ from embedauth.http.management import ADMIN_SCOPE, CATALOG_SCOPE
 from embedauth.models import (
     Access,
     App,
+    AuditRecord,
     CertificateCredential,
+    CreatedRefreshToken,
     CreatedSecret,
     Page,
     Permission,
@@ -41,9 +43,11 @@ __all__ = [
     "GROUP_HELP",
     "PROG",
     "SERVE_HELP",
+    "TOP_LEVEL",
     "AdminRegistration",
     "AppDeleted",
     "AppList",
+    "AuditListing",
     "CertificateAdded",
     "Command",
     "ConnectionList",
@@ -162,6 +166,13 @@ class AdminRegistration:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditListing:
+    """``audit``: one page of the audit trail, newest first."""
+
+    page: Page[AuditRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class PublishedKeys:
     """``keys list``: the keys in the JWKS now, oldest first to sign."""
 
@@ -260,23 +271,70 @@ def _actor() -> str:
 
 def _registrations(auth: EmbedAuth, a: argparse.Namespace) -> TenantRegistrations:
     """The registrations this command may touch: ``--tenant``'s, or every tenant's; each change
-    reported to the ``embedauth_admin_action`` hook as the command's."""
+    reported to the ``embedauth_admin_action`` hook and the audit trail as the command's."""
     only = getattr(a, "tenant", None) if a.verb != "create" else None
-    return auth.registrations.for_tenants(None if only is None else [only], actor=_actor())
+    return auth.registrations.for_tenants(None if only is None else [only], actor=_actor(), source="cli")
+
+
+def _audited(auth: EmbedAuth, action: str, target: str, tenant: str | None = None, **detail: Any) -> None:
+    """A change the command made outside a registration, to the hook and the audit trail."""
+    auth.audit.admin_action(
+        actor=_actor(), action=action, tenant=tenant, target=target, detail=detail, source="cli"
+    )
 
 
 def _add_permission(auth: EmbedAuth, a: argparse.Namespace) -> Permission:
     try:
-        return auth.permissions.add(a.name, description=a.description, access=a.access)
+        added = auth.permissions.add(a.name, description=a.description, access=a.access)
     except AlreadyExists:
         if not a.if_missing:
             raise
         return auth.permissions.get(a.name)
+    _audited(auth, "permission.add", added.name, access=added.access.value)
+    return added
 
 
 def _remove_permission(auth: EmbedAuth, a: argparse.Namespace) -> Removed:
     auth.permissions.remove(a.name)
+    _audited(auth, "permission.remove", a.name)
     return Removed(a.name)
+
+
+def _duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``30m``, ``24h`` or ``7d``: a duration (seconds when there is no unit)."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    unit = units.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 3600, 90m, 24h or 7d)")
+    return timedelta(seconds=int(number) * (unit or 1))
+
+
+def _rotate_secret(auth: EmbedAuth, a: argparse.Namespace) -> CreatedSecret:
+    return _registrations(auth, a).rotate_secret(
+        a.client_id, secret_days=a.secret_days, secret_expires_at=a.secret_expires, grace=a.grace
+    )
+
+
+def _create_refresh_token(auth: EmbedAuth, a: argparse.Namespace) -> CreatedRefreshToken:
+    created = auth.refresh_tokens.create(
+        a.user, scopes=_scopes(a.scope), tenant=a.tenant, customer_scope=a.customer_scope
+    )
+    _audited(auth, "refresh_token.create", created.id, created.record.tenant, user=created.record.user)
+    return created
+
+
+def _revoke_refresh_token(auth: EmbedAuth, a: argparse.Namespace) -> RefreshToken:
+    revoked = auth.refresh_tokens.revoke(a.token_id)
+    _audited(auth, "refresh_token.revoke", revoked.id, revoked.tenant, user=revoked.user)
+    return revoked
+
+
+def _audit(auth: EmbedAuth, a: argparse.Namespace) -> AuditListing:
+    return AuditListing(
+        auth.audit.list(a.tenant, client_id=a.client_id, since=a.since, offset=a.offset, limit=a.limit)
+    )
 
 
 def _create(auth: EmbedAuth, a: argparse.Namespace) -> CreatedSecret:
@@ -428,12 +486,19 @@ def _rotate_key(auth: EmbedAuth, a: argparse.Namespace) -> KeyRotated:
         configured = ", ".join(auth.settings.algorithms)
         raise ConfigurationError(f"algorithm {algorithm} is not in the configured algorithms ({configured})")
     key = auth.keys.rotate(algorithm=algorithm)
+    _audited(auth, "signing_key.rotate", key.kid, alg=key.alg)
     handed_over = [
         k.record.expires_at
         for k in auth.keys.published()
         if k.kid != key.kid and k.record.retires_at == key.activates_at and k.record.expires_at is not None
     ]
     return KeyRotated(key, max(handed_over, default=None))
+
+
+def _withdraw_key(auth: EmbedAuth, a: argparse.Namespace) -> KeyWithdrawn:
+    withdrawn = auth.keys.withdraw(a.kid)
+    _audited(auth, "signing_key.withdraw", withdrawn.kid)
+    return KeyWithdrawn(withdrawn)
 
 
 def _published_keys(auth: EmbedAuth, a: argparse.Namespace) -> PublishedKeys:
@@ -641,11 +706,19 @@ COMMANDS: dict[str, dict[str, Command]] = {
             ),
         ),
         "rotate-secret": Command(
-            lambda auth, a: _registrations(auth, a).rotate_secret(
-                a.client_id, secret_days=a.secret_days, secret_expires_at=a.secret_expires
+            _rotate_secret,
+            "replace every secret with a new one (the old ones stop working at once, or after --grace)",
+            (
+                _CLIENT_ID,
+                _SECRET_LIFETIME,
+                arg(
+                    "--grace",
+                    type=_duration,
+                    metavar="DURATION",
+                    help="keep the old secrets working this long (e.g. 24h, 90m, 7d; at most "
+                    "max_rotation_grace, 7 days by default), so a fleet can switch without downtime",
+                ),
             ),
-            "replace every secret with a new one (the old ones stop working at once)",
-            (_CLIENT_ID, _SECRET_LIFETIME),
         ),
         "add-secret": Command(
             lambda auth, a: _registrations(auth, a).add_secret(
@@ -709,9 +782,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
     },
     "refresh-tokens": {
         "create": Command(
-            lambda auth, a: auth.refresh_tokens.create(
-                a.user, scopes=_scopes(a.scope), tenant=a.tenant, customer_scope=a.customer_scope
-            ),
+            _create_refresh_token,
             "create a person's API refresh token and print it (shown only once)",
             (
                 arg("--user", required=True, help="the person's user id"),
@@ -730,7 +801,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
             (arg("--user", required=True, help="the person's user id"),),
         ),
         "revoke": Command(
-            lambda auth, a: auth.refresh_tokens.revoke(a.token_id),
+            _revoke_refresh_token,
             "revoke a refresh token and every access token it produced",
             (arg("token_id", metavar="ID", help="the refresh token's id (see refresh-tokens list)"),),
         ),
@@ -749,7 +820,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
         ),
         "list": Command(_published_keys, "list the published signing keys (public fields only)"),
         "withdraw": Command(
-            lambda auth, a: KeyWithdrawn(auth.keys.withdraw(a.kid)),
+            _withdraw_key,
             "withdraw a leaked key at once: its tokens are refused everywhere within a second",
             (arg("kid", metavar="KID", help="the key's id (see keys list)"),),
         ),
@@ -758,6 +829,26 @@ COMMANDS: dict[str, dict[str, Command]] = {
             "print a new key-encryption key for EMBEDAUTH_KEY_ENCRYPTION_KEY (nothing is stored)",
         ),
     },
+}
+
+#: The verbs without a group: ``embedauth audit``, ``embedauth notify``.
+TOP_LEVEL: dict[str, Command] = {
+    "audit": Command(
+        _audit,
+        "the audit trail, newest first: admin actions, tokens issued and refused, notices sent",
+        (
+            arg("--client-id", metavar="CLIENT_ID", help="only the records of this registration"),
+            arg("--since", type=_moment, metavar="DATE", help="only records at or after DATE (ISO 8601)"),
+            arg("--tenant", help="only this tenant's records (default: every record)"),
+            arg("--offset", type=int, default=0, help="skip this many (default 0)"),
+            arg("--limit", type=int, default=50, help="at most this many (default 50, at most 500)"),
+        ),
+    ),
+    "notify": Command(
+        lambda auth, a: auth.lifecycle.sweep(),
+        "run one expiry sweep: send the notices due (each once per deployment), revoke idle "
+        "refresh tokens, prune the audit trail",
+    ),
 }
 
 GROUP_HELP = {
@@ -772,7 +863,8 @@ GROUP_HELP = {
 
 SERVE_HELP = (
     "serve the OAuth endpoints, the admin page (/admin/) and its API, and the demo API (/demo/public,"
-    " /demo/whoami, /demo/devices) with uvicorn"
+    " /demo/whoami, /demo/devices) with uvicorn; with EMBEDAUTH_SWEEP_INTERVAL=N, also the expiry"
+    " sweep every N seconds"
 )
 
 
@@ -794,6 +886,7 @@ def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
     logging.getLogger("embedauth").setLevel(logging.INFO)  # refusals and their reasons
     auth.keys.signing_key()  # the first key exists before the first request
     auth.prepare()  # keys and revocations loaded; changes made elsewhere arrive within a second
+    auth.lifecycle.start()  # every sweep_interval seconds, when set
     address = f"http://{a.host}:{a.port}"
     issuer = "" if auth.settings.issuer.rstrip("/") == address else f", issuer {auth.settings.issuer}"
     demo = "" if a.no_demo else ", with the demo API"

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from embedauth import __version__
 from embedauth.cli import commands
-from embedauth.cli.commands import COMMANDS, GROUP_HELP, PROG, SERVE_HELP, Deleted, Listed
+from embedauth.cli.commands import COMMANDS, GROUP_HELP, PROG, SERVE_HELP, TOP_LEVEL, Deleted, Listed
 from embedauth.cli.render import render
 from embedauth.clock import Clock, system_clock, utcnow
 from embedauth.config import DEFAULT_STORAGE, Settings
@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
             for add in command.arguments:
                 add(verb)
             verb.set_defaults(handler=command.handler)
+    for name, command in TOP_LEVEL.items():
+        verb = groups.add_parser(name, parents=[common], help=command.help, description=command.help)
+        for add in command.arguments:
+            add(verb)
+        verb.set_defaults(handler=command.handler, verb=None)
     serve = groups.add_parser("serve", parents=[common], help=SERVE_HELP, description=SERVE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")

@@ -17,6 +17,7 @@ from embedauth.cli.commands import (
     AdminRegistration,
     AppDeleted,
     AppList,
+    AuditListing,
     CertificateAdded,
     ConnectionList,
     Deleted,
@@ -39,6 +40,7 @@ from embedauth.models import (
     SigningKey,
 )
 from embedauth.registry.apps import Connected
+from embedauth.registry.lifecycle import Notice, SweepResult
 
 __all__ = ["render", "to_json", "to_text"]
 
@@ -88,10 +90,20 @@ def _stops_working(r: Registration, now: datetime) -> str:
     return f"{_expiry(r.expires_at, now)}: {cause}"
 
 
+def _used(moment: datetime | None) -> str:
+    return f"last used {_iso(moment)}" if moment else "never used"
+
+
 def _registration_text(r: Registration, now: datetime) -> str:
-    secrets = [f"{s.id}  {s.hint}...  expires {_expiry(s.expires_at, now)}" for s in r.secrets]
+    secrets = [
+        f"{s.id}  {s.hint}...  expires {_expiry(s.expires_at, now)}"
+        + (f"  (replaced {_iso(s.replaced_at)}: works until then)" if s.replaced_at else "")
+        + f"  {_used(s.last_used_at)}"
+        for s in r.secrets
+    ]
     certificates = [
         f"{c.id}  {c.thumbprint}  {c.subject}  {c.key_type}  expires {_expiry(c.expires_at, now)}"
+        f"  {_used(c.last_used_at)}"
         for c in r.certificates
     ]
     return _fields(
@@ -144,6 +156,17 @@ def _refresh_token_text(t: RefreshToken) -> str:
     )
 
 
+def _notice_text(n: Notice) -> str:
+    what = (
+        "registration"
+        if n.credential is None
+        else f"{type(n.credential).__name__[:-10].lower()} {n.credential.id}"
+    )
+    when = "expired" if n.expired else f"expires in {n.days_left} day{'' if n.days_left == 1 else 's'}"
+    failed = "" if n.delivered else "  (a notice hook failed; see the log)"
+    return f"{n.registration.tenant}  {n.registration.client_id}  {n.registration.name}: {what} {when} ({_iso(n.expires_at)}){failed}"
+
+
 def _app_text(a: App) -> str:
     allowed = "any tenant" if a.allowed_tenants is None else " ".join(a.allowed_tenants) or "(none)"
     return _fields(
@@ -162,6 +185,16 @@ def _app_text(a: App) -> str:
 def to_json(result: object) -> Any:
     """The JSON document of a handler's result (a model's public form, or a small summary)."""
     match result:
+        case AuditListing():
+            return [public_json.audit_record(r) for r in result.page.items]
+        case SweepResult():
+            return {
+                "at": public_json.time(result.at),
+                "notices": [n.to_json(result.at) for n in result.notices],
+                "refresh_tokens_revoked": [t.id for t in result.refresh_tokens_revoked],
+                "audit_records_pruned": result.audit_records_pruned,
+                "registrations_checked": result.registrations_checked,
+            }
         case Connected():
             return public_json.Connected.of_connected(result).dump()
         case App():
@@ -217,6 +250,35 @@ def to_json(result: object) -> Any:
 def to_text(result: object, now: datetime) -> str:
     """The text of a handler's result, with times relative to ``now`` where that helps."""
     match result:
+        case AuditListing():
+            records = result.page
+            if not records.items:
+                return "No audit records."
+            trail = [
+                (
+                    _iso(r.at),
+                    r.actor,
+                    r.action,
+                    r.client_id or r.target or "-",
+                    r.outcome,
+                    r.source or "-",
+                    r.reason or "",
+                )
+                for r in records.items
+            ]
+            listed = _table(
+                ("AT", "ACTOR", "ACTION", "CLIENT OR TARGET", "OUTCOME", "SOURCE", "REASON"), trail
+            )
+            span = f"{records.offset + 1}-{records.offset + len(records.items)}"
+            return listed if len(records.items) == records.total else f"{listed}\n({span} of {records.total})"
+        case SweepResult():
+            lines = [_notice_text(n) for n in result.notices] or ["No notices due."]
+            lines.append(
+                f"Checked {result.registrations_checked} registration(s); revoked "
+                f"{len(result.refresh_tokens_revoked)} idle refresh token(s); pruned "
+                f"{result.audit_records_pruned} audit record(s)."
+            )
+            return "\n".join(lines)
         case Connected():
             return (
                 f"Connected app {result.app.app_id} ({result.app.name}) for {result.connection.tenant}.\n"

@@ -54,10 +54,8 @@ A client assertion is checked in this order, the cheap and unauthenticated befor
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import pluggy
@@ -79,7 +77,6 @@ from embedauth.validation import is_client_id
 __all__ = [
     "ASSERTION_ALGORITHMS",
     "ASSERTION_TYPE",
-    "EXPIRY_WARNINGS",
     "FAILED",
     "MAX_JTI_LENGTH",
     "ClientAuthenticator",
@@ -98,8 +95,6 @@ ASSERTION_ALGORITHMS = frozenset(jws.ASYMMETRIC)
 MAX_JTI_LENGTH = 256
 #: The one message of every refusal before the client has proven who it is.
 FAILED = "client authentication failed"
-#: ``embedauth_credential_expiring`` fires below each of these days left (1 stands for "expired").
-EXPIRY_WARNINGS = (1, 7, 30)
 _KEY_CACHE_SIZE = 1024
 
 Credential = SecretCredential | CertificateCredential
@@ -131,6 +126,7 @@ class _Denied(Exception):
         super().__init__(reason)
         self.reason = reason
         self.client_id = client_id
+        self.tenant: str | None = None  # set once the registration is known
 
 
 class ClientAuthenticator:
@@ -160,7 +156,6 @@ class ClientAuthenticator:
         # (certificate id, thumbprint) -> its public key, parsed once. The thumbprint in the key means
         # an entry can only ever serve the exact certificate it was parsed from.
         self._keys: LRUCache[tuple[str, str], PublicKeyTypes] = LRUCache(key_cache_size)
-        self._warned: LRUCache[tuple[str, int], bool] = LRUCache(10_000)
 
     # ------------------------------------------------------------------ possession, then usability
 
@@ -180,11 +175,15 @@ class ClientAuthenticator:
                 presented.assertion, client_id=presented.client_id
             )
         else:
-            match = self.check_secret(presented.client_id, presented.client_secret, address=address)
+            found, match = self._check_secret(presented.client_id, presented.client_secret, address)
             if match is None:
                 claimed = presented.client_id if isinstance(presented.client_id, str) else None
-                self._deny(claimed, "unknown client or wrong secret")
-                raise InvalidClient(FAILED)
+                raise self._deny(
+                    claimed,
+                    "unknown client or wrong secret",
+                    InvalidClient(FAILED),
+                    tenant=None if found is None else found.tenant,
+                )
             registration, credential = match
         self._check_usable(registration, credential)
         return registration, credential
@@ -217,10 +216,16 @@ class ClientAuthenticator:
         whether the client exists. The match is returned even if the credential or the
         registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
         """
+        return self._check_secret(client_id, client_secret, address)[1]
+
+    def _check_secret(
+        self, client_id: str, client_secret: str, address: str | None
+    ) -> tuple[Registration | None, tuple[Registration, SecretCredential] | None]:
+        """:meth:`check_secret`, with the registration found (for the audit trail's tenant)."""
         try:
             parse_client_secret(client_secret)
         except InvalidSecret:
-            return None
+            return None, None
         if not self._secret_cache.knows(client_secret, client_id):
             self._throttle.check(client_id, address)  # before any lookup or hash
         registration = self._storage.get_registration(client_id) if is_client_id(client_id) else None
@@ -229,11 +234,11 @@ class ClientAuthenticator:
         if matched is None:
             self._throttle.failed(client_id, address)
         if registration is None or matched is None:
-            return None
+            return registration, None
         credential = next(s for s in registration.secrets if s.id == matched)
         if self._hasher.needs_rehash(credential.secret_hash):
             self._rehash(client_id, credential.id, client_secret)
-        return registration, credential
+        return registration, (registration, credential)
 
     def _rehash(self, client_id: str, secret_id: str, client_secret: str) -> None:
         """Upgrade a hash made with older argon2 parameters (best effort: a race just skips it)."""
@@ -262,14 +267,15 @@ class ClientAuthenticator:
         ``embedauth_token_denied`` hook. A storage failure raises ``StorageError`` as usual: it says
         nothing about the assertion.
         """
+        tenant = None
         try:
             return self._check_assertion(assertion, client_id)
         except jws.Refused as exc:
             reason, claimed = exc.reason, client_id
         except _Denied as exc:
             reason, claimed = exc.reason, exc.client_id if exc.client_id is not None else client_id
-        self._deny(claimed, f"client assertion: {reason}")
-        raise InvalidClient(FAILED)
+            tenant = exc.tenant
+        raise self._deny(claimed, f"client assertion: {reason}", InvalidClient(FAILED), tenant=tenant)
 
     # ------------------------------------------------------------------ the checks, in order
 
@@ -298,17 +304,21 @@ class ClientAuthenticator:
         if registration is None:
             raise _Denied("unknown client", sub)
 
-        # 3 and 4. which key, and the signature
-        certificate = self._signer(registration, token, alg, thumbprint, kid)
+        try:
+            # 3 and 4. which key, and the signature
+            certificate = self._signer(registration, token, alg, thumbprint, kid)
 
-        # 5. the claims, now trusted to be the client's
-        claims = token.payload()
-        exp = self._check_claims(claims, registration.client_id)
+            # 5. the claims, now trusted to be the client's
+            claims = token.payload()
+            exp = self._check_claims(claims, registration.client_id)
 
-        # 6. replay, last: only an otherwise good assertion uses up its jti
-        key = f"assertion:{registration.client_id}:{claims['jti']}"
-        if not self._storage.consume_once(key, expires_at=from_timestamp(exp + self._settings.leeway)):
-            raise _Denied("jti already used (replay)", sub)
+            # 6. replay, last: only an otherwise good assertion uses up its jti
+            key = f"assertion:{registration.client_id}:{claims['jti']}"
+            if not self._storage.consume_once(key, expires_at=from_timestamp(exp + self._settings.leeway)):
+                raise _Denied("jti already used (replay)", sub)
+        except _Denied as exc:
+            exc.tenant = registration.tenant
+            raise
         return registration, certificate
 
     def _signer(
@@ -424,22 +434,16 @@ class ClientAuthenticator:
             reason = (
                 f"the {kind} has expired" if now >= credential.expires_at else f"the {kind} is not yet valid"
             )
-        self._warn_expiry(registration, credential, now)
         if reason is not None:
-            self._deny(registration.client_id, reason)
-            raise InvalidClient(reason)
+            raise self._deny(
+                registration.client_id, reason, InvalidClient(reason), tenant=registration.tenant
+            )
 
-    def _warn_expiry(self, registration: Registration, credential: Credential, now: datetime) -> None:
-        """``embedauth_credential_expiring`` when a credential in use is within 30 or 7 days of its
-        expiry, or past it: once per credential and threshold in this process."""
-        days_left = math.floor((credential.expires_at - now) / timedelta(days=1))
-        threshold = next((t for t in EXPIRY_WARNINGS if days_left < t), None)
-        if threshold is None or self._warned.get((credential.id, threshold)) is not None:
-            return
-        self._warned.put((credential.id, threshold), True)
-        self._hook.embedauth_credential_expiring(
-            registration=registration, credential=credential, days_left=days_left
-        )
-
-    def _deny(self, client_id: str | None, reason: str) -> None:
+    def _deny(
+        self, client_id: str | None, reason: str, error: InvalidClient, *, tenant: str | None = None
+    ) -> InvalidClient:
+        """``error``, its refusal reported to the ``embedauth_token_denied`` hook and carried on it
+        (for the audit trail: never sent)."""
         self._hook.embedauth_token_denied(client_id=client_id, reason=reason)
+        error.internal_reason, error.refused_client_id, error.refused_tenant = reason, client_id, tenant
+        return error

@@ -50,7 +50,9 @@ from embedauth.errors import (
 )
 from embedauth.http import messages
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
+from embedauth.models import AuditRecord, Page
 from embedauth.registry.admin import Admin, AdminScope
+from embedauth.registry.audit import MAX_AUDIT_OFFSET, MAX_AUDIT_PAGE
 from embedauth.registry.registrations import MAX_PAGE
 from embedauth.storage.base import RegistrationSort
 
@@ -194,6 +196,14 @@ class NewSecret(TypedDict, total=False):
     secret_expires_at: AwareDatetime
 
 
+class Rotation(NewSecret, total=False):
+    """``POST …/rotate-secret``: the new secret's lifetime, and how long the old ones keep working
+    (``grace_seconds``, up to ``max_rotation_grace``; 0 or omitted: they stop at once)."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    grace_seconds: Annotated[int, Field(ge=0, le=366 * 86400)]
+
+
 class NewCertificate(TypedDict):
     """``POST …/certificates``: a PEM certificate, or a DER one in base64."""
 
@@ -287,6 +297,26 @@ class RegistrationQuery(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)]
 
 
+class AuditQuery(TypedDict, total=False):
+    """``GET /audit``: the admin's tenants' records (or one tenant's), newest first."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    tenant: _Tenant
+    client_id: Annotated[str, Field(max_length=255)]
+    since: AwareDatetime
+    offset: Annotated[int, Field(ge=0, le=MAX_AUDIT_OFFSET)]
+    limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_PAGE)]
+
+
+class RegistrationAuditQuery(TypedDict, total=False):
+    """``GET /registrations/{client_id}/audit``: one registration's records, newest first."""
+
+    __pydantic_config__ = _Config  # type: ignore[misc]
+    since: AwareDatetime
+    offset: Annotated[int, Field(ge=0, le=MAX_AUDIT_OFFSET)]
+    limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_PAGE)]
+
+
 class PermissionQuery(TypedDict, total=False):
     """``GET /permissions``: a substring of the name or description."""
 
@@ -325,6 +355,15 @@ class RegistrationPage(_Answer):
     """One page of registrations and the count of every match."""
 
     items: list[public_json.Registration]
+    total: int
+    offset: int
+    limit: int
+
+
+class AuditPage(_Answer):
+    """One page of audit records, newest first, and the count of every match."""
+
+    items: list[public_json.AuditRecord]
     total: int
     offset: int
     limit: int
@@ -481,8 +520,44 @@ def _delete_many(call: Call) -> Deleted:
 
 
 def _rotate(call: Call) -> public_json.CreatedSecret:
-    created = call.scope.registrations.rotate_secret(call.path["client_id"], **call.body)
+    options = dict(call.body)
+    grace = options.pop("grace_seconds", 0)
+    try:
+        created = call.scope.registrations.rotate_secret(
+            call.path["client_id"], grace=timedelta(seconds=grace) if grace else None, **options
+        )
+    except InvalidInput as exc:
+        if exc.field == "grace":
+            raise InvalidInput(str(exc).replace("grace", "grace_seconds", 1), field="grace_seconds") from None
+        raise
     return public_json.CreatedSecret.of_created(created)
+
+
+def _audit_page(page: Page[AuditRecord]) -> AuditPage:
+    items = [public_json.AuditRecord.of(r) for r in page.items]
+    return AuditPage(items=items, total=page.total, offset=page.offset, limit=page.limit)
+
+
+def _audit(call: Call) -> AuditPage:
+    q = call.query
+    return _audit_page(
+        call.scope.audit(
+            client_id=q.get("client_id"),
+            tenant=q.get("tenant"),
+            since=q.get("since"),
+            offset=q.get("offset", 0),
+            limit=q.get("limit", 50),
+        )
+    )
+
+
+def _registration_audit(call: Call) -> AuditPage:
+    q = call.query
+    return _audit_page(
+        call.scope.registration_audit(
+            call.path["client_id"], since=q.get("since"), offset=q.get("offset", 0), limit=q.get("limit", 50)
+        )
+    )
 
 
 def _add_secret(call: Call) -> public_json.CreatedSecret:
@@ -673,10 +748,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         _R + "/rotate-secret",
         "rotateSecret",
-        "A new secret; every earlier one stops working at once",
+        "A new secret; every earlier one stops working at once, or at the end of grace_seconds",
         _rotate,
         public_json.CreatedSecret,
-        body=NewSecret,
+        body=Rotation,
+    ),
+    Operation(
+        "GET",
+        _R + "/audit",
+        "getRegistrationAudit",
+        "One registration's audit trail, newest first (the notices sent to it included)",
+        _registration_audit,
+        AuditPage,
+        query=RegistrationAuditQuery,
     ),
     Operation(
         "POST",
@@ -719,6 +803,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", _R + "/enable", "enableRegistration", "Restore", _enable, _REG, body=Nothing),
     Operation(
         "POST", _R + "/renew", "renewRegistration", "Move its own expiry later", _renew, _REG, body=Renewal
+    ),
+    Operation(
+        "GET",
+        "/audit",
+        "listAudit",
+        "The audit trail of the admin's tenants, newest first",
+        _audit,
+        AuditPage,
+        query=AuditQuery,
     ),
     Operation(
         "GET",
@@ -984,7 +1077,8 @@ class ManagementAPI:
         body: Mapping[str, Any] = {}
         if body_adapter is not None:
             body = self._body(body_adapter, request)
-        return Call(self.auth.admin_scope(admin), match.groupdict(), query, body, utcnow(self.auth.clock))
+        scope = self.auth.admin_scope(admin, source=request.client_address)
+        return Call(scope, match.groupdict(), query, body, utcnow(self.auth.clock))
 
     @staticmethod
     def _body(adapter: TypeAdapter[Any], request: messages.Request) -> Mapping[str, Any]:

@@ -226,8 +226,9 @@ class OAuthEndpoints:
     def _token(self, request: Request, params: Mapping[str, str]) -> Response:
         grant_type = _required(params, "grant_type")
         if grant_type == "client_credentials":
-            registration, credential = self._authenticate(request, params)
-            issued = self._auth.tokens.for_client(registration, credential, params.get("scope"))
+            issued = self._auth.tokens.grant(
+                _credentials(request, params), params.get("scope"), address=request.client_address
+            )
         elif grant_type == "refresh_token":
             if _sends_credentials(request, params):
                 raise InvalidRequest(

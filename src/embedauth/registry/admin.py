@@ -4,7 +4,8 @@ An :class:`Admin` is what an admin guard says of the caller (who, which tenants,
 change the catalog); :class:`AdminScope` is everything that admin may do, made by
 ``auth.admin_scope(admin)``. The management API is a thin HTTP layer over it, and a product's own
 admin UI can use it the same way. Every change goes to the ``embedauth_admin_action`` hook with
-the admin's identity.
+the admin's identity and the request's source, and to the audit trail, which the admin reads back
+(their tenants' records only).
 
 What a tenant admin can never learn: whether another tenant's registration exists (it is "not
 found", as one that does not), which other tenants hold a permission, another admin's refresh
@@ -16,14 +17,22 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-
-import pluggy
 
 from embedauth import validation
 from embedauth.errors import Forbidden, InvalidInput, PermissionInUse, RefreshTokenNotFound
-from embedauth.models import Access, CreatedRefreshToken, CustomerScope, Permission, RefreshToken
+from embedauth.models import (
+    Access,
+    AuditRecord,
+    CreatedRefreshToken,
+    CustomerScope,
+    Page,
+    Permission,
+    RefreshToken,
+)
 from embedauth.registry.apps import Apps, TenantApps
+from embedauth.registry.audit import Audit
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations, TenantRegistrations
@@ -65,23 +74,60 @@ class AdminScope:
         registrations: Registrations,
         permissions: Permissions,
         refresh_tokens: RefreshTokens,
+        audit: Audit,
+        source: str | None = None,
         apps: Apps,
-        plugins: pluggy.PluginManager,
     ) -> None:
         self.admin = admin
         self._every = registrations
         self.registrations: TenantRegistrations = registrations.for_tenants(
-            admin.tenants, actor=admin.identity
+            admin.tenants, actor=admin.identity, source=source
         )
-        self.apps: TenantApps = apps.for_tenants(admin.tenants, actor=admin.identity)
+        self.apps: TenantApps = apps.for_tenants(admin.tenants, actor=admin.identity, source=source)
         self._permissions = permissions
         self._refresh_tokens = refresh_tokens
-        self._hook = plugins.hook
+        self._audit_trail = audit
+        self._source = source
 
     def _audit(self, action: str, tenant: str | None, target: str, **detail: Any) -> None:
-        self._hook.embedauth_admin_action(
-            actor=self.admin.identity, action=action, tenant=tenant, target=target, detail=detail
+        self._audit_trail.admin_action(
+            actor=self.admin.identity,
+            action=action,
+            tenant=tenant,
+            target=target,
+            detail=detail,
+            source=self._source,
         )
+
+    # ------------------------------------------------------------------ the audit trail
+
+    def audit(
+        self,
+        *,
+        client_id: str | None = None,
+        tenant: str | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[AuditRecord]:
+        """The audit trail of the admin's tenants (or ``tenant``, one of them; another's is empty),
+        newest first; ``client_id``'s only, if given (another tenant's: nothing)."""
+        tenants = self.admin.tenants if tenant is None else self.admin.tenants & {tenant}
+        return self._audit_trail.list(tenants, client_id=client_id, since=since, offset=offset, limit=limit)
+
+    def registration_audit(
+        self, client_id: str, *, since: datetime | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[AuditRecord]:
+        """One registration's trail (the notices sent to it included), newest first.
+
+        ``RegistrationNotFound`` when it is neither a registration of the admin's tenants nor has
+        a record in them: another tenant's is "not found", as one that does not exist, while a
+        deleted one of theirs keeps its trail.
+        """
+        page = self.audit(client_id=client_id, since=since, offset=offset, limit=limit)
+        if page.total == 0:
+            self.registrations.get(client_id)  # raises when it is not theirs
+        return page
 
     # ------------------------------------------------------------------ the catalog
 

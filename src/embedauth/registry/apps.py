@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import pluggy
-
 from embedauth import validation
 from embedauth.clock import Clock, utcnow
 from embedauth.credentials.secrets import new_id
 from embedauth.errors import AppNotFound, Conflict, InvalidInput, RegistrationNotFound, UnknownPermission
 from embedauth.models import App, Connection, CreatedSecret, Registration
+from embedauth.registry.audit import Audit
 from embedauth.registry.registrations import Registrations
 from embedauth.storage.base import Storage
 
@@ -77,17 +76,18 @@ def _allowed_tenants(value: Iterable[str] | None) -> tuple[str, ...] | None:
 class Apps:
     """Every app of the deployment (``auth.apps``); :meth:`for_tenants` is one admin's reach."""
 
-    def __init__(
-        self, storage: Storage, clock: Clock, registrations: Registrations, plugins: pluggy.PluginManager
-    ) -> None:
+    def __init__(self, storage: Storage, clock: Clock, registrations: Registrations, audit: Audit) -> None:
         self._storage = storage
         self._clock = clock
         self._registrations = registrations
-        self._plugins = plugins
+        self._audit_trail = audit
 
-    def for_tenants(self, tenants: Iterable[str] | None, *, actor: str) -> TenantApps:
-        """The apps these tenants own and may connect, each change reported with ``actor``."""
-        return TenantApps(self, tenants, actor=actor, plugins=self._plugins)
+    def for_tenants(
+        self, tenants: Iterable[str] | None, *, actor: str, source: str | None = None
+    ) -> TenantApps:
+        """The apps these tenants own and may connect, each change reported with ``actor`` and
+        ``source`` (to the ``embedauth_admin_action`` hook and the audit trail)."""
+        return TenantApps(self, tenants, actor=actor, audit=self._audit_trail, source=source)
 
     def _check_scopes(self, scopes: tuple[str, ...]) -> None:
         for scope in scopes:
@@ -262,7 +262,13 @@ class TenantApps:
     app is "not found", as one that does not exist."""
 
     def __init__(
-        self, apps: Apps, tenants: Iterable[str] | None, *, actor: str, plugins: pluggy.PluginManager
+        self,
+        apps: Apps,
+        tenants: Iterable[str] | None,
+        *,
+        actor: str,
+        audit: Audit,
+        source: str | None = None,
     ) -> None:
         self._all = apps
         self.tenants: frozenset[str] | None = (
@@ -271,14 +277,22 @@ class TenantApps:
         if not isinstance(actor, str) or not actor:
             raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
         self.actor = actor
-        self._hook = plugins.hook
+        self._audit_trail = audit
+        self._source = source
 
     def _mine(self, tenant: str) -> bool:
         return self.tenants is None or tenant in self.tenants
 
     def _audit(self, action: str, tenant: str, target: str, **detail: Any) -> None:
-        self._hook.embedauth_admin_action(
-            actor=self.actor, action=f"app.{action}", tenant=tenant, target=target, detail=detail
+        client_id = detail.get("client_id")
+        self._audit_trail.admin_action(
+            actor=self.actor,
+            action=f"app.{action}",
+            tenant=tenant,
+            target=target,
+            detail=detail,
+            source=self._source,
+            client_id=client_id if isinstance(client_id, str) else None,
         )
 
     def _own(self, app_id: str) -> App:

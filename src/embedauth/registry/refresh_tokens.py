@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pluggy
 
@@ -30,7 +30,7 @@ from embedauth.credentials.secrets import (
 from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import InvalidGrant, InvalidSecret, RefreshTokenNotFound, UnknownPermission
 from embedauth.models import Access, CreatedRefreshToken, CustomerScope, RefreshToken, RevocationKind
-from embedauth.registry.last_used import UseRecorder
+from embedauth.registry.last_used import UseWriter
 from embedauth.storage.base import Storage
 from embedauth.tokens.revocation import RevocationState
 
@@ -50,6 +50,7 @@ class RefreshTokens:
         plugins: pluggy.PluginManager,
         revocations: RevocationState,
         throttle: AuthThrottle,
+        uses: UseWriter,
     ) -> None:
         self._storage = storage
         self._settings = settings
@@ -59,7 +60,7 @@ class RefreshTokens:
         self._hook = plugins.hook
         self._revocations = revocations
         self._throttle = throttle
-        self._uses = UseRecorder(clock)
+        self._uses = uses
 
     def create(
         self,
@@ -137,19 +138,29 @@ class RefreshTokens:
         record = self._match(token, address)
         if record is None:
             self._hook.embedauth_token_denied(client_id=None, reason="refresh token unknown or wrong")
-            raise InvalidGrant("the refresh token is invalid")
+            raise _refused(InvalidGrant("the refresh token is invalid"), "refresh token unknown or wrong")
         now = utcnow(self._clock)
-        if record.revoked_at is None and now - record.idle_since() > timedelta(
-            days=self._settings.refresh_token_idle_days
-        ):
-            record = self._revoke(record)
+        idle = False
+        if record.revoked_at is None and self.is_idle(record, now):
+            record, idle = self._revoke(record), True
         if record.revoked_at is not None:
-            self._hook.embedauth_token_denied(client_id=record.id, reason="refresh token revoked")
-            raise InvalidGrant("the refresh token is revoked")
-        if self._uses.due(record.id):
-            self._storage.record_refresh_token_use(record.id, now)
-            record = dataclasses.replace(record, last_used_at=now)
-        return record
+            reason = "refresh token revoked" + (" (idle too long)" if idle else "")
+            self._hook.embedauth_token_denied(client_id=record.id, reason=reason)
+            raise _refused(InvalidGrant("the refresh token is revoked"), reason, record)
+        self._uses.note_refresh_token(record.id, now)  # written behind
+        return dataclasses.replace(record, last_used_at=now)
+
+    def is_idle(self, record: RefreshToken, now: datetime) -> bool:
+        """Whether ``record`` went unused for longer than ``refresh_token_idle_days`` at ``now``
+        (exactly that long is not yet idle)."""
+        return now - record.idle_since() > timedelta(days=self._settings.refresh_token_idle_days)
+
+    def revoke_idle(self, *, limit: int = 500) -> builtins.list[RefreshToken]:
+        """Revoke up to ``limit`` refresh tokens idle too long (the sweep's part); return them."""
+        now = utcnow(self._clock)
+        before = now - timedelta(days=self._settings.refresh_token_idle_days)
+        found = self._storage.idle_refresh_tokens(before, limit=limit)
+        return [self._revoke(record) for record in found if self.is_idle(record, now)]
 
     def _match(self, token: str, address: str | None) -> RefreshToken | None:
         """The record ``token`` is, checked as client secrets are (throttled, one argon2 run)."""
@@ -167,3 +178,15 @@ class RefreshTokens:
             self._throttle.failed(identity, address)
             return None
         return record
+
+
+def _refused(error: InvalidGrant, reason: str, record: RefreshToken | None = None) -> InvalidGrant:
+    """``error`` carrying its reason, and the token it concerns, for the audit trail."""
+    error.internal_reason = reason
+    if record is not None:
+        error.refused_client_id, error.refused_tenant, error.refused_actor = (
+            record.id,
+            record.tenant,
+            record.user,
+        )
+    return error

@@ -45,6 +45,7 @@ from embedauth.models import (
     RevocationKind,
     SecretCredential,
 )
+from embedauth.registry.audit import Audit
 from embedauth.storage.base import RegistrationSort, Storage
 from embedauth.tokens.revocation import RevocationState
 
@@ -77,8 +78,10 @@ class Registrations:
         hasher: SecretHasher,
         plugins: pluggy.PluginManager,
         revocations: RevocationState,
+        audit: Audit,
     ) -> None:
         self._revocations = revocations
+        self._audit = audit
         self._storage = storage
         self._settings = settings
         self._clock = clock
@@ -145,14 +148,17 @@ class Registrations:
             limit=limit,
         )
 
-    def for_tenants(self, tenants: Iterable[str] | None, *, actor: str) -> TenantRegistrations:
+    def for_tenants(
+        self, tenants: Iterable[str] | None, *, actor: str, source: str | None = None
+    ) -> TenantRegistrations:
         """These operations bound to ``tenants``: another tenant's registration does not exist there.
 
-        The way to build a customer-facing UI: ``actor`` (who is acting, for the audit trail) is
-        reported with every change to the ``embedauth_admin_action`` hook. ``tenants=None`` spans
-        every tenant (an operator's tools, such as the ``embedauth`` command).
+        The way to build a customer-facing UI: ``actor`` (who is acting) and ``source`` (from
+        where: a remote address, ``cli``) are reported with every change to the
+        ``embedauth_admin_action`` hook and stored in the audit trail. ``tenants=None`` spans every
+        tenant (an operator's tools, such as the ``embedauth`` command).
         """
-        return TenantRegistrations(self, tenants, actor=actor, plugins=self._plugins)
+        return TenantRegistrations(self, tenants, actor=actor, audit=self._audit, source=source)
 
     # ------------------------------------------------------------------ creating
 
@@ -293,16 +299,42 @@ class Registrations:
     # ------------------------------------------------------------------ secrets
 
     def rotate_secret(
-        self, client_id: str, *, secret_days: int | None = None, secret_expires_at: datetime | None = None
+        self,
+        client_id: str,
+        *,
+        secret_days: int | None = None,
+        secret_expires_at: datetime | None = None,
+        grace: timedelta | None = None,
     ) -> CreatedSecret:
-        """A new secret that replaces every other one: the old ones stop working at once."""
-        client_secret, credential = self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)
+        """A new secret that replaces every other one: the old ones stop working at once.
+
+        With ``grace`` (at most ``max_rotation_grace``), the old secrets that still work keep
+        working until now + ``grace`` (or their own expiry, if sooner) and not a millisecond after,
+        so that a fleet can switch without downtime: each is kept with that expiry and marked
+        ``replaced_at``. The token endpoint refuses them from then on in every process (it reads
+        the stored expiry), and a token obtained with one never outlives it.
+        """
+        grace = _grace(grace, self._settings.max_rotation_grace)
+        new = [self._new_secret(utcnow(self._clock), secret_days, secret_expires_at)]
 
         def rotated(r: Registration, now: datetime) -> tuple[Registration, tuple[Revocation, ...]]:
-            revoked = tuple(self._revoke(RevocationKind.CREDENTIAL, old.id) for old in r.secrets)
-            return dataclasses.replace(r, secrets=(credential,)), revoked
+            kept: list[SecretCredential] = []
+            revoked: list[Revocation] = []
+            for old in r.secrets:
+                if grace and old.is_live(now):
+                    until = min(old.expires_at, _to_millis(now + grace))
+                    kept.append(
+                        dataclasses.replace(old, expires_at=until, replaced_at=old.replaced_at or now)
+                    )
+                else:
+                    revoked.append(self._revoke(RevocationKind.CREDENTIAL, old.id))
+            # A secret's hint names the one hash to check it against: no two secrets share one.
+            while new[0][1].hint in {s.hint for s in kept}:
+                new[0] = self._new_secret(now, secret_days, secret_expires_at)
+            return dataclasses.replace(r, secrets=(*kept, new[0][1])), tuple(revoked)
 
         registration, _ = self._change(client_id, None, rotated)
+        client_secret, credential = new[0]
         self._hook.embedauth_secret_rotated(registration=registration, credential=credential)
         return CreatedSecret(registration, credential, client_secret)
 
@@ -522,6 +554,19 @@ def _check_future(moment: datetime, now: datetime, max_days: int, what: str, fie
         raise InvalidInput(f"{what} can be at most {max_days} days ahead", field=field)
 
 
+def _grace(grace: timedelta | None, longest: int) -> timedelta | None:
+    """A rotation's grace period: None (or zero) for none; refused when negative or too long."""
+    if grace is None:
+        return None
+    if not isinstance(grace, timedelta):
+        raise InvalidInput("grace is a duration (timedelta)", field="grace")
+    if grace < timedelta(0):
+        raise InvalidInput("grace cannot be negative", field="grace")
+    if grace > timedelta(seconds=longest):
+        raise InvalidInput(f"grace can be at most {longest} seconds (max_rotation_grace)", field="grace")
+    return grace or None
+
+
 def _positive_days(days: int | None) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise InvalidInput("days must be a whole number of at least 1", field="days")
@@ -553,7 +598,8 @@ class TenantRegistrations:
         tenants: Iterable[str] | None,
         *,
         actor: str,
-        plugins: pluggy.PluginManager,
+        audit: Audit,
+        source: str | None = None,
     ) -> None:
         self._all = registrations
         #: The tenants it reaches; None: every tenant.
@@ -563,7 +609,8 @@ class TenantRegistrations:
         if not isinstance(actor, str) or not actor:
             raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
         self.actor = actor
-        self._hook = plugins.hook
+        self.source = source
+        self._audit_trail = audit
 
     def _own(self, client_id: str) -> Registration:
         registration = self._all.get(client_id)
@@ -572,12 +619,13 @@ class TenantRegistrations:
         return registration
 
     def _audit(self, action: str, registration: Registration, **detail: Any) -> None:
-        self._hook.embedauth_admin_action(
+        self._audit_trail.admin_action(
             actor=self.actor,
             action=f"registration.{action}",
             tenant=registration.tenant,
             target=registration.client_id,
             detail=detail,
+            source=self.source,
         )
 
     # ------------------------------------------------------------------ reading
@@ -676,10 +724,19 @@ class TenantRegistrations:
         return deleted
 
     def rotate_secret(self, client_id: str, **options: Any) -> CreatedSecret:
-        """As :meth:`Registrations.rotate_secret`: every earlier secret dead at once."""
+        """As :meth:`Registrations.rotate_secret`: every earlier secret dead at once, or at the end
+        of its ``grace``."""
         self._own(client_id)
         created = self._all.rotate_secret(client_id, **options)
-        self._audit("rotate_secret", created.registration, secret_id=created.credential.id)
+        grace = options.get("grace")
+        kept = [s.id for s in created.registration.secrets if s.id != created.credential.id]
+        self._audit(
+            "rotate_secret",
+            created.registration,
+            secret_id=created.credential.id,
+            grace_seconds=int(grace.total_seconds()) if grace else 0,
+            still_valid=kept,
+        )
         return created
 
     def add_secret(self, client_id: str, **options: Any) -> CreatedSecret:

@@ -20,6 +20,12 @@ Atomicity that every backend guarantees:
   store itself goes back (restored from a backup, failed over to a replica that was behind, restarted
   without persistence); readers detect that by :meth:`Storage.revocation_head` and reload.
 * ``raise_max_token_age`` only ever raises the stored value, whoever calls it at once.
+* ``record_use`` only moves ``last_used_at`` (the registration's and the credential's) forward,
+  and ``save_registration`` never writes either: a save racing a use loses neither.
+
+The audit trail (:meth:`Storage.add_audit_records`) is append-only: records are never changed,
+only pruned (:meth:`Storage.prune_audit_records`: older than a time, or beyond a count), and listed
+newest first, ``(at, id)`` descending (:func:`audit_page` is the reference).
 
 Listings have one total order on every backend: :meth:`Storage.list_registrations` sorts by
 ``(key, created_at, client_id)`` (see :data:`RegistrationSort`), so pages cut with ``offset`` and
@@ -48,6 +54,7 @@ from embedauth.clock import Clock
 from embedauth.errors import EmbedAuthError, StorageError
 from embedauth.models import (
     App,
+    AuditRecord,
     Connection,
     Page,
     Permission,
@@ -66,13 +73,14 @@ __all__ = [
     "RegistrationSort",
     "Storage",
     "StorageFactory",
+    "audit_page",
     "registration_page",
     "registration_sort_key",
     "wanted_tenants",
 ]
 
 #: The version of the stored layout this code reads and writes; backends migrate older data to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Seconds a backend waits to connect, and for any one answer, unless told otherwise.
 DEFAULT_TIMEOUT = 3.0
 
@@ -285,9 +293,10 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    def record_use(self, client_id: str, at: datetime) -> None:
-        """Set ``last_used_at`` to ``at`` unless it is already later. Does not change ``version``.
-        A missing registration is ignored."""
+    def record_use(self, client_id: str, at: datetime, *, credential_id: str | None = None) -> None:
+        """Set ``last_used_at`` to ``at`` unless it is already later, and so for the registration's
+        secret or certificate ``credential_id`` when given. Does not change ``version``. A missing
+        registration or credential is ignored."""
 
     @abc.abstractmethod
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
@@ -326,6 +335,34 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def raise_max_token_age(self, seconds: int) -> int:
         """Raise the stored ``max_token_age`` to at least ``seconds``, atomically; return it."""
+
+    # ---------------------------------------------------------------- the audit trail
+
+    @abc.abstractmethod
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        """Append the records (their ids are new; nothing is ever overwritten)."""
+
+    @abc.abstractmethod
+    def list_audit_records(
+        self,
+        tenant: str | Collection[str] | None,
+        *,
+        client_id: str | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[AuditRecord]:
+        """One page of records, newest first (``at``, then ``id``, both descending), and ``total``.
+
+        ``tenant``: one tenant's, any of several (an empty collection matches none), or (None)
+        every record, those of no tenant included. ``client_id``: only those concerning it;
+        ``since``: only those at or after it.
+        """
+
+    @abc.abstractmethod
+    def prune_audit_records(self, *, before: datetime, keep: int) -> int:
+        """Delete the records older than ``before``, then all but the newest ``keep``; return how
+        many were deleted."""
 
     # ---------------------------------------------------------------- health
 
@@ -369,6 +406,11 @@ class Storage(abc.ABC):
     def record_refresh_token_use(self, token_id: str, at: datetime) -> None:
         """Set the token's ``last_used_at`` to ``at`` unless it is already later, changing nothing
         else (a concurrent revocation is never undone). A missing token is ignored."""
+
+    @abc.abstractmethod
+    def idle_refresh_tokens(self, before: datetime, *, limit: int = 500) -> list[RefreshToken]:
+        """Up to ``limit`` unrevoked refresh tokens idle since before ``before`` (last used, or
+        created when never used, strictly earlier), oldest first (idle time, then id)."""
 
     @abc.abstractmethod
     def save_refresh_token(self, token: RefreshToken) -> None:
@@ -482,6 +524,28 @@ def registration_page(
 def _expires_before(r: Registration, moment: datetime) -> bool:
     expires = r.expires_at
     return expires is not None and expires < moment
+
+
+def audit_page(
+    records: Iterable[AuditRecord],
+    tenant: str | Collection[str] | None,
+    *,
+    client_id: str | None = None,
+    since: datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page[AuditRecord]:
+    """:meth:`Storage.list_audit_records` over records in hand: filtered, newest first, one page."""
+    tenants = wanted_tenants(tenant)
+    found = [
+        r
+        for r in records
+        if (tenants is None or r.tenant in tenants)
+        and (client_id is None or r.client_id == client_id)
+        and (since is None or r.at >= since)
+    ]
+    found.sort(key=lambda r: (r.at, r.id), reverse=True)
+    return Page(items=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
 
 
 StorageFactory = Callable[[str, Clock, float], Storage]

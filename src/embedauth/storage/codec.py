@@ -14,6 +14,7 @@ from embedauth.clock import from_timestamp, isoformat, to_timestamp
 from embedauth.models import (
     Access,
     App,
+    AuditRecord,
     CertificateCredential,
     Connection,
     CustomerScope,
@@ -31,6 +32,8 @@ from embedauth.validation import parse_customer_scope
 __all__ = [
     "app_from_dict",
     "app_to_dict",
+    "audit_record_from_dict",
+    "audit_record_to_dict",
     "connection_from_dict",
     "connection_to_dict",
     "dump_time",
@@ -86,12 +89,20 @@ def _secret_to_dict(s: SecretCredential) -> dict[str, Any]:
         "secret_hash": s.secret_hash,
         "created_at": dump_time(s.created_at),
         "expires_at": dump_time(s.expires_at),
+        "last_used_at": dump_time(s.last_used_at),
+        "replaced_at": dump_time(s.replaced_at),
     }
 
 
 def _secret_from_dict(d: dict[str, Any]) -> SecretCredential:
     return SecretCredential(
-        d["id"], d["hint"], d["secret_hash"], _time(d["created_at"]), _time(d["expires_at"])
+        d["id"],
+        d["hint"],
+        d["secret_hash"],
+        _time(d["created_at"]),
+        _time(d["expires_at"]),
+        last_used_at=load_time(d.get("last_used_at")),
+        replaced_at=load_time(d.get("replaced_at")),
     )
 
 
@@ -105,6 +116,7 @@ def _certificate_to_dict(c: CertificateCredential) -> dict[str, Any]:
         "not_before": dump_time(c.not_before),
         "not_after": dump_time(c.not_after),
         "created_at": dump_time(c.created_at),
+        "last_used_at": dump_time(c.last_used_at),
     }
 
 
@@ -118,6 +130,7 @@ def _certificate_from_dict(d: dict[str, Any]) -> CertificateCredential:
         not_before=_time(d["not_before"]),
         not_after=_time(d["not_after"]),
         created_at=_time(d["created_at"]),
+        last_used_at=load_time(d.get("last_used_at")),
     )
 
 
@@ -258,6 +271,40 @@ def revocation_from_dict(d: dict[str, Any]) -> Revocation:
         client_id=d["client_id"] if isinstance(d.get("client_id"), str) else None,
         issued_at=int(d["issued_at"]),
         seq=int(d["seq"]),
+    )
+
+
+def audit_record_to_dict(r: AuditRecord) -> dict[str, Any]:
+    """An audit record as its stored document."""
+    return {
+        "id": r.id,
+        "at": dump_time(r.at),
+        "actor": r.actor,
+        "action": r.action,
+        "tenant": r.tenant,
+        "client_id": r.client_id,
+        "target": r.target,
+        "source": r.source,
+        "outcome": r.outcome,
+        "reason": r.reason,
+        "detail": dict(r.detail),
+    }
+
+
+def audit_record_from_dict(d: dict[str, Any]) -> AuditRecord:
+    """The audit record a stored document holds."""
+    return AuditRecord(
+        id=d["id"],
+        at=_time(d["at"]),
+        actor=d["actor"],
+        action=d["action"],
+        tenant=d["tenant"],
+        client_id=d["client_id"],
+        target=d["target"],
+        source=d["source"],
+        outcome=d["outcome"],
+        reason=d["reason"],
+        detail=d["detail"] if isinstance(d["detail"], dict) else {},
     )
 
 

@@ -24,6 +24,7 @@ from embedauth.errors import (
 )
 from embedauth.models import (
     App,
+    AuditRecord,
     Connection,
     Page,
     Permission,
@@ -34,7 +35,13 @@ from embedauth.models import (
     RevocationKind,
     SigningKey,
 )
-from embedauth.storage.base import DEFAULT_TIMEOUT, RegistrationSort, Storage, registration_page
+from embedauth.storage.base import (
+    DEFAULT_TIMEOUT,
+    RegistrationSort,
+    Storage,
+    audit_page,
+    registration_page,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -54,6 +61,7 @@ class MemoryStorage(Storage):
         self._max_token_age = 0
         self._keys: dict[str, SigningKey] = {}
         self._refresh: dict[str, RefreshToken] = {}
+        self._audit: dict[str, AuditRecord] = {}
         self._apps: dict[str, App] = {}
         self._connections: dict[tuple[str, str], Connection] = {}
 
@@ -139,16 +147,39 @@ class MemoryStorage(Storage):
             if stored.version != expected_version:
                 return False
             self._check_scopes(registration.scopes)
+            used = {c.id: c.last_used_at for c in stored.credentials()}
             self._registrations[registration.client_id] = dataclasses.replace(
-                registration, last_used_at=stored.last_used_at
+                registration,
+                last_used_at=stored.last_used_at,
+                secrets=tuple(
+                    dataclasses.replace(s, last_used_at=used.get(s.id)) for s in registration.secrets
+                ),
+                certificates=tuple(
+                    dataclasses.replace(c, last_used_at=used.get(c.id)) for c in registration.certificates
+                ),
             )
             return True
 
-    def record_use(self, client_id: str, at: datetime) -> None:
+    def record_use(self, client_id: str, at: datetime, *, credential_id: str | None = None) -> None:
+        def later(moment: datetime | None) -> datetime:
+            return at if moment is None or moment < at else moment
+
         with self._lock:
             stored = self._registrations.get(client_id)
-            if stored is not None and (stored.last_used_at is None or stored.last_used_at < at):
-                self._registrations[client_id] = dataclasses.replace(stored, last_used_at=at)
+            if stored is None:
+                return
+            self._registrations[client_id] = dataclasses.replace(
+                stored,
+                last_used_at=later(stored.last_used_at),
+                secrets=tuple(
+                    dataclasses.replace(s, last_used_at=later(s.last_used_at)) if s.id == credential_id else s
+                    for s in stored.secrets
+                ),
+                certificates=tuple(
+                    dataclasses.replace(c, last_used_at=later(c.last_used_at)) if c.id == credential_id else c
+                    for c in stored.certificates
+                ),
+            )
 
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
         with self._lock:
@@ -200,6 +231,34 @@ class MemoryStorage(Storage):
     def ping(self) -> None:
         return None
 
+    # ---------------------------------------------------------------- the audit trail
+
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._audit.setdefault(record.id, record)
+
+    def list_audit_records(
+        self,
+        tenant: str | Collection[str] | None,
+        *,
+        client_id: str | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[AuditRecord]:
+        with self._lock:
+            stored = list(self._audit.values())
+        return audit_page(stored, tenant, client_id=client_id, since=since, offset=offset, limit=limit)
+
+    def prune_audit_records(self, *, before: datetime, keep: int) -> int:
+        with self._lock:
+            newest = sorted(self._audit.values(), key=lambda r: (r.at, r.id), reverse=True)
+            gone = [r.id for i, r in enumerate(newest) if r.at < before or i >= keep]
+            for record_id in gone:
+                del self._audit[record_id]
+            return len(gone)
+
     # ---------------------------------------------------------------- signing keys
 
     def add_signing_key(self, key: SigningKey) -> None:
@@ -243,6 +302,11 @@ class MemoryStorage(Storage):
             stored = self._refresh.get(token_id)
             if stored is not None and (stored.last_used_at is None or stored.last_used_at < at):
                 self._refresh[token_id] = dataclasses.replace(stored, last_used_at=at)
+
+    def idle_refresh_tokens(self, before: datetime, *, limit: int = 500) -> list[RefreshToken]:
+        with self._lock:
+            idle = [t for t in self._refresh.values() if t.revoked_at is None and t.idle_since() < before]
+        return sorted(idle, key=lambda t: (t.idle_since(), t.id))[:limit]
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         with self._lock:

@@ -9,7 +9,8 @@ and every multi-key script below touches one tag only)::
     P:schema                      string  layout version (SET NX on first open)
     P:{catalog}:permissions       hash    name -> permission JSON
     P:{catalog}:holders           hash    name -> how many registrations hold it
-    P:{r:<client_id>}             hash    doc (registration JSON), version, used (last_used_at ms)
+    P:{r:<client_id>}             hash    doc (registration JSON), version, used (last_used_at ms),
+                                          used:<credential id> (that credential's last use, ms)
     P:{t:<tenant>}:registrations  zset    client_id, scored by created_at ms
     P:once:<key>                  string  expiry ms, with a PX TTL so Redis collects it
     P:{registrations}             zset    every client_id, scored by created_at ms
@@ -22,6 +23,11 @@ and every multi-key script below touches one tag only)::
     P:{keys}:signing              hash    kid -> signing key JSON
     P:{rt:<token_id>}             string  refresh token JSON
     P:{rtu:<user>}:tokens         zset    token id, scored by created_at ms
+    P:{refresh_tokens}            zset    every refresh token id, scored by created_at ms
+    P:{audit}:records             hash    audit record id -> record JSON
+    P:{audit}:all                 zset    every record id, scored by its time (ms)
+    P:{audit}:t:<tenant>          zset    the tenant's record ids (t/ ... the same per tenant and
+    P:{audit}:c:<client_id>       zset    client; tc:<tenant>/<client_id> both), scored alike
     P:{app:<app_id>}              string  app JSON (its version inside)
     P:{app:<app_id>}:connections  hash    tenant -> connection JSON
     P:{apps}                      zset    every app_id, scored by created_at ms
@@ -47,6 +53,9 @@ Atomicity (Lua scripts in ``lua/``, loaded once; "now" is always the storage clo
   at the same moment, from two processes, could leave it unlisted; client IDs are random.) Listing a
   tenant loads all its registrations (several tenants: each one's index, merged): the filters, the
   order and the total are computed client-side, the effective expiry from the loaded model.
+* The audit trail shares one slot (``{audit}``): a batch of records and its index entries are one
+  MULTI/EXEC; pruning reads the ids past the bound from ``all`` and removes them everywhere. Ties in
+  time are ordered by id, which Redis does for equal scores (byte order, as SQL's binary keys).
 * An app and its connections share a slot: ``save_app`` and ``add_connection`` are WATCH/MULTI
   transactions over those two keys (one connection per app and tenant). A connection whose
   registration was deleted is left in place but never listed, and a new connection replaces it.
@@ -99,6 +108,7 @@ from embedauth.errors import (
 from embedauth.models import (
     Access,
     App,
+    AuditRecord,
     Connection,
     Page,
     Permission,
@@ -120,6 +130,8 @@ from embedauth.storage.base import (
 from embedauth.storage.codec import (
     app_from_dict,
     app_to_dict,
+    audit_record_from_dict,
+    audit_record_to_dict,
     connection_from_dict,
     connection_to_dict,
     permission_from_dict,
@@ -274,6 +286,8 @@ class RedisStorage(Storage):
         self._rev_channel = f"{prefix}:revocations"
         self._connection_url = connection_url
         self._signing = f"{prefix}:{{keys}}:signing"
+        self._all_refresh_tokens = f"{prefix}:{{refresh_tokens}}"
+        self._audit = f"{prefix}:{{audit}}:"
         self._all_apps = f"{prefix}:{{apps}}"
         script = self._redis.register_script
         self._acquire_scopes = script(_lua("acquire_scopes"))
@@ -308,7 +322,9 @@ class RedisStorage(Storage):
     def _migrate(self, stored: int) -> None:
         """Version 1 to 2: the index of every registration (so that every tenant can be listed).
         Version 2 to 3 (SQL's stored effective expiry) changes nothing here: listings compute it
-        from the loaded registrations; nor does 3 to 4 (apps: keys of their own).
+        from the loaded registrations; nor does 3 to 4 (apps: keys of their own). Version 4 to 5:
+        the index of every refresh token (the sweep finds the idle ones); the audit trail and
+        credentials' last uses start empty.
 
         Version 1's revocation entries are read as they are (see :mod:`embedauth.storage.codec`).
         One process migrates, holding a lock key; the others wait for the new version.
@@ -335,6 +351,12 @@ class RedisStorage(Storage):
                     doc = self._redis.get(key)
                     if doc is not None and json.loads(doc).get("scopes") == []:
                         self._redis.set(key, _dump(json.loads(doc) | {"scopes": readable}), xx=True)
+            if stored < 5:
+                for key in self._redis.scan_iter(match=f"{self._prefix}:{{rt:*}}", count=1000):
+                    doc = self._redis.get(key)
+                    if doc is not None:
+                        token = refresh_token_from_dict(json.loads(doc))
+                        self._redis.zadd(self._all_refresh_tokens, {token.id: _ms(token.created_at)})
             self._redis.set(f"{self._prefix}:schema", SCHEMA_VERSION)
         finally:
             self._redis.delete(lock)
@@ -398,16 +420,35 @@ class RedisStorage(Storage):
 
     @staticmethod
     def _registration_doc(registration: Registration) -> str:
-        return _dump(registration_to_dict(dataclasses.replace(registration, last_used_at=None)))
+        """The document: last uses are fields of their own, written by ``record_use`` only."""
+        unused = dataclasses.replace(
+            registration,
+            last_used_at=None,
+            secrets=tuple(dataclasses.replace(s, last_used_at=None) for s in registration.secrets),
+            certificates=tuple(dataclasses.replace(c, last_used_at=None) for c in registration.certificates),
+        )
+        return _dump(registration_to_dict(unused))
 
     @staticmethod
-    def _load_registration(row: Sequence[str | bytes | None]) -> Registration | None:
-        """A registration from its hash's ``doc`` and ``used`` fields (the one reader of both)."""
-        doc, used = row
+    def _load_registration(fields: dict[str, str]) -> Registration | None:
+        """A registration from its hash (``doc``, ``used``, ``used:<id>``): the one reader of them."""
+        doc = fields.get("doc")
         if doc is None:
             return None
-        last_used = None if used is None else _EPOCH + int(used) * _MS
-        return dataclasses.replace(registration_from_dict(json.loads(doc)), last_used_at=last_used)
+
+        def used(field: str) -> datetime | None:
+            value = fields.get(field)
+            return None if value is None else _EPOCH + int(value) * _MS
+
+        stored = registration_from_dict(json.loads(doc))
+        return dataclasses.replace(
+            stored,
+            last_used_at=used("used"),
+            secrets=tuple(dataclasses.replace(s, last_used_at=used(f"used:{s.id}")) for s in stored.secrets),
+            certificates=tuple(
+                dataclasses.replace(c, last_used_at=used(f"used:{c.id}")) for c in stored.certificates
+            ),
+        )
 
     def create_registration(self, registration: Registration) -> None:
         scopes, cid = _scopes(registration.scopes), registration.client_id
@@ -428,8 +469,8 @@ class RedisStorage(Storage):
             raise AlreadyExists(f"registration {cid} already exists")
 
     def get_registration(self, client_id: str) -> Registration | None:
-        row = self._redis.hmget(self._registration_key(client_id), ["doc", "used"])
-        return self._load_registration(row)
+        fields: dict[str, str] = self._redis.hgetall(self._registration_key(client_id))  # type: ignore[assignment]
+        return self._load_registration(fields)
 
     def list_registrations(
         self,
@@ -454,7 +495,7 @@ class RedisStorage(Storage):
         ids = list(dict.fromkeys(str(cid) for members in pipe.execute() for cid in members))
         pipe = self._redis.pipeline(transaction=False)
         for cid in ids:
-            pipe.hmget(self._registration_key(cid), ["doc", "used"])
+            pipe.hgetall(self._registration_key(cid))
         loaded = (self._load_registration(row) for row in pipe.execute())
         # A dangling index member (its document gone, or moved) is skipped: the filter checks the tenant.
         return registration_page(
@@ -481,7 +522,10 @@ class RedisStorage(Storage):
                 return False
             raise _unknown(missing)
         doc = self._registration_doc(registration)
-        result = self._save_registration(keys=[key], args=[expected_version, doc, registration.version])
+        held = [c.id for c in registration.credentials()]
+        result = self._save_registration(
+            keys=[key], args=[expected_version, doc, registration.version, *held]
+        )
         if result[0] != 1:
             self._release(scopes)
             if result[0] < 0:
@@ -490,8 +534,8 @@ class RedisStorage(Storage):
         self._release(_scopes(json.loads(result[1])["scopes"]))
         return True
 
-    def record_use(self, client_id: str, at: datetime) -> None:
-        self._record_use(keys=[self._registration_key(client_id)], args=[_ms(at)])
+    def record_use(self, client_id: str, at: datetime, *, credential_id: str | None = None) -> None:
+        self._record_use(keys=[self._registration_key(client_id)], args=[_ms(at), credential_id or ""])
 
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
         deleted = []
@@ -539,6 +583,86 @@ class RedisStorage(Storage):
     def raise_max_token_age(self, seconds: int) -> int:
         return int(self._raise_max_token_age(keys=[self._rev_head[2]], args=[seconds]))
 
+    # ---------------------------------------------------------------- the audit trail
+
+    def _audit_indexes(self, tenant: str | None, client_id: str | None) -> list[str]:
+        """The index keys a record of ``tenant`` and ``client_id`` is listed in (``all`` first)."""
+        a = self._audit
+        keys = [f"{a}all"]
+        if tenant is not None:
+            keys.append(f"{a}t:{tenant}")
+        if client_id is not None:
+            keys.append(f"{a}c:{client_id}")
+            if tenant is not None:  # tenants cannot hold "/" (validation.IDENTIFIER)
+                keys.append(f"{a}tc:{tenant}/{client_id}")
+        return keys
+
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        pipe = self._redis.pipeline(transaction=True)  # one slot: {audit}
+        pipe.hset(f"{self._audit}records", mapping={r.id: _dump(audit_record_to_dict(r)) for r in records})
+        for record in records:
+            for index in self._audit_indexes(record.tenant, record.client_id):
+                pipe.zadd(index, {record.id: _ms(record.at)})
+        pipe.execute()
+
+    def list_audit_records(
+        self,
+        tenant: str | Collection[str] | None,
+        *,
+        client_id: str | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[AuditRecord]:
+        a, tenants = self._audit, wanted_tenants(tenant)
+        if tenants is None:
+            indexes = [f"{a}c:{client_id}" if client_id is not None else f"{a}all"]
+        elif client_id is not None:
+            indexes = [f"{a}tc:{t}/{client_id}" for t in sorted(tenants)]
+        else:
+            indexes = [f"{a}t:{t}" for t in sorted(tenants)]
+        low = "-inf" if since is None else str(_ms(since))
+        pipe = self._redis.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zrevrangebyscore(index, "+inf", low, start=0, num=offset + limit, withscores=True)
+            pipe.zcount(index, low, "+inf")
+        answers = pipe.execute()
+        # Each index is newest first; a record is in one of them only (one tenant each).
+        found = sorted(
+            ((float(score), str(member)) for members in answers[0::2] for member, score in members),
+            reverse=True,
+        )[offset : offset + limit]
+        total = sum(int(n) for n in answers[1::2])
+        docs = self._redis.hmget(f"{a}records", [member for _, member in found]) if found else []
+        items = [audit_record_from_dict(json.loads(doc)) for doc in docs if doc is not None]
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def prune_audit_records(self, *, before: datetime, keep: int) -> int:
+        a, deleted = self._audit, 0
+        while True:
+            old = [
+                str(m)
+                for m in self._redis.zrangebyscore(f"{a}all", "-inf", f"({_ms(before)}", start=0, num=1000)
+            ]
+            excess = int(self._redis.zcard(f"{a}all")) - len(old) - max(keep, 0)
+            if excess > 0:  # the oldest beyond the bound, after the old ones
+                end = len(old) + min(excess, 1000) - 1
+                old += [str(m) for m in self._redis.zrange(f"{a}all", len(old), end)]
+            if not old:
+                return deleted
+            ids = list(dict.fromkeys(old))
+            docs = self._redis.hmget(f"{a}records", ids)
+            pipe = self._redis.pipeline(transaction=True)
+            for record_id, doc in zip(ids, docs, strict=True):
+                stored = json.loads(doc) if doc is not None else {}
+                for index in self._audit_indexes(stored.get("tenant"), stored.get("client_id")):
+                    pipe.zrem(index, record_id)
+            pipe.hdel(f"{a}records", *ids)
+            pipe.execute()
+            deleted += sum(1 for doc in docs if doc is not None)
+
     # ---------------------------------------------------------------- health
 
     def ping(self) -> None:
@@ -572,9 +696,12 @@ class RedisStorage(Storage):
     def add_refresh_token(self, token: RefreshToken) -> None:
         index = self._user_key(token.user)
         indexed = self._redis.zadd(index, {token.id: _ms(token.created_at)}, nx=True)
+        every = self._redis.zadd(self._all_refresh_tokens, {token.id: _ms(token.created_at)}, nx=True)
         if not self._redis.set(self._token_key(token.id), _dump(refresh_token_to_dict(token)), nx=True):
             if indexed:
                 self._redis.zrem(index, token.id)
+            if every:
+                self._redis.zrem(self._all_refresh_tokens, token.id)
             raise AlreadyExists(f"refresh token {token.id} already exists")
 
     def get_refresh_token(self, token_id: str) -> RefreshToken | None:
@@ -605,6 +732,16 @@ class RedisStorage(Storage):
             pipe.set(key, _dump(refresh_token_to_dict(dataclasses.replace(token, last_used_at=at))), xx=True)
 
         self._redis.transaction(update, key)
+
+    def idle_refresh_tokens(self, before: datetime, *, limit: int = 500) -> list[RefreshToken]:
+        # Every token was created before it went idle: only those created before ``before`` can be.
+        ids = self._redis.zrangebyscore(self._all_refresh_tokens, "-inf", f"({_ms(before)}")
+        pipe = self._redis.pipeline(transaction=False)
+        for token_id in ids:
+            pipe.get(self._token_key(str(token_id)))
+        found = (refresh_token_from_dict(json.loads(doc)) for doc in pipe.execute() if doc is not None)
+        idle = [t for t in found if t.revoked_at is None and t.idle_since() < before]
+        return sorted(idle, key=lambda t: (t.idle_since(), t.id))[:limit]
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         # The user and created_at never change, so the user's index needs no update.

@@ -7,6 +7,11 @@ a known one may then be told why it cannot have a token), then the requested sco
 the token is signed with the key ring's current key.
 
 Verifying is :class:`embedauth.tokens.verifier.Verifier`'s job, over this instance's key ring.
+
+Every token issued, and every token request refused (with its internal reason, the registration
+and the source address when known), goes to the audit trail (:mod:`embedauth.registry.audit`,
+written behind). A refused *bearer token* is not audited: that is the verifier's hot path, and
+the ``embedauth_token_denied`` hook (the logging plugin) already reports it.
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ import pluggy
 
 from embedauth.clock import Clock, from_timestamp, to_timestamp, utcnow
 from embedauth.config import Settings
-from embedauth.credentials.client_auth import ClientAuthenticator, Credential
+from embedauth.credentials.client_auth import (
+    ClientAuthenticator,
+    Credential,
+    Presented,
+    PresentedAssertion,
+    PresentedSecret,
+)
 from embedauth.credentials.secrets import REFRESH_TOKEN_PREFIX, new_id
-from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, UnauthorizedClient
+from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, OAuthError, UnauthorizedClient
 from embedauth.models import (
     CustomerScope,
     Principal,
@@ -29,7 +40,8 @@ from embedauth.models import (
     RevocationKind,
     TokenResponse,
 )
-from embedauth.registry.last_used import UseRecorder
+from embedauth.registry.audit import Audit
+from embedauth.registry.last_used import UseWriter
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.storage.base import Storage
 from embedauth.tokens import jws
@@ -74,6 +86,8 @@ class Tokens:
         clients: ClientAuthenticator,
         refresh_tokens: RefreshTokens,
         plugins: pluggy.PluginManager,
+        audit: Audit,
+        uses: UseWriter,
     ) -> None:
         self._storage = storage
         self._settings = settings
@@ -86,23 +100,48 @@ class Tokens:
         self._verifier = Verifier(
             settings=settings, clock=clock, keys=keys, revocations=revocations, plugins=plugins
         )
-        self._uses = UseRecorder(clock)
+        self._audit = audit
+        self._uses = uses
 
     # ------------------------------------------------------------------ grants
 
     def client_credentials(
-        self, client_id: str, client_secret: str, *, scope: str | Iterable[str] | None = None
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | Iterable[str] | None = None,
+        address: str | None = None,
     ) -> TokenResponse:
         """RFC 6749 §4.4 with a client secret. Raises ``InvalidClient`` or ``InvalidScope``."""
-        registration, credential = self._clients.authenticate_secret(client_id, client_secret)
-        return self.for_client(registration, credential, scope)
+        return self.grant(PresentedSecret(client_id, client_secret), scope, address=address)
 
     def client_assertion(
-        self, assertion: str, *, client_id: str | None = None, scope: str | Iterable[str] | None = None
+        self,
+        assertion: str,
+        *,
+        client_id: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        address: str | None = None,
     ) -> TokenResponse:
         """RFC 6749 §4.4 with an RFC 7523 client assertion (``private_key_jwt``)."""
-        registration, credential = self._clients.authenticate_assertion(assertion, client_id=client_id)
-        return self.for_client(registration, credential, scope)
+        return self.grant(PresentedAssertion(assertion, client_id), scope, address=address)
+
+    def grant(
+        self, presented: Presented | None, scope: str | Iterable[str] | None, *, address: str | None = None
+    ) -> TokenResponse:
+        """``client_credentials`` as the token endpoint runs it: authenticate what the client
+        ``presented`` (None: nothing, ``InvalidClient``), then issue; audited either way, with the
+        source ``address`` when known."""
+        try:
+            if presented is None:
+                raise InvalidClient("client authentication is required")
+            registration, credential = self._clients.authenticate(presented, address=address)
+        except OAuthError as error:
+            claimed = None if presented is None else presented.client_id
+            self._refused(error, "client_credentials", error.refused_client_id or claimed, address)
+            raise
+        return self.for_client(registration, credential, scope, address=address)
 
     def refresh(
         self, refresh_token: str, *, scope: str | Iterable[str] | None = None, address: str | None = None
@@ -111,41 +150,91 @@ class Tokens:
 
         Raises ``InvalidGrant`` for a token that is malformed, unknown, revoked or idle too long.
         """
-        record = self._refresh_tokens.use(refresh_token, address=address)
-        scopes = self._granted(record.scopes, scope)
-        response = self._issue(
-            subject=record.user,
-            client_id=record.id,
-            tenant=record.tenant,
-            scopes=scopes,
-            customer_scope=record.customer_scope,
-            credential_id=record.id,
-            generation=0,
-            not_after=(),
-        )
+        record = None
+        try:
+            record = self._refresh_tokens.use(refresh_token, address=address)
+            scopes = self._granted(record.scopes, scope)
+            response = self._issue(
+                subject=record.user,
+                client_id=record.id,
+                tenant=record.tenant,
+                scopes=scopes,
+                customer_scope=record.customer_scope,
+                credential_id=record.id,
+                generation=0,
+                not_after=(),
+                address=address,
+                grant="refresh_token",
+            )
+        except OAuthError as error:
+            if record is not None:
+                error.refused_client_id, error.refused_tenant = record.id, record.tenant
+                error.refused_actor = record.user
+            self._refused(error, "refresh_token", error.refused_client_id, address, actor=error.refused_actor)
+            raise
         return TokenResponse(
             response.access_token, response.expires_in, response.scope, refresh_token=refresh_token
+        )
+
+    def _refused(
+        self,
+        error: OAuthError,
+        grant: str,
+        client_id: str | None,
+        address: str | None,
+        *,
+        actor: str | None = None,
+    ) -> None:
+        """A refused token request, to the audit trail with its internal reason."""
+        reason = error.internal_reason or (
+            f"{error.error}: {error.description}" if error.description else error.error
+        )
+        self._audit.record(
+            actor=actor or (client_id if isinstance(client_id, str) and client_id else "anonymous"),
+            action="token.refused",
+            tenant=error.refused_tenant,
+            client_id=client_id if grant == "client_credentials" else None,
+            target=client_id if grant == "refresh_token" else None,
+            source=address,
+            outcome="refused",
+            reason=reason,
+            detail={"grant_type": grant, "error": error.error},
         )
 
     # ------------------------------------------------------------------ issuing
 
     def for_client(
-        self, registration: Registration, credential: Credential, scope: str | Iterable[str] | None
+        self,
+        registration: Registration,
+        credential: Credential,
+        scope: str | Iterable[str] | None,
+        *,
+        address: str | None = None,
     ) -> TokenResponse:
-        """An access token for a registration that :mod:`~embedauth.credentials.client_auth` let in."""
-        scopes = self._granted(registration.scopes, scope)
-        ends = (credential.expires_at, registration.registration_expires_at)
-        response = self._issue(
-            subject=registration.client_id,
-            client_id=registration.client_id,
-            tenant=registration.tenant,
-            scopes=scopes,
-            customer_scope=registration.customer_scope,
-            credential_id=credential.id,
-            generation=registration.generation,
-            not_after=tuple(int(to_timestamp(end)) for end in ends if end is not None),
-        )
-        self._record_use(registration.client_id)
+        """An access token for a registration that :mod:`~embedauth.credentials.client_auth` let in
+        (audited, with the source ``address`` when known)."""
+        try:
+            scopes = self._granted(registration.scopes, scope)
+            ends = (credential.expires_at, registration.registration_expires_at)
+            response = self._issue(
+                subject=registration.client_id,
+                client_id=registration.client_id,
+                tenant=registration.tenant,
+                scopes=scopes,
+                customer_scope=registration.customer_scope,
+                credential_id=credential.id,
+                generation=registration.generation,
+                not_after=tuple(int(to_timestamp(end)) for end in ends if end is not None),
+                address=address,
+                grant="client_credentials",
+            )
+        except OAuthError as error:
+            error.refused_tenant = registration.tenant
+            if error.internal_reason is None and isinstance(error, InvalidScope):
+                error.internal_reason = f"scope refused: {error.description}"
+            self._refused(error, "client_credentials", registration.client_id, address)
+            raise
+        self._uses.note(registration.client_id, credential.id, utcnow(self._clock))
         return response
 
     def _granted(self, allowed: Iterable[str], requested: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -173,6 +262,8 @@ class Tokens:
         credential_id: str,
         generation: int,
         not_after: tuple[int, ...],
+        address: str | None = None,
+        grant: str = "client_credentials",
     ) -> TokenResponse:
         """Sign a token. ``exp`` never outlives ``not_after`` (the credential's and the registration's
         ends); ``gen`` is the registration generation the token was issued under."""
@@ -181,8 +272,11 @@ class Tokens:
         now = int(self._clock())
         exp = min((now + self._settings.access_token_lifetime, *not_after))
         if exp <= now:
-            self._deny(client_id, "the credential expires within the second")
-            raise InvalidClient("the credential has expired")
+            raise self._deny(
+                client_id,
+                "the credential expires within the second",
+                InvalidClient("the credential has expired"),
+            )
         claims: dict[str, Any] = {
             "iss": self._settings.issuer,
             "sub": subject,
@@ -212,8 +306,11 @@ class Tokens:
             generation=generation,
             kid=key.kid,
         ):
-            self._deny(client_id, "revoked while the token was being signed")
-            raise InvalidClient("the registration is disabled or the credential revoked")
+            raise self._deny(
+                client_id,
+                "revoked while the token was being signed",
+                InvalidClient("the registration is disabled or the credential revoked"),
+            )
         self._hook.embedauth_token_issued(
             client_id=client_id,
             subject=subject,
@@ -221,12 +318,23 @@ class Tokens:
             scopes=scopes,
             expires_at=from_timestamp(claims["exp"]),
         )
+        refresh = grant == "refresh_token"
+        self._audit.record(
+            actor=subject,
+            action="token.issued",
+            tenant=tenant,
+            client_id=None if refresh else client_id,
+            target=credential_id if refresh else None,
+            source=address,
+            detail={
+                "grant_type": grant,
+                "token_id": claims["jti"],
+                "credential_id": credential_id,
+                "scopes": list(scopes),
+                "expires_at": from_timestamp(exp),
+            },
+        )
         return TokenResponse(access_token=token, expires_in=exp - now, scope=claims["scope"])
-
-    def _record_use(self, client_id: str) -> None:
-        """``last_used_at`` (see :mod:`embedauth.registry.last_used`)."""
-        if self._uses.due(client_id):
-            self._storage.record_use(client_id, utcnow(self._clock))
 
     # ------------------------------------------------------------------ verifying
 
@@ -260,8 +368,11 @@ class Tokens:
         except InvalidToken:
             return
         if client_id is not None and principal.client_id != client_id:
-            self._deny(client_id, "revocation of another client's token")
-            raise UnauthorizedClient("the token was not issued to this client")
+            raise self._deny(
+                client_id,
+                "revocation of another client's token",
+                UnauthorizedClient("the token was not issued to this client"),
+            )
         self._revoke_access_token(principal)
 
     def _revoke_access_token(self, principal: Principal) -> None:
@@ -304,5 +415,8 @@ class Tokens:
             body["tenant"] = principal.tenant
         return body
 
-    def _deny(self, client_id: str | None, reason: str) -> None:
+    def _deny(self, client_id: str | None, reason: str, error: OAuthError) -> OAuthError:
+        """``error``, its reason reported to the ``embedauth_token_denied`` hook and carried on it."""
         self._hook.embedauth_token_denied(client_id=client_id, reason=reason)
+        error.internal_reason, error.refused_client_id = reason, client_id
+        return error

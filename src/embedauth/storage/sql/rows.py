@@ -16,6 +16,7 @@ from sqlalchemy import Row, Table
 from embedauth.models import (
     Access,
     App,
+    AuditRecord,
     CertificateCredential,
     Connection,
     CustomerScope,
@@ -90,6 +91,8 @@ def children_rows(r: Registration) -> dict[Table, list[dict[str, Any]]]:
                 "secret_hash": s.secret_hash,
                 "created_at": us(s.created_at),
                 "expires_at": us(s.expires_at),
+                "last_used_at": us_or_none(s.last_used_at),
+                "replaced_at": us_or_none(s.replaced_at),
             }
             for i, s in enumerate(r.secrets)
         ],
@@ -105,6 +108,7 @@ def children_rows(r: Registration) -> dict[Table, list[dict[str, Any]]]:
                 "not_before": us(c.not_before),
                 "not_after": us(c.not_after),
                 "created_at": us(c.created_at),
+                "last_used_at": us_or_none(c.last_used_at),
             }
             for i, c in enumerate(r.certificates)
         ],
@@ -112,8 +116,15 @@ def children_rows(r: Registration) -> dict[Table, list[dict[str, Any]]]:
 
 
 def secret(row: Row[Any]) -> SecretCredential:
+    fields = row._mapping
     return SecretCredential(
-        row.id, row.hint, row.secret_hash, time_from_us(row.created_at), time_from_us(row.expires_at)
+        row.id,
+        row.hint,
+        row.secret_hash,
+        time_from_us(row.created_at),
+        time_from_us(row.expires_at),
+        last_used_at=time_or_none(fields.get("last_used_at")),
+        replaced_at=time_or_none(fields.get("replaced_at")),
     )
 
 
@@ -127,6 +138,7 @@ def certificate(row: Row[Any]) -> CertificateCredential:
         not_before=time_from_us(row.not_before),
         not_after=time_from_us(row.not_after),
         created_at=time_from_us(row.created_at),
+        last_used_at=time_or_none(row._mapping.get("last_used_at")),
     )
 
 
@@ -250,6 +262,38 @@ def revocation(row: Row[Any]) -> Revocation:
         client_id=row.client_id,
         issued_at=int(row.issued_at),
         seq=int(row.seq),
+    )
+
+
+def audit_row(r: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "at": us(r.at),
+        "actor": r.actor,
+        "action": r.action,
+        "tenant": r.tenant,
+        "client_id": r.client_id,
+        "target": r.target,
+        "source": r.source,
+        "outcome": r.outcome,
+        "reason": r.reason,
+        "detail": json.dumps(dict(r.detail), ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def audit_record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        at=time_from_us(row.at),
+        actor=row.actor,
+        action=row.action,
+        tenant=row.tenant,
+        client_id=row.client_id,
+        target=row.target,
+        source=row.source,
+        outcome=row.outcome,
+        reason=row.reason,
+        detail=json.loads(row.detail),
     )
 
 

@@ -7,7 +7,8 @@ Tables (prefixed ``embedauth_``): ``permissions``; ``registrations`` with their 
 per kind and subject, ``seq`` assigned from ``revocation_head``, the one row that also holds the
 log's epoch and the deployment's ``max_token_age``); ``signing_keys``; ``refresh_tokens``; ``apps``
 and ``app_connections`` (one row per app and tenant, deleted with the app or with the connection's
-registration, version 4); and
+registration, version 4); ``audit`` (the audit trail, append-only, indexed newest first overall,
+per tenant and per client, version 5); and
 ``schema``, one row holding the layout version, which :data:`MIGRATIONS` raise to
 ``SCHEMA_VERSION`` in one transaction.
 
@@ -52,6 +53,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = [
     "APPS",
     "APP_CONNECTIONS",
+    "AUDIT",
     "CERTIFICATES",
     "MAX_ONCE_KEY",
     "METADATA",
@@ -186,6 +188,8 @@ SECRETS = Table(
     Column("secret_hash", Text, nullable=False),
     _at("created_at"),
     _at("expires_at"),
+    _at("last_used_at", nullable=True),  # version 5
+    _at("replaced_at", nullable=True),  # version 5
     **_MYSQL,
 )
 CERTIFICATES = Table(
@@ -200,6 +204,7 @@ CERTIFICATES = Table(
     _at("not_before"),
     _at("not_after"),
     _at("created_at"),
+    _at("last_used_at", nullable=True),  # version 5
     **_MYSQL,
 )
 ONCE = Table(
@@ -262,6 +267,27 @@ REFRESH_TOKENS = Table(
     Column("tenant", String(191), nullable=True),
     Column("customer_scope", Text, nullable=False),
     Index("ix_embedauth_refresh_tokens_user", "user", "created_at", "id"),
+    **_MYSQL,
+)
+
+#: The audit trail (version 5): append-only; listed by ``(at, id)`` descending.
+AUDIT = Table(
+    "embedauth_audit",
+    METADATA,
+    Column("id", _key(32), primary_key=True),
+    _at("at"),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("tenant", _key(191), nullable=True),
+    Column("client_id", _key(255), nullable=True),
+    Column("target", String(255), nullable=True),
+    Column("source", String(255), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("detail", Text, nullable=False),
+    Index("ix_embedauth_audit_at", "at", "id"),
+    Index("ix_embedauth_audit_tenant", "tenant", "at", "id"),
+    Index("ix_embedauth_audit_client", "client_id", "at", "id"),
     **_MYSQL,
 )
 
@@ -458,6 +484,20 @@ def _v4(conn: Connection) -> None:
     APP_CONNECTIONS.create(conn, checkfirst=True)
 
 
+def _v5(conn: Connection) -> None:
+    """Version 4 to 5: ``last_used_at`` per secret and certificate, a secret's ``replaced_at``
+    (rotated out with a grace period), and the audit trail."""
+    for table, columns in (
+        ("embedauth_secrets", ("last_used_at", "replaced_at")),
+        ("embedauth_certificates", ("last_used_at",)),
+    ):
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
+        for column in columns:
+            if column not in present:  # (MariaDB commits DDL as it goes: a retry finds it added)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT"))
+    AUDIT.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n]`` takes a stored layout from version ``n - 1`` to ``n``. An empty database gets
 #: the current layout at once (:func:`create`); version 1 was the first released.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}

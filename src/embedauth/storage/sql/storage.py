@@ -69,6 +69,7 @@ from embedauth.errors import (
 )
 from embedauth.models import (
     App,
+    AuditRecord,
     Page,
     Permission,
     RefreshToken,
@@ -92,6 +93,7 @@ from embedauth.storage.sql.postgres_feed import PostgresChangeFeed, feed_channel
 from embedauth.storage.sql.schema import (
     APP_CONNECTIONS,
     APPS,
+    AUDIT,
     CERTIFICATES,
     MIGRATIONS,
     ONCE,
@@ -248,7 +250,8 @@ class SQLStorage(Storage):
 
     @staticmethod
     def _write_children(conn: Connection, registration: Registration, *, replace: bool) -> None:
-        """Store the scopes (which must all exist), secrets and certificates, replacing any."""
+        """Store the scopes (which must all exist), secrets and certificates, replacing any; a
+        credential kept keeps its stored ``last_used_at`` (only :meth:`record_use` moves it)."""
         wanted = set(registration.scopes)
         if wanted:
             name = PERMISSIONS.c.name
@@ -259,6 +262,18 @@ class SQLStorage(Storage):
         removed = UnknownPermission(f"not in the permission catalog: one of {', '.join(sorted(wanted))}")
         for table, children in rows.children_rows(registration).items():
             if replace:
+                if "last_used_at" in table.c:
+                    # Locked: a record_use of this credential waits (it locks the registration row
+                    # first, which this transaction holds), so it lands before or after, never lost.
+                    used = {
+                        row.id: row.last_used_at
+                        for row in conn.execute(
+                            select(table.c.id, table.c.last_used_at)
+                            .where(table.c.client_id == registration.client_id)
+                            .with_for_update()
+                        )
+                    }
+                    children = [child | {"last_used_at": used.get(child["id"])} for child in children]
                 conn.execute(delete(table).where(table.c.client_id == registration.client_id))
             if children:
                 with _on_integrity(removed):
@@ -382,14 +397,32 @@ class SQLStorage(Storage):
             self._write_children(conn, registration, replace=True)
         return True
 
-    def record_use(self, client_id: str, at: datetime) -> None:
-        used = REGISTRATIONS.c.last_used_at
+    def record_use(self, client_id: str, at: datetime, *, credential_id: str | None = None) -> None:
+        moment = rows.us(at)
+
+        def later(used: Column[int]) -> ColumnElement[int]:
+            return case((or_(used.is_(None), used < moment), moment), else_=used)
+
         with self._engine.begin() as conn:
+            # Always written (the same value when not later), so that the row is locked: a
+            # concurrent save_registration replacing the credentials is ordered with this.
             conn.execute(
                 update(REGISTRATIONS)
-                .where(REGISTRATIONS.c.client_id == client_id, or_(used.is_(None), used < rows.us(at)))
-                .values(last_used_at=rows.us(at))
+                .where(REGISTRATIONS.c.client_id == client_id)
+                .values(last_used_at=later(REGISTRATIONS.c.last_used_at))
             )
+            if credential_id is not None:
+                for table in (SECRETS, CERTIFICATES):
+                    used = table.c.last_used_at
+                    conn.execute(
+                        update(table)
+                        .where(
+                            table.c.client_id == client_id,
+                            table.c.id == credential_id,
+                            or_(used.is_(None), used < moment),
+                        )
+                        .values(last_used_at=moment)
+                    )
 
     def delete_registrations(self, client_ids: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(client_ids))
@@ -474,6 +507,52 @@ class SQLStorage(Storage):
             row = conn.execute(query.with_for_update() if lock else query).one()
         return RevocationHead(row.epoch, int(row.seq), int(row.max_token_age))
 
+    # ---------------------------------------------------------------- the audit trail
+
+    def add_audit_records(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            with self._engine.begin() as conn:
+                conn.execute(insert(AUDIT), [rows.audit_row(r) for r in records])
+
+    def list_audit_records(
+        self,
+        tenant: str | Collection[str] | None,
+        *,
+        client_id: str | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[AuditRecord]:
+        a = AUDIT.c
+        tenants = wanted_tenants(tenant)
+        match: list[ColumnElement[bool]] = []
+        if tenants is not None:
+            match.append(
+                a.tenant == next(iter(tenants)) if len(tenants) == 1 else a.tenant.in_(sorted(tenants))
+            )
+        if client_id is not None:
+            match.append(a.client_id == client_id)
+        if since is not None:
+            match.append(a.at >= rows.us(since))
+        page = select(AUDIT).where(*match).order_by(a.at.desc(), a.id.desc()).offset(offset).limit(limit)
+        with self._reader.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(AUDIT).where(*match)).scalar_one()
+            items = [rows.audit_record(row) for row in conn.execute(page)]
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def prune_audit_records(self, *, before: datetime, keep: int) -> int:
+        a = AUDIT.c
+        with self._engine.begin() as conn:
+            deleted = conn.execute(delete(AUDIT).where(a.at < rows.us(before))).rowcount
+            # The newest record past the bound, found by the (at, id) index; it and older ones go.
+            cut = conn.execute(
+                select(a.at, a.id).order_by(a.at.desc(), a.id.desc()).offset(max(keep, 0)).limit(1)
+            ).first()
+            if cut is not None:
+                older = or_(a.at < cut.at, (a.at == cut.at) & (a.id <= cut.id))
+                deleted += conn.execute(delete(AUDIT).where(older)).rowcount
+        return int(deleted)
+
     # ---------------------------------------------------------------- health
 
     def ping(self) -> None:
@@ -525,6 +604,18 @@ class SQLStorage(Storage):
                 .where(REFRESH_TOKENS.c.id == token_id, or_(used.is_(None), used < rows.us(at)))
                 .values(last_used_at=rows.us(at))
             )
+
+    def idle_refresh_tokens(self, before: datetime, *, limit: int = 500) -> list[RefreshToken]:
+        t = REFRESH_TOKENS.c
+        idle_since = func.coalesce(t.last_used_at, t.created_at)
+        query = (
+            select(REFRESH_TOKENS)
+            .where(t.revoked_at.is_(None), idle_since < rows.us(before))
+            .order_by(idle_since, t.id)
+            .limit(limit)
+        )
+        with self._reader.connect() as conn:
+            return [rows.refresh_token(row) for row in conn.execute(query)]
 
     def save_refresh_token(self, token: RefreshToken) -> None:
         self._replace(
