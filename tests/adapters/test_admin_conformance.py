@@ -254,6 +254,7 @@ def test_the_page_config_says_where_everything_is(clients: tuple[Client, Client]
             "sign_in": "client_credentials",
             "secret_lifetime_days": [365, 730, 1095],
             "default_secret_days": 365,
+            "max_rotation_grace": 604800,
         }
         css = client.send("GET", "/admin/theme.css")
         assert css.headers["content-type"] == "text/css; charset=utf-8"

@@ -110,7 +110,13 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     storage_url = f"sqlite:///{directory / 'e.db'}"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = child_env(EMBEDAUTH_ADMIN_PRODUCT_NAME=PRODUCT, EMBEDAUTH_ADMIN_COLORS=f"accent={ACCENT}")
+    env = child_env(
+        EMBEDAUTH_ADMIN_PRODUCT_NAME=PRODUCT,
+        EMBEDAUTH_ADMIN_COLORS=f"accent={ACCENT}",
+        # Last use and audit records written behind within a fifth of a second, so the page shows them.
+        EMBEDAUTH_LAST_USED_INTERVAL="0.2",
+        EMBEDAUTH_AUDIT_FLUSH_INTERVAL="0.2",
+    )
     with EmbedAuth(storage_url, issuer=base_url, **TEST_SETTINGS) as auth:
         for name, (description, access) in PERMISSIONS.items():
             auth.permissions.add(name, description=description, access=access)

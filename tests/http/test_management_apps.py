@@ -107,3 +107,15 @@ def test_narrowing_and_deleting_the_app_reach_every_connection(api: Api) -> None
     assert api(DEV, "DELETE", f"/apps/{app['app_id']}").status == 204
     assert_problem(api(ALICE, "GET", f"/registrations/{one['client_id']}"), 404)
     assert api(ALICE, "GET", "/connections").body == {"items": []}
+
+
+def test_a_secrets_lifetime_may_be_days_as_design_names_it(api: Api) -> None:
+    """DESIGN.md's table: ``POST …/secrets`` takes ``days``; ``secret_days`` is the same."""
+    made = api(ALICE, "POST", "/registrations", {"tenant": "site-1", "name": "Two secrets"}).body
+    added = api(ALICE, "POST", f"/registrations/{made['client_id']}/secrets", {"days": 730})
+    assert added.status == 201, added
+    assert added.body["secret_expires_at"][:10] > made["secret_expires_at"][:10]
+    both = api(
+        ALICE, "POST", f"/registrations/{made['client_id']}/secrets", {"days": 365, "secret_days": 730}
+    )
+    assert assert_problem(both, 422)["errors"][0]["field"] == "days"

@@ -77,6 +77,7 @@ class AdminPage:
             "sign_in": sign_in,
             "secret_lifetime_days": list(settings.secret_lifetime_days),
             "default_secret_days": settings.default_secret_days,
+            "max_rotation_grace": settings.max_rotation_grace,
         }
         if sign_in_url is not None:
             config["sign_in_url"] = sign_in_url

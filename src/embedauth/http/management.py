@@ -189,10 +189,12 @@ class RegistrationChanges(TypedDict, total=False):
 
 
 class NewSecret(TypedDict, total=False):
-    """``POST …/rotate-secret`` and ``POST …/secrets``: the new secret's lifetime."""
+    """``POST …/rotate-secret`` and ``POST …/secrets``: the new secret's lifetime (``days`` is
+    another name for ``secret_days``; at most one of the three)."""
 
     __pydantic_config__ = _Config  # type: ignore[misc]
     secret_days: _Days
+    days: _Days
     secret_expires_at: AwareDatetime
 
 
@@ -519,8 +521,18 @@ def _delete_many(call: Call) -> Deleted:
     return Deleted(deleted=deleted, not_found=[cid for cid in asked if cid not in deleted])
 
 
+def _secret_lifetime(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body's lifetime as the services take it: ``days`` is ``secret_days``."""
+    options = dict(body)
+    if "days" in options:
+        if "secret_days" in options or "secret_expires_at" in options:
+            raise InvalidInput("give one of days, secret_days and secret_expires_at", field="days")
+        options["secret_days"] = options.pop("days")
+    return options
+
+
 def _rotate(call: Call) -> public_json.CreatedSecret:
-    options = dict(call.body)
+    options = _secret_lifetime(call.body)
     grace = options.pop("grace_seconds", 0)
     try:
         created = call.scope.registrations.rotate_secret(
@@ -561,7 +573,7 @@ def _registration_audit(call: Call) -> AuditPage:
 
 
 def _add_secret(call: Call) -> public_json.CreatedSecret:
-    created = call.scope.registrations.add_secret(call.path["client_id"], **call.body)
+    created = call.scope.registrations.add_secret(call.path["client_id"], **_secret_lifetime(call.body))
     return public_json.CreatedSecret.of_created(created)
 
 

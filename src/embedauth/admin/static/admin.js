@@ -2,11 +2,12 @@
 // shows the registrations, the permission catalog and the admin's own API tokens.
 import { Api } from "./api.js";
 import { AppsView } from "./apps.js";
+import { AuditView } from "./audit.js";
 import { PermissionsView, TokensView } from "./catalog.js";
 import { $, $$, fill, h } from "./dom.js";
 import { RegistrationsView } from "./registrations.js";
 
-const VIEWS = ["sign-in", "signed-out", "registrations", "apps", "permissions", "tokens"];
+const VIEWS = ["sign-in", "signed-out", "registrations", "apps", "permissions", "audit", "tokens"];
 
 function show(view) {
   for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
@@ -30,11 +31,15 @@ async function main() {
     fill(select, config.secret_lifetime_days.map((days) =>
       h("option", { value: days, selected: days === config.default_secret_days }, lifetime(days))));
   }
+  const graces = [[3600, "Keep working for 1 hour"], [86400, "Keep working for 24 hours"], [604800, "Keep working for 7 days"]];
+  fill($("#grace-seconds"), h("option", { value: 0 }, "Stop working at once"),
+    graces.filter(([seconds]) => seconds <= config.max_rotation_grace).map(([seconds, text]) => h("option", { value: seconds }, text)));
   const api = new Api(config.api);
   const views = {
     registrations: new RegistrationsView(api),
     apps: new AppsView(api),
     permissions: new PermissionsView(api),
+    audit: new AuditView(api),
     tokens: new TokensView(api),
   };
   let signed = false;

@@ -24,10 +24,13 @@ export async function confirm(title, text, action) {
   return (await run(dialog)) === "ok";
 }
 
-/** Ask for a lifetime in days, then ``submit(days)``; the dialog stays open on a problem. */
-export function lifetime({ title, text, label, action, submit }) {
+/** Ask for a lifetime in days (and, with ``grace``, how long the current secrets keep working),
+ * then ``submit(days, graceSeconds)``; the dialog stays open on a problem. */
+export function lifetime({ title, text, label, action, submit, grace = false }) {
   const dialog = $("#lifetime-dialog");
   const form = $("#lifetime-form");
+  $("#grace-field").hidden = !grace;
+  $("#grace-seconds").selectedIndex = 0;
   fill($("#lifetime-title"), title);
   fill($("#lifetime-text"), text);
   fill($("#lifetime-label"), label);
@@ -36,7 +39,7 @@ export function lifetime({ title, text, label, action, submit }) {
   form.onsubmit = async (event) => {
     event.preventDefault();
     try {
-      await submit(Number($("#lifetime-days").value));
+      await submit(Number($("#lifetime-days").value), grace ? Number($("#grace-seconds").value) : 0);
       dialog.close("ok");
     } catch (problem) {
       showProblem(form, problem);

@@ -2,6 +2,7 @@
 // banner, the create and edit dialog, and one registration's details with its credentials.
 import { reg } from "./api.js";
 import { confirm, lifetime, run, showProblem, showSecret, toast } from "./dialogs.js";
+import { auditTable, describeNotice } from "./audit.js";
 import { $, $$, copy, dateCell, daysLeft, debounce, expiresIn, fill, h, usedAgo } from "./dom.js";
 import { ScopePicker } from "./picker.js";
 
@@ -298,11 +299,13 @@ export class RegistrationsView {
 
     const secrets = h("table", { class: "grid compact" },
       h("caption", { class: "visually-hidden" }, "Secrets"),
-      h("thead", {}, h("tr", {}, ["Secret", "Created", "Expires", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
+      h("thead", {}, h("tr", {}, ["Secret", "Created", "Expires", "Last used", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
       h("tbody", {}, r.secrets.map((s) => h("tr", {},
-        h("td", { "data-label": "Secret" }, h("code", {}, `${s.hint}…`)),
+        h("td", { "data-label": "Secret" }, h("code", {}, `${s.hint}…`),
+          s.replaced_at ? h("span", { class: "pill soon replaced" }, "replaced: works until it expires") : null),
         h("td", { "data-label": "Created" }, dateCell(s.created_at)),
         h("td", { "data-label": "Expires" }, dateCell(s.expires_at), ` (${expiresIn(s.expires_at)})`),
+        h("td", { "data-label": "Last used" }, usedLine(s)),
         h("td", {}, h("button", {
           type: "button", class: "small danger", "aria-label": `Delete secret ${s.hint}`,
           onclick: async () => {
@@ -312,11 +315,12 @@ export class RegistrationsView {
         }, "Delete"))))));
     const certificates = h("table", { class: "grid compact" },
       h("caption", { class: "visually-hidden" }, "Certificates"),
-      h("thead", {}, h("tr", {}, ["Subject", "Thumbprint", "Valid until", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
+      h("thead", {}, h("tr", {}, ["Subject", "Thumbprint", "Valid until", "Last used", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
       h("tbody", {}, r.certificates.map((c) => h("tr", {},
         h("td", { "data-label": "Subject" }, c.subject),
         h("td", { "data-label": "Thumbprint" }, h("code", { class: "break" }, c.thumbprint)),
         h("td", { "data-label": "Valid until" }, dateCell(c.expires_at), ` (${expiresIn(c.expires_at)})`),
+        h("td", { "data-label": "Last used" }, usedLine(c)),
         h("td", {}, h("button", {
           type: "button", class: "small danger", "aria-label": `Remove certificate ${c.subject}`,
           onclick: async () => {
@@ -339,18 +343,49 @@ export class RegistrationsView {
       h("section", { "aria-labelledby": "certificates-title" },
         h("div", { class: "heading" }, h("h3", { id: "certificates-title" }, "Certificates"),
           h("span", { class: "upload" }, h("label", { for: "certificate-file" }, "Upload a certificate (.cer, .pem)"), upload)),
-        r.certificates.length ? certificates : h("p", { class: "empty" }, "No certificates.")));
+        r.certificates.length ? certificates : h("p", { class: "empty" }, "No certificates.")),
+      h("section", { "aria-labelledby": "notices-title" },
+        h("h3", { id: "notices-title" }, "Expiry notices sent"), h("div", { id: "detail-notices" }, "…")),
+      h("section", { "aria-labelledby": "activity-title" },
+        h("h3", { id: "activity-title" }, "Recent activity"), h("div", { id: "detail-activity" }, "…")));
+    this.drawActivity(id);
+  }
+
+  /** The registration's audit trail: the notices sent to it, and its latest records. */
+  async drawActivity(clientId) {
+    let items = [];
+    try {
+      items = (await this.api.get(reg(clientId, "/audit"), { limit: 100 })).items;
+    } catch {
+      items = null;
+    }
+    const notices = $("#detail-notices");
+    const activity = $("#detail-activity");
+    if (!notices || !activity) return; // closed meanwhile
+    if (items === null) {
+      fill(notices, "Could not load.");
+      fill(activity, "Could not load.");
+      return;
+    }
+    const sent = items.filter((a) => a.action.startsWith("notice."));
+    fill(notices, sent.length ? h("ul", { class: "plain" }, sent.map((a) => h("li", {}, dateCell(a.at), " ", describeNotice(a))))
+      : h("p", { class: "empty" }, "None yet: notices go out 30 and 7 days before a credential expires, and when it does."));
+    const recent = items.filter((a) => !a.action.startsWith("notice.")).slice(0, 20);
+    fill(activity, recent.length ? auditTable(recent, false) : h("p", { class: "empty" }, "Nothing recorded yet."));
   }
 
   rotate(r) {
     lifetime({
       title: "Generate a new secret",
-      text: "Every current secret of this registration stops working at once; clients need the new one.",
+      text: "A new secret replaces every current one; clients need the new one.",
       label: "New secret's lifetime",
       action: "Generate new secret",
-      submit: async (days) => {
-        const created = await this.api.post(reg(r.client_id, "/rotate-secret"), { secret_days: days });
-        setTimeout(() => this.act(r.client_id, async () => created, "New secret made; the old ones no longer work."));
+      grace: true,
+      submit: async (days, grace) => {
+        const body = grace ? { secret_days: days, grace_seconds: grace } : { secret_days: days };
+        const created = await this.api.post(reg(r.client_id, "/rotate-secret"), body);
+        const done = grace ? "New secret made; the old ones keep working for the grace period." : "New secret made; the old ones no longer work.";
+        setTimeout(() => this.act(r.client_id, async () => created, done));
       },
     });
   }
@@ -404,6 +439,14 @@ export class RegistrationsView {
     input.value = "";
     this.act(clientId, () => this.api.post(reg(clientId, "/certificates"), { certificate }), "Certificate added.");
   }
+}
+
+/** When a credential was last used; for a replaced secret, whether anything still uses it. */
+function usedLine(credential) {
+  const when = usedAgo(credential.last_used_at);
+  if (!credential.replaced_at) return when;
+  const since = credential.last_used_at && credential.last_used_at > credential.replaced_at;
+  return [when, h("span", { class: "tenant" }, since ? "still in use since it was replaced" : "unused since it was replaced")];
 }
 
 function splitCustomerScope(scope) {
