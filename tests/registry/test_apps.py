@@ -197,3 +197,22 @@ def test_two_admins_connecting_at_once_get_one_connection(backend_auth: EmbedAut
     assert len(winners) == 1
     assert [c.connection.client_id for c in dev.apps.connections(app.app_id)] == winners
     assert [r.client_id for r in auth.registrations.list("site-1").items] == winners  # no orphan left
+
+
+def test_app_actions_are_in_the_stored_audit_trail_without_secrets(auth: EmbedAuth) -> None:
+    dev, site1, _ = scopes(auth)
+    app = dev.apps.create(name="Audited", scopes=["devices:read"])
+    connected = site1.apps.connect(app.app_id)
+    dev.apps.update(app.app_id, name="Audited v2")
+    dev.apps.delete(app.app_id)
+    auth.flush()
+    records = [r for r in auth.audit.list().items if r.action.startswith("app.")]
+    assert sorted((r.actor, r.action) for r in records) == sorted(
+        [
+            (DEV.identity, "app.create"),
+            (SITE1.identity, "app.connect"),
+            (DEV.identity, "app.update"),
+            (DEV.identity, "app.delete"),
+        ]
+    )
+    assert all(connected.created.client_secret not in repr(r) for r in auth.audit.list(limit=500).items)
