@@ -19,6 +19,7 @@ __all__ = [
     "PERMISSION_NAME",
     "SEARCH_FORBIDDEN",
     "is_client_id",
+    "parse_actor",
     "parse_customer_scope",
     "parse_description",
     "parse_identifier",
@@ -26,6 +27,7 @@ __all__ = [
     "parse_permission_name",
     "parse_scopes",
     "parse_search",
+    "parse_tenants",
 ]
 
 # A strict subset of RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E): a permission name is also
@@ -145,3 +147,15 @@ def parse_search(value: str | None, *, field: str = "name_contains") -> str | No
             f"search text must be at most {MAX_NAME} characters, none of them control characters", field=field
         )
     return value
+
+
+def parse_tenants(tenants: Iterable[str] | None) -> frozenset[str] | None:
+    """The tenants a handle reaches, each an identifier; None (every tenant) stays None."""
+    return None if tenants is None else frozenset(parse_identifier(t, "tenant") for t in tenants)
+
+
+def parse_actor(actor: object) -> str:
+    """Who is acting, for the audit trail: any non-empty text."""
+    if not isinstance(actor, str) or not actor:
+        raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
+    return actor

@@ -271,12 +271,8 @@ class TenantApps:
         source: str | None = None,
     ) -> None:
         self._all = apps
-        self.tenants: frozenset[str] | None = (
-            None if tenants is None else frozenset(validation.parse_identifier(t, "tenant") for t in tenants)
-        )
-        if not isinstance(actor, str) or not actor:
-            raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
-        self.actor = actor
+        self.tenants = validation.parse_tenants(tenants)
+        self.actor = validation.parse_actor(actor)
         self._audit_trail = audit
         self._source = source
 

@@ -603,12 +603,8 @@ class TenantRegistrations:
     ) -> None:
         self._all = registrations
         #: The tenants it reaches; None: every tenant.
-        self.tenants: frozenset[str] | None = (
-            None if tenants is None else frozenset(validation.parse_identifier(t, "tenant") for t in tenants)
-        )
-        if not isinstance(actor, str) or not actor:
-            raise InvalidInput("actor names who is acting, for the audit trail", field="actor")
-        self.actor = actor
+        self.tenants = validation.parse_tenants(tenants)
+        self.actor = validation.parse_actor(actor)
         self.source = source
         self._audit_trail = audit
 
