@@ -63,9 +63,10 @@ class Settings:
     # -- access tokens
     #: Seconds an access token is valid (never past its credential's or registration's expiry).
     access_token_lifetime: int = 3600
-    #: The algorithm new signing keys use. RS256: the cheapest to verify here and accepted by every
-    #: JWT library (see docs/benchmarks.md).
-    signing_algorithm: str = "RS256"
+    #: The algorithm new signing keys use. ES256: signing costs a tenth of RS256's (the token
+    #: endpoint's hot path), verifying is cached after a token's first sight, tokens are shorter,
+    #: and every JWT library accepts it (see docs/benchmarks.md, "The default algorithm").
+    signing_algorithm: str = "ES256"
     #: The algorithms new keys may use. ``HS256`` only when listed here explicitly.
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
     #: Seconds of clock difference allowed when checking ``exp``, ``nbf`` and ``iat``.
@@ -92,6 +93,13 @@ class Settings:
     max_live_secrets: int = 2
     #: Successful secret verifications remembered, so that a known client costs no argon2 run.
     secret_cache_size: int = 10_000
+    #: Registrations the token endpoint keeps in memory (the most recently used), so that a client
+    #: that authenticated before costs no storage read; each change reaches every process through
+    #: the revocation feed (see ``registry/view.py``). 0: read storage on every request.
+    registration_cache_size: int = 10_000
+    #: The longest a registration is served from memory (seconds), in case a change's notice was
+    #: lost (storage failed just after the change was saved).
+    registration_cache_seconds: float = 60.0
     #: A person's refresh token unused this many days is refused (and revoked) at its next use, and
     #: revoked by the expiry sweep.
     refresh_token_idle_days: int = 365
@@ -190,10 +198,15 @@ class Settings:
             raise ConfigurationError("max_live_secrets must be at least 1")
         if self.access_token_lifetime <= 0 or self.leeway < 0:
             raise ConfigurationError("lifetimes must be positive and leeway not negative")
-        if self.secret_cache_size < 0 or self.token_cache_size < 0:
+        if min(self.secret_cache_size, self.token_cache_size, self.registration_cache_size) < 0:
             raise ConfigurationError("cache sizes cannot be negative")
+        if self.registration_cache_seconds < 0:
+            raise ConfigurationError("registration_cache_seconds cannot be negative")
         if self.signing_algorithm not in self.algorithms:
-            raise ConfigurationError("signing_algorithm must be one of algorithms")
+            raise ConfigurationError(
+                f"signing_algorithm {self.signing_algorithm} is not one of algorithms"
+                f" ({', '.join(self.algorithms)}): set signing_algorithm to one of them"
+            )
         if self.storage_timeout <= 0 or self.max_staleness <= 0 or self.revocation_skew < 0:
             raise ConfigurationError(
                 "storage_timeout and max_staleness must be positive, revocation_skew not negative"

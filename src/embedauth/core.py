@@ -28,6 +28,7 @@ from embedauth.registry.lifecycle import Lifecycle
 from embedauth.registry.permissions import Permissions
 from embedauth.registry.refresh_tokens import RefreshTokens
 from embedauth.registry.registrations import Registrations
+from embedauth.registry.view import RegistrationView
 from embedauth.storage import Storage, open_storage
 from embedauth.tokens.issuer import Tokens
 from embedauth.tokens.keys import KeyRing
@@ -119,7 +120,16 @@ class EmbedAuth:
         self.refresh_tokens = RefreshTokens(
             storage, settings, clock, hasher, secret_cache, plugins, revocations, throttle, uses
         )
-        self.clients = ClientAuthenticator(storage, settings, clock, hasher, secret_cache, plugins, throttle)
+        self.clients = ClientAuthenticator(
+            storage,
+            settings,
+            clock,
+            hasher,
+            secret_cache,
+            plugins,
+            throttle,
+            RegistrationView(storage, settings, revocations),
+        )
         self.tokens = Tokens(
             storage=storage,
             settings=settings,

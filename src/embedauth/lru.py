@@ -49,5 +49,10 @@ class LRUCache(Generic[K, V]):
         with self._lock:
             return self._data.pop(key, None)
 
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

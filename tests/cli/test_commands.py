@@ -229,10 +229,10 @@ def test_key_rotation(stored_url: str, cli: Cli, now_clock: FrozenClock) -> None
 
     first = cli.ok("keys", "rotate", *store)
     assert set(first) == KEY_FIELDS | {"signs_from"}
-    assert first["alg"] == "RS256"
+    assert first["alg"] == "ES256"
     assert parse(first["signs_from"]) == parse(first["activates_at"]) == at(now_clock)  # no key signed yet
-    second = cli.ok("keys", "rotate", "--algorithm", "ES256", *store)
-    assert second["alg"] == "ES256"
+    second = cli.ok("keys", "rotate", "--algorithm", "RS256", *store)
+    assert second["alg"] == "RS256"
     signs_from = parse(second["signs_from"])
     assert signs_from == parse(second["activates_at"]) == at(now_clock) + timedelta(seconds=600)
     assert (second["retires_at"], second["expires_at"]) == (None, None)
@@ -500,6 +500,7 @@ def test_keys_rotate_refuses_an_unconfigured_algorithm(
     cli.ok("keys", "rotate", "--storage", url)
     before = stored_state(url, now_clock)
     monkeypatch.setenv("EMBEDAUTH_ALGORITHMS", "RS256")
+    monkeypatch.setenv("EMBEDAUTH_SIGNING_ALGORITHM", "RS256")
     run = cli("keys", "rotate", "--algorithm", "ES256", "--storage", url)
     assert (run.code, run.out) == (1, "")
     assert run.err == "embedauth: error: algorithm ES256 is not in the configured algorithms (RS256)\n"

@@ -95,7 +95,7 @@ def test_keys_text(tmp_path: Path, cli: Cli, now_clock: FrozenClock) -> None:
     assert [re.split(r"\s{2,}", line) for line in lines] == [
         ["KID", "ALG", "STATUS", "SIGNS FROM", "RETIRES", "PUBLISHED UNTIL"],
         [first_kid, "EdDSA", "signing", now, signs_from, until],
-        [second_kid, "RS256", "next", signs_from, "-", "-"],
+        [second_kid, "ES256", "next", signs_from, "-", "-"],
     ]
     now_clock.advance(600)
     statuses = [line.split()[2] for line in cli("keys", "list", *store).out.splitlines()[1:]]

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from jwt import api_jws
 from jwt.algorithms import RSAAlgorithm
 
-from embedauth import EmbedAuth, InvalidClient
+from embedauth import EmbedAuth, InvalidClient, InvalidToken
 from embedauth.clock import FrozenClock, utcnow
 from embedauth.credentials.client_auth import ASSERTION_TYPE, FAILED, ClientAuthenticator
 from embedauth.hooks import hookimpl
@@ -733,7 +733,7 @@ def test_the_fitting_certificate_is_found_among_curves(bed: Bed) -> None:
 @pytest.mark.parametrize(("key_name", "alg"), [("p384", "ES384"), ("p521", "ES512")])
 def test_token_endpoint_with_p384_and_p521_certificates(bed: Bed, key_name: str, alg: str) -> None:
     """Through ``OAuthEndpoints``: the metadata lists ES384 and ES512, and an assertion signed with
-    either gets an access token (itself signed with the instance's RS256 key)."""
+    either gets an access token (itself signed with the instance's ES256 key)."""
     endpoints = OAuthEndpoints(bed.auth)
     metadata = json.loads(endpoints.metadata(Request("GET", ISSUER + METADATA_PATH, {})).content())
     for endpoint in ("token", "revocation", "introspection"):
@@ -753,7 +753,7 @@ def test_token_endpoint_with_p384_and_p521_certificates(bed: Bed, key_name: str,
     response = token_request(client.sign(alg=alg))
     assert response.status == 200, response.body
     access_token = json.loads(response.content())["access_token"]
-    assert jwt.get_unverified_header(access_token)["alg"] == "RS256"
+    assert jwt.get_unverified_header(access_token)["alg"] == "ES256"  # the default signing algorithm
     principal = bed.auth.verify(access_token)
     assert (principal.client_id, principal.credential_id) == (client.client_id, credential.id)
     # the wrong curve for the header: the one 401 answer, the reason on the hook
@@ -1014,12 +1014,23 @@ def test_rotation_beats_the_secret_cache(auth: EmbedAuth) -> None:
 
 
 def test_rotation_seen_by_another_instance(auth: EmbedAuth) -> None:
-    """Two instances on one storage (two processes' worth of caches): the rotation holds in both."""
+    """Two instances on one storage (two processes' worth of caches): the rotation holds in both.
+
+    ``other`` keeps the registration in its view until its revocation feed delivers the change
+    (here: its next poll, run by hand). A token it signs in that window names the revoked
+    credential, and every verifier that knows of the rotation refuses it."""
     other = EmbedAuth(auth.storage, clock=auth.clock, **TEST_SETTINGS)
     created = create(auth)
     assert works(other, created.client_id, created.client_secret)
     auth.registrations.rotate_secret(created.client_id)
+    assert not works(auth, created.client_id, created.client_secret)
+    in_the_window = other.tokens.client_credentials(created.client_id, created.client_secret).access_token
+    with pytest.raises(InvalidToken):
+        auth.verify(in_the_window)
+    other.revocations.sync()
     assert not works(other, created.client_id, created.client_secret)
+    with pytest.raises(InvalidToken):
+        other.verify(in_the_window)
 
 
 def test_hash_upgraded_on_next_use(auth: EmbedAuth) -> None:

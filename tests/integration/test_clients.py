@@ -182,7 +182,7 @@ def test_pyjwt_jwks_client_verifies_access_token(served: Served) -> None:
     claims = jwt.decode(
         access_token,
         signing_key.key,
-        algorithms=["RS256"],
+        algorithms=["ES256"],
         audience=served.base_url,
         issuer=served.base_url,
         options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},

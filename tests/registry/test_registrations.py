@@ -188,7 +188,36 @@ def test_bad_update_changes_nothing(auth: EmbedAuth, kwargs: dict[str, Any], err
 
 
 def revocations(auth: EmbedAuth) -> list[tuple[RevocationKind, str]]:
-    return [(r.kind, r.subject) for r in auth.storage.revocations_after(0)]
+    """The stored entries that refuse something (not the change notices every change writes)."""
+    return [
+        (r.kind, r.subject)
+        for r in auth.storage.revocations_after(0)
+        if r.kind is not RevocationKind.REGISTRATION or r.generation
+    ]
+
+
+def test_every_change_is_announced(auth: EmbedAuth) -> None:
+    """Each saved change leaves a change notice (a registration entry that refuses nothing) with a
+    new ``seq``, after the change: what keeps other processes' registration views true."""
+    created = create(auth)
+    assert auth.storage.revocations_after(0) == []  # a new registration is in nobody's view
+    seqs: list[int] = []
+    for change in (
+        lambda: auth.registrations.update(created.client_id, name="renamed"),
+        lambda: auth.registrations.add_secret(created.client_id),
+        lambda: auth.registrations.update(created.client_id, name="again"),
+    ):
+        change()
+        [notice] = auth.storage.revocations_after(max(seqs, default=0))
+        assert (notice.kind, notice.subject, notice.generation) == (
+            RevocationKind.REGISTRATION,
+            created.client_id,
+            0,
+        )
+        seqs.append(notice.seq)
+    assert seqs == sorted(set(seqs))
+    auth.revocations.sync()
+    assert auth.verify(auth.tokens.client_credentials(created.client_id, created.client_secret).access_token)
 
 
 def test_rotate_secret_kills_the_old_one(auth: EmbedAuth) -> None:

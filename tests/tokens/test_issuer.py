@@ -36,7 +36,7 @@ def test_client_credentials_token(auth: EmbedAuth, created: CreatedSecret, clock
     assert created.client_secret not in repr(response) and response.access_token not in repr(response)
     header, claims, _ = segments(response.access_token)
     [key] = auth.jwks()["keys"]
-    assert header == {"alg": "RS256", "typ": "at+jwt", "kid": key["kid"]}
+    assert header == {"alg": "ES256", "typ": "at+jwt", "kid": key["kid"]}
     now = int(clock())
     assert claims == {
         "iss": ISSUER,

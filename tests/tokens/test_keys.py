@@ -23,11 +23,11 @@ def test_any_jwt_library_verifies_with_the_jwks(
 ) -> None:
     token = token_for(auth, created)
     [jwk] = auth.jwks()["keys"]
-    assert jwk["use"] == "sig" and jwk["alg"] == "RS256" and "d" not in jwk
+    assert jwk["use"] == "sig" and jwk["alg"] == "ES256" and "d" not in jwk
     claims = jwt.decode(
         token,
         jwt.PyJWK(jwk).key,
-        algorithms=["RS256"],
+        algorithms=["ES256"],
         audience=ISSUER,
         issuer=ISSUER,
         options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},

@@ -204,7 +204,7 @@ def test_get_never_waits_and_runs_one_refresh_at_a_time(issuer: Issuer) -> None:
             release.wait(2)
         return http_fetch(url)
 
-    keys = RemoteKeys(issuer.url, algorithms=("RS256",), refresh_floor=0.0, fetch=fetch)
+    keys = RemoteKeys(issuer.url, algorithms=("ES256",), refresh_floor=0.0, fetch=fetch)
     keys.prepare()
     prepared.set()
     (kid,) = (key["kid"] for key in issuer.auth.jwks()["keys"])
@@ -228,7 +228,7 @@ def test_an_old_key_set_is_refreshed_in_the_background(issuer: Issuer) -> None:
             return b'{"keys": []}'
         return http_fetch(url)
 
-    keys = RemoteKeys(issuer.url, algorithms=("RS256",), refresh_floor=FLOOR, max_age=FLOOR, fetch=fetch)
+    keys = RemoteKeys(issuer.url, algorithms=("ES256",), refresh_floor=FLOOR, max_age=FLOOR, fetch=fetch)
     keys.prepare()
     (kid,) = (key["kid"] for key in issuer.auth.jwks()["keys"])
     served["withdrawn"] = True
@@ -281,7 +281,7 @@ def test_first_fetch_failure_is_a_storage_error_then_retried(issuer: Issuer, clo
             raise ConnectionRefusedError("the issuer is down")
         return http_fetch(url)
 
-    keys = RemoteKeys(issuer.url, algorithms=("RS256",), refresh_floor=FLOOR, fetch=fetch)
+    keys = RemoteKeys(issuer.url, algorithms=("ES256",), refresh_floor=FLOOR, fetch=fetch)
     with pytest.raises(StorageError, match="cannot fetch the keys"):
         keys.prepare()
     assert not keys.ready

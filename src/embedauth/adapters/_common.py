@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pluggy
+
 from embedauth.errors import OAuthError, StorageError
 from embedauth.http import messages
 from embedauth.http.admin_page import AdminPage, SignIn
@@ -43,12 +45,31 @@ log = logging.getLogger("embedauth.adapters")
 
 @dataclass(frozen=True, slots=True)
 class OAuthRoute:
-    """One OAuth endpoint: where it is mounted, its route name, and whether it reads a form."""
+    """One OAuth endpoint: where it is mounted, its route name, whether it reads a form, and
+    whether an async adapter may first try it on the event loop (see :func:`answer`)."""
 
     path: str
     name: str
     handle: Callable[[messages.Request], messages.Response]
     reads_form: bool
+    on_loop: Callable[[], bool] | None = None
+
+
+#: The hooks a token request may call; an implementation outside embedauth might block.
+_TOKEN_PATH_HOOKS = ("embedauth_token_issued", "embedauth_extra_claims", "embedauth_token_denied")
+
+
+def _own_hooks_only(plugins: pluggy.PluginManager) -> Callable[[], bool]:
+    """Whether every implementation of the token path's hooks is one of embedauth's plugins (which
+    never block), checked per request: a plugin registered later counts at once."""
+    callers = [getattr(plugins.hook, name) for name in _TOKEN_PATH_HOOKS]
+
+    def check() -> bool:
+        return all(
+            impl.plugin_name.startswith("embedauth.") for caller in callers for impl in caller.get_hookimpls()
+        )
+
+    return check
 
 
 def oauth_routes(auth: EmbedAuth, prefix: str) -> list[OAuthRoute]:
@@ -66,7 +87,7 @@ def oauth_routes(auth: EmbedAuth, prefix: str) -> list[OAuthRoute]:
     metadata, openid = "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"
     endpoints = OAuthEndpoints(auth)
     routes = [
-        OAuthRoute(prefix + TOKEN_PATH, "token", endpoints.token, True),
+        OAuthRoute(prefix + TOKEN_PATH, "token", endpoints.token, True, _own_hooks_only(auth.plugins)),
         OAuthRoute(prefix + REVOKE_PATH, "revoke", endpoints.revoke, True),
         OAuthRoute(prefix + INTROSPECT_PATH, "introspect", endpoints.introspect, True),
         OAuthRoute(metadata, "metadata", endpoints.metadata, False),
@@ -152,7 +173,11 @@ def answer(
 
     Runs in the adapter's worker thread: the endpoint may touch storage and spend argon2 time. A
     form the parser refuses is the RFC 6749 error; :class:`~embedauth.errors.StorageError` is
-    :func:`unavailable`.
+    :func:`unavailable`. An async adapter may first call it on the event loop within
+    :func:`embedauth.blocking.nonblocking`, for a route whose ``on_loop()`` says so: it then
+    answers from memory (a token for a client that authenticated before) or raises
+    :class:`~embedauth.blocking.WouldBlock` before anything that lasts, and the adapter calls it
+    again in a worker thread.
     """
     form: Sequence[tuple[str, str]] = ()
     if route.reads_form and method == "POST":

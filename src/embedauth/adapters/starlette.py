@@ -67,7 +67,7 @@ import anyio.from_thread
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import URLPath
+from starlette.datastructures import URL, URLPath
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
@@ -76,6 +76,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from embedauth.adapters import _common
+from embedauth.blocking import WouldBlock, nonblocking
 from embedauth.core import EmbedAuth
 from embedauth.errors import StorageError
 from embedauth.http import messages
@@ -169,32 +170,56 @@ class _Endpoint:
         raise NotImplementedError
 
 
-class _OAuthEndpoint(_Endpoint):
-    """One OAuth endpoint."""
+class _OAuthEndpoint:
+    """One OAuth endpoint, on the raw ASGI scope (no Starlette ``Request``: this is the token
+    endpoint's hot path). It answers every method itself (405 included)."""
 
     def __init__(self, route: _common.OAuthRoute) -> None:
         self.route = route
 
-    async def _respond(self, request: Request) -> messages.Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route, method, headers = self.route, scope["method"], _headers(scope)
         body = None
-        if self.route.reads_form and request.method == "POST":
+        if route.reads_form and method == "POST":
             try:
-                limit = _common.BodyLimit(_common.declared_length(request.headers.get("content-length")))
-                async for chunk in request.stream():
-                    limit.add(chunk)
+                body = await _body(receive, _common.declared_length(headers.get("content-length")))
             except _common.BodyTooLarge:
-                return messages.error_response(messages.body_too_large())
-            body = limit.body()
-        return await run_in_threadpool(
+                await _send(messages.error_response(messages.body_too_large()), scope, send)
+                return
+            except ClientDisconnect:
+                return
+        client = scope.get("client")
+        answer = functools.partial(
             _common.answer,
-            self.route,
-            method=request.method,
-            url=str(request.url),
-            headers=_headers(request.scope),
+            route,
+            method=method,
+            url=str(URL(scope=scope)),
+            headers=headers,
             body=body,
-            path=request.url.path,
-            client_address=request.client.host if request.client else None,
+            path=scope["path"],
+            client_address=client[0] if client else None,
         )
+        if route.on_loop is not None and route.on_loop():
+            try:  # from memory when it can be: no thread, no storage (see embedauth.blocking)
+                with nonblocking():
+                    response = answer()
+            except WouldBlock:
+                response = await run_in_threadpool(answer)
+        else:
+            response = await run_in_threadpool(answer)
+        await _send(response, scope, send)
+
+
+async def _body(receive: Receive, declared: int | None) -> bytes:
+    """The request body, refused (:class:`~embedauth.adapters._common.BodyTooLarge`) past the form limit."""
+    limit = _common.BodyLimit(declared)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        limit.add(message.get("body", b""))
+        if not message.get("more_body", False):
+            return limit.body()
 
 
 def oauth_routes(auth: EmbedAuth, *, prefix: str | None = None) -> list[BaseRoute]:

@@ -70,6 +70,7 @@ from embedauth.credentials.throttle import AuthThrottle
 from embedauth.errors import InvalidClient, InvalidSecret
 from embedauth.lru import LRUCache
 from embedauth.models import CertificateCredential, Registration, SecretCredential
+from embedauth.registry.view import RegistrationView
 from embedauth.storage.base import Storage
 from embedauth.tokens import jws
 from embedauth.validation import is_client_id
@@ -141,10 +142,12 @@ class ClientAuthenticator:
         secret_cache: SecretCache,
         plugins: pluggy.PluginManager,
         throttle: AuthThrottle,
+        registrations: RegistrationView,
         *,
         key_cache_size: int = _KEY_CACHE_SIZE,
     ) -> None:
         self._storage = storage
+        self._registrations = registrations
         self._settings = settings
         self._clock = clock
         self._hasher = hasher
@@ -226,9 +229,10 @@ class ClientAuthenticator:
             parse_client_secret(client_secret)
         except InvalidSecret:
             return None, None
-        if not self._secret_cache.knows(client_secret, client_id):
+        known = self._secret_cache.knows(client_secret, client_id)
+        if not known:
             self._throttle.check(client_id, address)  # before any lookup or hash
-        registration = self._storage.get_registration(client_id) if is_client_id(client_id) else None
+        registration = self._registrations.get(client_id) if is_client_id(client_id) else None
         stored = [] if registration is None else [(s.id, s.hint, s.secret_hash) for s in registration.secrets]
         matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored)
         if matched is None:
@@ -236,7 +240,7 @@ class ClientAuthenticator:
         if registration is None or matched is None:
             return registration, None
         credential = next(s for s in registration.secrets if s.id == matched)
-        if self._hasher.needs_rehash(credential.secret_hash):
+        if not known and self._hasher.needs_rehash(credential.secret_hash):  # argon2 ran: now or never
             self._rehash(client_id, credential.id, client_secret)
         return registration, (registration, credential)
 
@@ -254,6 +258,7 @@ class ClientAuthenticator:
             dataclasses.replace(registration, secrets=secrets, version=registration.version + 1),
             expected_version=registration.version,
         )
+        self._registrations.forget(client_id)
 
     # ------------------------------------------------------------------ client assertions
 
@@ -300,7 +305,7 @@ class ClientAuthenticator:
             raise _Denied("sub is missing or not a client id")
         if form_client_id is not None and form_client_id != sub:
             raise _Denied("client_id parameter differs from the assertion's sub", form_client_id)
-        registration = self._storage.get_registration(sub)
+        registration = self._registrations.get(sub)
         if registration is None:
             raise _Denied("unknown client", sub)
 

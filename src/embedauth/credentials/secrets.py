@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import hmac
 import os
+import re
 import secrets as _random
 import threading
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from embedauth.blocking import may_block
 from embedauth.errors import Busy, InvalidSecret
 from embedauth.lru import LRUCache
 
@@ -46,7 +47,7 @@ __all__ = [
 CLIENT_SECRET_PREFIX = "eas_"  # noqa: S105 - a prefix, not a secret
 REFRESH_TOKEN_PREFIX = "ear_"  # noqa: S105 - a prefix, not a secret
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
+_BASE62 = re.compile("[0-9A-Za-z]*")
 BODY_LENGTH = 43  # 62**43 > 2**256
 ID_LENGTH = 22  # 62**22 > 2**128
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32
@@ -101,7 +102,7 @@ def _check(value: object, prefix: str, length: int, what: str) -> str:
         not isinstance(value, str)
         or len(value) != length
         or not value.startswith(prefix)
-        or any(ch not in _INDEX for ch in value[len(prefix) :])
+        or not _BASE62.fullmatch(value, len(prefix))
         or not hmac.compare_digest(_checksum(value[:-CHECKSUM_LENGTH]), value[-CHECKSUM_LENGTH:])
     ):
         raise InvalidSecret(f"not a well-formed {what}")
@@ -169,6 +170,7 @@ class SecretHasher:
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
+        may_block("argon2")
         if not self._turns.acquire(timeout=self._queue_timeout):
             raise Busy
         with self._count_lock:
@@ -238,7 +240,7 @@ class SecretCache:
         self._entries: LRUCache[bytes, VerifiedSecret] = LRUCache(maxsize)
 
     def _digest(self, secret: str) -> bytes:
-        return hmac.new(self._key, secret.encode(), sha256).digest()
+        return hmac.digest(self._key, secret.encode(), "sha256")
 
     def get(self, secret: str) -> VerifiedSecret | None:
         """What an earlier verification of ``secret`` proved, if it is still remembered."""

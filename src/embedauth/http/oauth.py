@@ -73,6 +73,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from embedauth.blocking import WouldBlock
 from embedauth.credentials.client_auth import (
     ASSERTION_ALGORITHMS,
     ASSERTION_TYPE,
@@ -202,7 +203,8 @@ class OAuthEndpoints:
     """The token, revocation, introspection, metadata and JWKS endpoints of one :class:`EmbedAuth`.
 
     Each method takes a :class:`Request` and returns a :class:`Response`; none raises except
-    :class:`~embedauth.errors.StorageError`, which an adapter answers with 503.
+    :class:`~embedauth.errors.StorageError`, which an adapter answers with 503, and, inside
+    :func:`embedauth.blocking.nonblocking`, :class:`~embedauth.blocking.WouldBlock`.
     """
 
     def __init__(self, auth: EmbedAuth) -> None:
@@ -303,8 +305,9 @@ class OAuthEndpoints:
             "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "introspection_endpoint_auth_signing_alg_values_supported": list(AUTH_SIGNING_ALGORITHMS),
             # OpenID discovery clients (Node's openid-client) read these from openid-configuration.
+            # No ID token is ever issued; OpenID Connect Discovery 1.0 §3 requires RS256 listed.
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [settings.signing_algorithm],
+            "id_token_signing_alg_values_supported": ["RS256"],
         }
         return self._json(200, body, (("Cache-Control", f"public, max-age={METADATA_MAX_AGE}"),))
 
@@ -332,7 +335,7 @@ class OAuthEndpoints:
         except InvalidInput:
             # The message may quote the input (a secret, a token): say nothing specific.
             return self._json(400, InvalidRequest("the request is malformed").body(), NO_STORE)
-        except StorageError:
+        except (StorageError, WouldBlock):
             raise
         except Exception:  # a bug: logged, and answered the same way in every framework
             log.exception("embedauth: %s %s failed", request.method, _path(request.url))

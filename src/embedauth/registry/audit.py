@@ -15,6 +15,13 @@ an ``audit.dropped`` record says how many once writing works again. A process th
 :meth:`Audit.close` (``EmbedAuth.close``) loses at most one interval of records. :meth:`Audit.flush`
 writes everything queued at once: what tests (and the command, on exit) call.
 
+**A burst is one record.** Token requests that differ only in the token (the same client,
+credential, scopes, source and outcome, within one write) are written as one record whose detail
+counts them (``count``, ``last_at``, the first ``token_ids``): a client asking for tokens in a
+loop, or a stranger sending bad secrets as fast as the network allows, cannot push the admins'
+records out of a trail bounded by ``audit_max_records``, and storage writes one row per burst
+instead of one per request. A single request is one record, as it is.
+
 Nothing secret is ever recorded: callers pass ids, names and reasons, never a secret or a token,
 and :func:`clean_detail` keeps only short scalar values (or short lists of them) under short keys.
 """
@@ -23,10 +30,11 @@ from __future__ import annotations
 
 import builtins
 import collections
+import dataclasses
 import logging
 import secrets
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +60,9 @@ PRUNE_INTERVAL = 600.0
 _TEXT = 200  # characters kept of any text value
 _KEYS = 20  # keys kept of a detail
 _ITEMS = 50  # items kept of a list value
+#: Actions whose records are coalesced within one write when they differ only in these details.
+_COALESCED = frozenset({"token.issued", "token.refused"})
+_VARYING = ("token_id", "expires_at")
 
 
 def _text(value: object, limit: int = _TEXT) -> str:
@@ -79,6 +90,40 @@ def _scalar(value: object) -> bool | int | float | str | None:
 
         return isoformat(value)
     return _text(value)
+
+
+def coalesced(records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    """``records`` with each run of token requests that differ only in the token as one record
+    (the first, its detail counting the run), in the order of their first record."""
+    groups: dict[tuple[Any, ...], list[AuditRecord]] = {}
+    kept: list[AuditRecord | list[AuditRecord]] = []
+    for record in records:
+        if record.action not in _COALESCED:
+            kept.append(record)
+            continue
+        same = {k: v for k, v in record.detail.items() if k not in _VARYING}
+        key = (record.action, record.actor, record.tenant, record.client_id, record.target, record.source,
+               record.outcome, record.reason, tuple(sorted((k, repr(v)) for k, v in same.items())))  # fmt: skip
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = []
+            kept.append(group)
+        group.append(record)
+    return [item if isinstance(item, AuditRecord) else _run(item) for item in kept]
+
+
+def _run(group: list[AuditRecord]) -> AuditRecord:
+    first, last = group[0], group[-1]
+    if len(group) == 1:
+        return first
+    detail = {k: v for k, v in first.detail.items() if k not in _VARYING}
+    detail.update(count=len(group), last_at=_scalar(last.at))
+    token_ids = [r.detail["token_id"] for r in group[:_ITEMS] if "token_id" in r.detail]
+    if token_ids:
+        detail["token_ids"] = token_ids
+    if "expires_at" in last.detail:
+        detail["expires_at"] = last.detail["expires_at"]
+    return dataclasses.replace(first, detail=detail)
 
 
 class Audit:
@@ -238,8 +283,9 @@ class Audit:
                 )
             if not batch:
                 return 0
+            stored = coalesced(batch)
             try:
-                self._storage.add_audit_records(batch)
+                self._storage.add_audit_records(stored)
             except BaseException:
                 with self._lock:
                     self._dropped += dropped
@@ -248,12 +294,12 @@ class Audit:
             with self._lock:
                 while self._queue and self._queue[0].id in written:
                     self._queue.popleft()
-            for record in batch:
+            for record in stored:
                 try:
                     self._hook.embedauth_audit_record(record=record)
                 except Exception:  # a sink's failure is its own; the record is stored
                     log.exception("embedauth: an embedauth_audit_record hook failed")
-            return len(batch)
+            return len(stored)
 
     def prune(self) -> int:
         """Delete records older than ``audit_retention_days`` and beyond ``audit_max_records``."""

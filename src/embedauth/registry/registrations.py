@@ -291,6 +291,8 @@ class Registrations:
         ]
         deleted = self._storage.delete_registrations([r.client_id for r in registrations])
         self._revocations.record(*revoked)
+        for client_id in deleted:
+            self._revocations.announce_change(client_id)
         tenants = {r.client_id: r.tenant for r in registrations}
         for client_id in deleted:
             self._hook.embedauth_registration_deleted(client_id=client_id, tenant=tenants[client_id])
@@ -440,9 +442,11 @@ class Registrations:
         never less; this process applies them at once when the change is saved. A change that
         fails after its revocations were written would leave the registration's current tokens
         refused: :meth:`_heal` then moves the registration to the generation they revoke, so that
-        new tokens verify again.
+        new tokens verify again. Once saved, the change is announced to every process's
+        registration view (:mod:`embedauth.registry.view`).
         """
         generation = 0
+        written: list[Revocation] = []  # stored, so applied here too whatever happens next
         try:
             for _ in range(_CAS_ATTEMPTS):
                 current = self.get(client_id)
@@ -459,14 +463,17 @@ class Registrations:
                         *(r.generation for r in revocations if r.kind is RevocationKind.REGISTRATION),
                     ]
                 )
-                written = [self._revocations.write(revocation) for revocation in revocations]
+                for revocation in revocations:
+                    written.append(self._revocations.write(revocation))
                 if self._storage.save_registration(changed, expected_version=current.version):
                     self._revocations.record(*written)
+                    self._revocations.announce_change(client_id)
                     if action is not None:
                         self._hook.embedauth_registration_updated(registration=changed, action=action)
                     return changed, revocations
             raise Conflict(f"registration {client_id} is being changed by others; try again")
         except BaseException:
+            self._revocations.record(*written)  # refuse more, never less, here as everywhere else
             if generation:
                 self._heal(client_id, generation)
             raise
@@ -480,6 +487,7 @@ class Registrations:
                     return
                 healed = dataclasses.replace(current, generation=generation, version=current.version + 1)
                 if self._storage.save_registration(healed, expected_version=current.version):
+                    self._revocations.announce_change(client_id)
                     return
         except EmbedAuthError as exc:
             log.error(

@@ -50,6 +50,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
+from embedauth.blocking import may_block
 from embedauth.clock import Clock
 from embedauth.errors import EmbedAuthError, StorageError
 from embedauth.models import (
@@ -147,6 +148,7 @@ def _translating(method: _F, *, gated: bool) -> _F:
 
     @functools.wraps(method)
     def translated(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        may_block("storage")
         if not gated:
             return _call(self, method, args, kwargs)
         gate = self._gate

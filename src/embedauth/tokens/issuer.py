@@ -33,6 +33,7 @@ from embedauth.credentials.client_auth import (
 )
 from embedauth.credentials.secrets import REFRESH_TOKEN_PREFIX, new_id
 from embedauth.errors import InvalidClient, InvalidScope, InvalidToken, OAuthError, UnauthorizedClient
+from embedauth.lru import LRUCache
 from embedauth.models import (
     CustomerScope,
     Principal,
@@ -102,6 +103,7 @@ class Tokens:
         )
         self._audit = audit
         self._uses = uses
+        self._signers: LRUCache[str, jws.Signer] = LRUCache(8)  # kid -> its signer, header encoded once
 
     # ------------------------------------------------------------------ grants
 
@@ -294,9 +296,15 @@ class Tokens:
             claims["gen"] = generation
         if tenant is not None:
             claims["tenant"] = tenant
-        for extra in self._hook.embedauth_extra_claims(subject=subject, client_id=client_id, scopes=scopes):
-            claims.update({k: v for k, v in (extra or {}).items() if k not in REGISTERED_CLAIMS})
-        token = jws.sign(claims, private_key, key.alg, {"typ": "at+jwt", "kid": key.kid})
+        hook = self._hook
+        if hook.embedauth_extra_claims.get_hookimpls():
+            for extra in hook.embedauth_extra_claims(subject=subject, client_id=client_id, scopes=scopes):
+                claims.update({k: v for k, v in (extra or {}).items() if k not in REGISTERED_CLAIMS})
+        sign = self._signers.get(key.kid)
+        if sign is None:
+            sign = jws.signer(key.alg, private_key, {"typ": "at+jwt", "kid": key.kid})
+            self._signers.put(key.kid, sign)
+        token = sign(claims)
         # A pause this process learned of while signing: the token would be refused anyway.
         if self._revocations.is_revoked(
             client_id=client_id,
@@ -311,13 +319,14 @@ class Tokens:
                 "revoked while the token was being signed",
                 InvalidClient("the registration is disabled or the credential revoked"),
             )
-        self._hook.embedauth_token_issued(
-            client_id=client_id,
-            subject=subject,
-            token_id=claims["jti"],
-            scopes=scopes,
-            expires_at=from_timestamp(claims["exp"]),
-        )
+        if hook.embedauth_token_issued.get_hookimpls():
+            hook.embedauth_token_issued(
+                client_id=client_id,
+                subject=subject,
+                token_id=claims["jti"],
+                scopes=scopes,
+                expires_at=from_timestamp(claims["exp"]),
+            )
         refresh = grant == "refresh_token"
         self._audit.record(
             actor=subject,

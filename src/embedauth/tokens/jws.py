@@ -1,9 +1,11 @@
 """Compact JWS (RFC 7515) read strictly, and signatures checked with ``cryptography`` directly.
 
-Both access tokens and client assertions pass through here. Signing stays with PyJWT (:func:`sign`
-only normalises an ECDSA signature to low S); checking is written against ``cryptography`` because
-it is the hot path of every protected request, and a general JOSE library's per-call work (header
-policy objects, key parsing, option dictionaries) costs more than the signature itself.
+Both access tokens and client assertions pass through here. Signing and checking are both written
+against ``cryptography``: checking is the hot path of every protected request and signing the
+hot path of the token endpoint, and a general JOSE library's per-call work (header policy objects,
+key parsing, option dictionaries, the header encoded again for every token) costs more than the
+signature itself. :func:`signer` writes exactly the bytes PyJWT writes for the same claims, header
+and key (a test holds it to that), except that an ECDSA signature is always the low-S one.
 
 **ECDSA and low S** (RFC 7518 §3.4). If ``(r, s)`` is a valid signature, so is ``(r, n - s)``, with
 ``n`` the curve's group order: every ECDSA token has a second spelling that verifies. embedauth
@@ -24,36 +26,38 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from hashlib import sha256
 from typing import Any, NamedTuple, TypeAlias, TypeGuard
 
-import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from embedauth.errors import InvalidToken
+from embedauth.lru import LRUCache
 
 __all__ = [
     "ASYMMETRIC",
     "Compact",
     "Refused",
+    "Signer",
     "Verifier",
     "b64decode",
     "b64encode",
     "is_numeric_date",
     "parse",
     "sign",
+    "signer",
     "verifier",
 ]
 
 #: The asymmetric algorithms embedauth accepts in client assertions, by key type. Access tokens are
 #: signed with RS256, ES256 or EdDSA only (``tokens/keys.py``).
 ASYMMETRIC = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # RFC 4648 §5, in order
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: Header parameters that would let a token choose its own key or change how it is processed.
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit", "b64", "zip", "enc"})
@@ -140,8 +144,7 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Compact:
+class Compact(NamedTuple):
     """A compact JWS split and decoded, its signature not yet checked."""
 
     header: dict[str, Any]
@@ -154,52 +157,110 @@ class Compact:
         return _json_object(b64decode(self.payload_segment), "payload")
 
 
+#: The last character of a canonical unpadded base64url segment, by the segment's length modulo 4:
+#: after 2 characters of a group only 4 bits are data (the other 2 must be zero), after 3, 2 bits.
+_CANONICAL_LAST = {
+    0: frozenset(_ALPHABET),
+    2: frozenset(_ALPHABET[::16]),
+    3: frozenset(_ALPHABET[::4]),
+}
+#: Headers seen lately, by their segment: tokens of one key share one, so a header is decoded and
+#: checked once, not per token. The segment is the whole input to its header: a hit is exactly
+#: the decision a miss would make.
+_HEADERS: LRUCache[str, dict[str, Any]] = LRUCache(64)
+_CACHED_HEADER_LENGTH = 512  # longer header segments are not remembered
+
+
+def _header(segment: str) -> dict[str, Any]:
+    header = _HEADERS.get(segment)
+    if header is not None:
+        return header
+    header = _json_object(b64decode(segment), "header")
+    if not isinstance(header.get("alg"), str):
+        raise Refused("header without alg")
+    forbidden = _FORBIDDEN_HEADERS.intersection(header)
+    if forbidden:
+        raise Refused(f"forbidden header parameter: {sorted(forbidden)}")
+    if len(segment) <= _CACHED_HEADER_LENGTH:
+        _HEADERS.put(segment, header)
+    return header
+
+
 def parse(token: object, *, max_bytes: int) -> Compact:
-    """Split a compact JWS: size, shape and header checked before anything costly."""
+    """Split a compact JWS: size, shape and header checked before anything costly.
+
+    The header is the caller's to read, never to change (it may be shared with other tokens).
+    """
     if not isinstance(token, str) or len(token) > max_bytes:
         raise Refused("not a string, or over the size limit")
     if not _SHAPE.fullmatch(token):
         raise Refused("not three base64url segments")
     header_segment, payload_segment, signature_segment = token.split(".")
-    header = _json_object(b64decode(header_segment), "header")
-    if not isinstance(header.get("alg"), str):
-        raise Refused("header without alg")
-    if _FORBIDDEN_HEADERS.intersection(header):
-        raise Refused(f"forbidden header parameter: {sorted(_FORBIDDEN_HEADERS.intersection(header))}")
-    signature = b64decode(signature_segment)
+    header = _header(header_segment)
     # The header and payload text is what the signature covers; the signature's own text must
     # be the one canonical encoding, so that no second spelling of a token verifies.
-    if b64encode(signature) != signature_segment:
+    last = _CANONICAL_LAST.get(len(signature_segment) % 4)
+    if last is None:
+        raise Refused("bad base64url length")
+    if signature_segment[-1] not in last:
         raise Refused("non-canonical signature encoding")
     return Compact(
-        header=header,
-        payload_segment=payload_segment,
-        signing_input=f"{header_segment}.{payload_segment}".encode("ascii"),
-        signature=signature,
+        header,
+        payload_segment,
+        token[: len(header_segment) + len(payload_segment) + 1].encode("ascii"),
+        b64decode(signature_segment),
     )
 
 
-def sign(claims: dict[str, Any], key: SigningKey, alg: str, headers: dict[str, Any]) -> str:
-    """The compact JWS of ``claims`` signed by PyJWT, an ECDSA signature normalised to low S.
+Signer = Callable[[Mapping[str, Any]], str]
+"""``sign(claims)``: the compact JWS of ``claims`` under one key and header."""
 
-    PyJWT (OpenSSL) leaves ``s`` as it comes, above ``n/2`` about half the time; such a signature
-    is replaced by ``(r, n - s)``, the other spelling of the same signature, which verifies for
-    the same key and data and which ``low_s_only`` verifiers accept.
+
+def sign(claims: Mapping[str, Any], key: SigningKey, alg: str, headers: Mapping[str, Any]) -> str:
+    """The compact JWS of ``claims`` (see :func:`signer`, which keeps its header encoded)."""
+    return signer(alg, key, headers)(claims)
+
+
+def signer(alg: str, key: SigningKey, headers: Mapping[str, Any]) -> Signer:
+    """Signs claims with ``key`` for ``alg`` under ``{"alg": alg, **headers}``, encoded once.
+
+    The JSON is PyJWT's (sorted header keys, compact separators), so the tokens are byte for byte
+    PyJWT's. OpenSSL leaves an ECDSA ``s`` as it comes, above ``n/2`` about half the time; such a
+    signature is written as ``(r, n - s)``, the other spelling of the same signature, which
+    verifies for the same key and data and which ``low_s_only`` verifiers accept.
     """
-    token = jwt.encode(claims, key, algorithm=alg, headers=headers)
+    header = json.dumps({"typ": "JWT", "alg": alg, **headers}, separators=(",", ":"), sort_keys=True)
+    prefix = b64encode(header.encode()) + "."
+    sign_bytes = _signature(alg, key)
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def sign_claims(claims: Mapping[str, Any]) -> str:
+        signing_input = prefix + b64encode(dumps(claims).encode())
+        return f"{signing_input}.{b64encode(sign_bytes(signing_input.encode('ascii')))}"
+
+    return sign_claims
+
+
+def _signature(alg: str, key: SigningKey) -> Callable[[bytes], bytes]:
+    """The raw JOSE signature of data (RFC 7518 §3) by ``key`` for ``alg``."""
+    if alg == "RS256" and isinstance(key, rsa.RSAPrivateKey):
+        pad, digest = padding.PKCS1v15(), hashes.SHA256()
+        return lambda data: key.sign(data, pad, digest)
     curve = _ECDSA.get(alg)
-    if curve is None:
-        return token
-    signing_input, _, signature_segment = token.rpartition(".")
-    signature = b64decode(signature_segment)
-    size = curve.size
-    if len(signature) != 2 * size:
-        raise ValueError(f"PyJWT gave a {len(signature)}-byte {alg} signature, not {2 * size}")
-    s = int.from_bytes(signature[size:], "big")
-    if s <= curve.order // 2:
-        return token
-    low = (curve.order - s).to_bytes(size, "big")
-    return f"{signing_input}.{b64encode(signature[:size] + low)}"
+    if curve is not None and isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == curve.name:
+        algorithm, size, order = ec.ECDSA(curve.hash()), curve.size, curve.order
+
+        def ecdsa(data: bytes) -> bytes:
+            r, s = decode_dss_signature(key.sign(data, algorithm))
+            return r.to_bytes(size, "big") + min(s, order - s).to_bytes(size, "big")
+
+        return ecdsa
+    if alg == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign
+    if alg == "HS256" and isinstance(key, bytes):
+        secret = key
+        return lambda data: hmac.new(secret, data, sha256).digest()
+    raise ValueError(f"algorithm {alg} does not fit the signing key")
 
 
 def verifier(alg: str, key: PublicKeyTypes | bytes, *, low_s_only: bool = False) -> Verifier:

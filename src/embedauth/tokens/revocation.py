@@ -45,6 +45,7 @@ import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from embedauth.clock import Clock, to_timestamp, utcnow
@@ -97,6 +98,7 @@ class RevocationState:
         self._feed: ChangeFeed | None = None
         self._warned_at = -math.inf
         self._unwarned = 0
+        self._listeners: list[Callable[[str | None], None]] = []
 
     # ------------------------------------------------------------------ the checks (no I/O)
 
@@ -186,6 +188,28 @@ class RevocationState:
         """Store ``entry`` and apply it here."""
         self.record(self.write(entry))
 
+    def announce_change(self, client_id: str) -> None:
+        """Tell every process that registration ``client_id`` changed (after the change is saved).
+
+        The entry refuses nothing (generation 0 merges into whatever the registration's entry
+        holds) and only takes a new ``seq``, so every process's feed delivers it and its
+        :class:`~embedauth.registry.view.RegistrationView` drops the registration. A failure is
+        logged, not raised: the change itself is saved, and views hold a registration at most
+        ``registration_cache_seconds``.
+        """
+        try:
+            self.revoke(self.entry(RevocationKind.REGISTRATION, client_id))
+        except StorageError as exc:
+            log.warning(
+                "embedauth: the change of registration %s was saved but not announced: %s", client_id, exc
+            )
+
+    def listen(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(client_id)`` for every registration entry applied (a change or a
+        revocation of that registration), and ``listener(None)`` after every full reload. It runs
+        under the state's lock: memory only, no I/O."""
+        self._listeners.append(listener)
+
     def token_entries(self, client_id: str) -> int:
         """How many single access tokens of ``client_id`` the state holds as revoked."""
         return len(self._client_tokens.get(client_id, ()))
@@ -233,6 +257,9 @@ class RevocationState:
             self._bound()
             # After a full read the log's own position holds, even when it went back.
             self._seq = max(head.seq, *(entry.seq for entry in entries), 0 if full else self._seq)
+            if full:  # a notice may have been missed (a reconnect, a log that went back)
+                for listener in self._listeners:
+                    listener(None)
             self._epoch = head.epoch
             self._max_token_age = max(self._max_token_age, head.max_token_age)
             now = time.monotonic()
@@ -246,6 +273,8 @@ class RevocationState:
         if entry.kind is RevocationKind.REGISTRATION:
             known = self._generations.get(subject, (0, 0.0))
             self._generations[subject] = (max(known[0], entry.generation), max(known[1], expires))
+            for listener in self._listeners:
+                listener(subject)
         elif entry.kind is RevocationKind.CREDENTIAL:
             self._credentials[subject] = max(self._credentials.get(subject, 0.0), expires)
         elif entry.kind is RevocationKind.SIGNING_KEY:
