@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI, Security
 from starlette.applications import Starlette
 from starlette.authentication import requires
+from starlette.concurrency import run_in_threadpool
 from starlette.endpoints import HTTPEndpoint
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from embedauth import EmbedAuth, StorageError
+from embedauth.adapters import starlette as starlette_adapter
 from embedauth.adapters.starlette import (
     GUARD_SCOPE_KEY,
     BearerMiddleware,
@@ -36,6 +38,8 @@ from embedauth.adapters.starlette import (
     requires_scopes,
 )
 from embedauth.clock import FrozenClock
+from embedauth.credentials.secrets import generate_client_secret
+from embedauth.hooks import hookimpl
 from embedauth.http.bearer import BearerGuard
 from embedauth.http.messages import MAX_FORM_BYTES
 from embedauth.models import CreatedSecret, Principal
@@ -49,6 +53,7 @@ from tests.adapters.apps import (
     reply_of,
     starlette_app,
 )
+from tests.conftest import last_changed
 
 pytestmark = pytest.mark.anyio
 
@@ -407,21 +412,74 @@ def test_requires_scopes_needs_a_request() -> None:
 # ------------------------------------------------------------------------- the OAuth routes
 
 
-async def test_token_endpoint_runs_in_the_thread_pool(
+class Threads:
+    """Where the token endpoint ran: each ``for_client`` call's thread, and each thread-pool hop."""
+
+    def __init__(self, auth: EmbedAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.grants: list[int] = []
+        self.hops = 0
+        for_client = auth.tokens.for_client
+        hop = run_in_threadpool
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            self.grants.append(threading.get_ident())
+            return for_client(*args, **kwargs)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.hops += 1
+            return await hop(*args, **kwargs)
+
+        monkeypatch.setattr(auth.tokens, "for_client", recording)
+        monkeypatch.setattr(starlette_adapter, "run_in_threadpool", counted)
+
+    def take(self) -> tuple[int, bool]:
+        """(thread-pool hops, whether the grant ran on the event loop) since the last call."""
+        hops, grants = self.hops, self.grants
+        self.hops, self.grants = 0, []
+        return hops, bool(grants) and grants[-1] == threading.get_ident()
+
+
+class BlockingListener:
+    """A third-party plugin on the token path: it might block, so it must run off the event loop."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    @hookimpl
+    def embedauth_token_issued(self, client_id: str, **_: Any) -> None:
+        self.threads.append(threading.get_ident())
+
+
+async def test_the_token_endpoint_answers_on_the_event_loop_only_from_memory(
     auth: EmbedAuth, created: CreatedSecret, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threads: list[int] = []
-    for_client = auth.tokens.for_client
+    """A client that authenticated before gets its token on the event loop (no storage, no argon2,
+    no thread); a first request, a wrong secret and a blocking plugin go to the thread pool, and a
+    request answered again there leaves one audit record, not two."""
+    app, threads = starlette_app(auth), Threads(auth, monkeypatch)
+    good = {**FORM, "Authorization": basic(created.client_id, created.client_secret)}
+    wrong = {**FORM, "Authorization": basic(created.client_id, generate_client_secret())}
+    malformed = {**FORM, "Authorization": basic(created.client_id, last_changed(created.client_secret))}
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return for_client(*args, **kwargs)
+    async def token(headers: dict[str, str]) -> tuple[int, tuple[int, bool]]:
+        response = await post(app, "/oauth/token", CLIENT_CREDENTIALS, headers)
+        return response.status_code, threads.take()
 
-    monkeypatch.setattr(auth.tokens, "for_client", recording)
-    headers = {**FORM, "Authorization": basic(created.client_id, created.client_secret)}
-    response = await post(starlette_app(auth), "/oauth/token", CLIENT_CREDENTIALS, headers)
-    assert response.status_code == 200
-    assert threads and threads[0] != threading.get_ident()  # not the event loop's thread
+    assert await token(good) == (200, (1, False))  # first: registration read, argon2 run
+    assert await token(good) == (200, (0, True))  # from memory, on the loop
+    assert await token(good) == (200, (0, True))
+    assert await token(wrong) == (401, (1, False))  # argon2 for the wrong secret: off the loop
+    assert await token(malformed) == (401, (0, False))  # its checksum fails: no lookup, no argon2
+    auth.registrations.update(created.client_id, name="renamed")  # the view drops it: storage again
+    assert await token(good) == (200, (1, False))
+    assert await token(good) == (200, (0, True))
+    auth.flush()
+    issued = [r for r in auth.audit.list(None, limit=50).items if r.action == "token.issued"]
+    assert sum(int(r.detail.get("count", 1)) for r in issued) == 5
+    listener = BlockingListener()
+    auth.plugins.register(listener)
+    assert await token(good) == (200, (1, False))
+    assert listener.threads and listener.threads[0] != threading.get_ident()
 
 
 async def test_storage_failure_at_the_token_endpoint_is_503(

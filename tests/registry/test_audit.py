@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
 
 from embedauth import Admin, EmbedAuth, InvalidClient, InvalidGrant, InvalidScope
-from embedauth.clock import FrozenClock
+from embedauth.clock import FrozenClock, isoformat
 from embedauth.credentials.secrets import generate_client_secret
 from embedauth.hooks import hookimpl
 from embedauth.http.messages import Request
@@ -168,6 +169,43 @@ def test_tokens_issued_and_refused_with_the_internal_reason(trail: EmbedAuth, si
     assert records[0].actor == made.client_id and records[0].detail["credential_id"] == made.credential.id
     assert records[0].detail["grant_type"] == "client_credentials" and records[0].detail["token_id"]
     assert records[-1].actor == "anonymous" and records[1].outcome == "refused"
+
+
+def test_a_burst_of_token_requests_is_one_record(trail: EmbedAuth, sink: Sink, clock: FrozenClock) -> None:
+    """Requests that differ only in the token, within one write, are one record counting them; the
+    admins' records and requests that differ in anything else stay records of their own."""
+    made = trail.registrations.create(tenant="site-1", name="Loop", scopes=["devices:read"])
+    tokens = []
+    for _ in range(60):
+        tokens.append(
+            trail.tokens.client_credentials(made.client_id, made.client_secret, address="192.0.2.7")
+        )
+        clock.advance(0.25)
+    trail.tokens.client_credentials(made.client_id, made.client_secret, address="192.0.2.8")
+    trail.admin_scope(ALICE).registrations.update(made.client_id, name="Renamed")
+    wrong = generate_client_secret()
+    for _ in range(3):
+        with pytest.raises(InvalidClient):
+            trail.tokens.client_credentials(made.client_id, wrong, address="198.51.100.1")
+    trail.tokens.client_credentials(made.client_id, made.client_secret, address="192.0.2.7")
+    records = [r for r in stored(trail, sink) if r.action != "registration.created"]
+    assert [(r.action, r.source, r.detail.get("count")) for r in records] == [
+        ("token.issued", "192.0.2.7", 61),
+        ("token.issued", "192.0.2.8", None),
+        ("registration.update", None, None),
+        ("token.refused", "198.51.100.1", 3),
+    ]
+    burst = records[0]
+    assert burst.detail["last_at"] == isoformat(burst.at + timedelta(seconds=15))  # the 61st
+    ids = [token_id(t.access_token) for t in tokens]
+    assert burst.detail["token_ids"] == ids[:50]  # the first 50 of them
+    assert burst.detail["credential_id"] == made.credential.id
+    assert "token_id" not in burst.detail and records[1].detail["token_id"]
+    assert trail.audit.flush() == 0  # written once
+
+
+def token_id(access_token: str) -> str:
+    return str(jwt.decode(access_token, options={"verify_signature": False})["jti"])
 
 
 def test_refresh_grants_are_recorded(trail: EmbedAuth, sink: Sink) -> None:

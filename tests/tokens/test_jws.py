@@ -211,3 +211,26 @@ def test_sign_leaves_other_algorithms_as_pyjwt_signs_them() -> None:
         assert jws.sign({"a": 1}, key, alg, headers) == jwt.encode(
             {"a": 1}, key, algorithm=alg, headers=headers
         )
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.rfc("7515", "2")
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_B64URL, min_size=1, max_size=90), st.binary(max_size=70))
+def test_a_signature_segment_passes_only_in_its_one_canonical_spelling(text: str, data: bytes) -> None:
+    """``parse``'s cheap check (the last character, by the length modulo 4) decides exactly as
+    decoding and encoding again would: a segment is accepted iff it is the canonical unpadded
+    base64url of its bytes (RFC 7515 §2, RFC 4648 §3.5). Checked on arbitrary text and on the
+    encodings of arbitrary bytes."""
+    header = b64e({"alg": "ES256", "typ": "at+jwt", "kid": "k"})
+    for segment in (text, jws.b64encode(data) or "A"):
+        token = f"{header}.{b64e({'sub': 's'})}.{segment}"
+        canonical = len(segment) % 4 != 1 and jws.b64encode(jws.b64decode(segment)) == segment
+        if canonical:
+            assert jws.parse(token, max_bytes=4096).signature == jws.b64decode(segment)
+        else:
+            with pytest.raises(jws.Refused) as refusal:
+                jws.parse(token, max_bytes=4096)
+            assert refusal.value.reason in {"bad base64url length", "non-canonical signature encoding"}

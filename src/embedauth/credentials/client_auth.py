@@ -232,7 +232,11 @@ class ClientAuthenticator:
         known = self._secret_cache.knows(client_secret, client_id)
         if not known:
             self._throttle.check(client_id, address)  # before any lookup or hash
-        registration = self._registrations.get(client_id) if is_client_id(client_id) else None
+        # From memory only when the secret is known too; otherwise argon2 runs, after the same
+        # storage read for every client ID (no timing difference between unknown and known ones).
+        registration = (
+            self._registrations.get(client_id, fresh=not known) if is_client_id(client_id) else None
+        )
         stored = [] if registration is None else [(s.id, s.hint, s.secret_hash) for s in registration.secrets]
         matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored)
         if matched is None:

@@ -50,9 +50,11 @@ class RegistrationView:
         self._notices = 0  # change notices so far: a read that saw one arrive is not kept
         revocations.listen(self._changed)
 
-    def get(self, client_id: str) -> Registration | None:
-        """The registration, or None; from memory in the steady state (no I/O)."""
-        entry = self._entries.get(client_id)
+    def get(self, client_id: str, *, fresh: bool = False) -> Registration | None:
+        """The registration, or None; from memory in the steady state (no I/O). ``fresh``: from
+        storage (remembered for the next call), as when a secret is about to be hashed: an unknown
+        client and a known one with a wrong secret then cost the same storage read and argon2 run."""
+        entry = None if fresh else self._entries.get(client_id)
         if entry is not None:
             registration, read_at = entry
             lag = self._revocations.age()
