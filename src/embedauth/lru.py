@@ -27,12 +27,19 @@ class LRUCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        """The value for ``key`` (now the most recently used), or None."""
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+        """The value for ``key`` (now the most recently used), or None.
+
+        No lock: each ``OrderedDict`` call is one step under the GIL (the keys are strings, whose
+        hashing and comparison run no Python code), and a key another thread evicted between the
+        two steps is simply not moved."""
+        data = self._data
+        value = data.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 - suppress() would cost a context manager per hit
+                data.move_to_end(key)
+            except KeyError:
+                pass
+        return value
 
     def put(self, key: K, value: V) -> None:
         """Store ``value``; the least recently used entries go beyond ``maxsize``."""

@@ -25,7 +25,6 @@ import binascii
 import hmac
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from hashlib import sha256
 from typing import Any, NamedTuple, TypeAlias, TypeGuard
@@ -37,7 +36,6 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from embedauth.errors import InvalidToken
-from embedauth.lru import LRUCache
 
 __all__ = [
     "ASYMMETRIC",
@@ -58,7 +56,6 @@ __all__ = [
 #: signed with RS256, ES256 or EdDSA only (``tokens/keys.py``).
 ASYMMETRIC = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # RFC 4648 §5, in order
-_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: Header parameters that would let a token choose its own key or change how it is processed.
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit", "b64", "zip", "enc"})
 
@@ -123,13 +120,17 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(segment: str) -> bytes:
-    """Unpadded base64url (RFC 7515 §2); the caller has checked the alphabet."""
+    """Unpadded base64url (RFC 7515 §2), strictly: any character outside its alphabet, padding
+    included, is refused."""
     if len(segment) % 4 == 1:
         raise Refused("bad base64url length")
+    if "+" in segment or "/" in segment or "=" in segment:  # base64's, not base64url's
+        raise Refused("bad base64url")
     try:
-        # str.replace, not str.translate: several times faster on a token's mixed characters
+        # str.replace, not str.translate: several times faster on a token's mixed characters;
+        # strict_mode refuses every other character outside the alphabet (whitespace too)
         standard = segment.replace("-", "+").replace("_", "/")
-        return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(standard + "=" * (-len(segment) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         raise Refused("bad base64url") from None
 
@@ -164,10 +165,12 @@ _CANONICAL_LAST = {
     2: frozenset(_ALPHABET[::16]),
     3: frozenset(_ALPHABET[::4]),
 }
-#: Headers seen lately, by their segment: tokens of one key share one, so a header is decoded and
-#: checked once, not per token. The segment is the whole input to its header: a hit is exactly
-#: the decision a miss would make.
-_HEADERS: LRUCache[str, dict[str, Any]] = LRUCache(64)
+#: Headers accepted lately, by their segment: tokens of one key share one, so a header is decoded
+#: and checked once, not per token. The segment is the whole input to its header: a hit is exactly
+#: the decision a miss would make. A plain dict (one lookup on the hot path), emptied when full:
+#: a deployment has a few keys, so a full map means someone is sending made-up headers.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_MAX = 64
 _CACHED_HEADER_LENGTH = 512  # longer header segments are not remembered
 
 
@@ -182,7 +185,9 @@ def _header(segment: str) -> dict[str, Any]:
     if forbidden:
         raise Refused(f"forbidden header parameter: {sorted(forbidden)}")
     if len(segment) <= _CACHED_HEADER_LENGTH:
-        _HEADERS.put(segment, header)
+        if len(_HEADERS) >= _HEADERS_MAX:
+            _HEADERS.clear()
+        _HEADERS[segment] = header
     return header
 
 
@@ -193,9 +198,13 @@ def parse(token: object, *, max_bytes: int) -> Compact:
     """
     if not isinstance(token, str) or len(token) > max_bytes:
         raise Refused("not a string, or over the size limit")
-    if not _SHAPE.fullmatch(token):
+    segments = token.split(".")
+    if len(segments) != 3 or "" in segments or not token.isascii():
         raise Refused("not three base64url segments")
-    header_segment, payload_segment, signature_segment = token.split(".")
+    # Each segment's alphabet is checked where it is decoded (b64decode is strict): the header's
+    # (or its cache hit's, the same text) and the signature's now, the payload's once the
+    # signature over it has verified.
+    header_segment, payload_segment, signature_segment = segments
     header = _header(header_segment)
     # The header and payload text is what the signature covers; the signature's own text must
     # be the one canonical encoding, so that no second spelling of a token verifies.

@@ -32,6 +32,7 @@ __all__ = ["ACCESS_TOKEN_TYPES", "KeySource", "RevocationView", "Verifier", "Ver
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: After a failed :meth:`Verifier.prepare`, seconds before storage is tried again.
 _RETRY_FLOOR = 1.0
+_CUSTOMER_SCOPES = 1024  # distinct customer-scope values remembered
 
 
 class VerifyingKey(Protocol):
@@ -124,8 +125,11 @@ class Verifier:
         self._revocations = revocations
         self._hook = plugins.hook
         self._cache: LRUCache[str, _Verified] = LRUCache(settings.token_cache_size)
+        self._issuer = settings.issuer
+        self._leeway = settings.leeway
         self._audiences = frozenset(settings.audiences or (settings.issuer,))
-        self._customer_scopes: LRUCache[str, CustomerScope] = LRUCache(1024)
+        # A deployment has a few customer-scope values; a full map is emptied (see _customer_scope).
+        self._customer_scopes: dict[str, CustomerScope] = {}
         self._prepared = False
         self._preparing = threading.Lock()
         self._failed_at = -math.inf
@@ -204,16 +208,18 @@ class Verifier:
             raise
 
     def _check_claims(self, claims: dict[str, Any], key: VerifyingKey, now: float) -> _Verified:
-        settings = self._settings
-        if claims.get("iss") != settings.issuer:
+        if claims.get("iss") != self._issuer:
             raise jws.Refused("wrong issuer")
         audience = claims.get("aud")
-        audiences = (
-            [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
-        )
-        if not self._audiences.intersection(a for a in audiences if isinstance(a, str)):
+        if isinstance(audience, str):
+            accepted = audience in self._audiences
+        else:
+            accepted = isinstance(audience, list) and any(
+                isinstance(a, str) and a in self._audiences for a in audience
+            )
+        if not accepted:
             raise jws.Refused("wrong audience")
-        leeway = settings.leeway
+        leeway = self._leeway
         exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
         number = jws.is_numeric_date
         if not number(exp) or not number(iat) or not number(nbf):
@@ -266,7 +272,9 @@ class Verifier:
                 scope = parse_customer_scope(text)
             except ValueError:
                 raise jws.Refused("customer_scope malformed") from None
-            self._customer_scopes.put(text, scope)
+            if len(self._customer_scopes) >= _CUSTOMER_SCOPES:
+                self._customer_scopes.clear()
+            self._customer_scopes[text] = scope
         return scope
 
     def _deny(self, client_id: str | None, reason: str) -> None:
