@@ -135,9 +135,18 @@ def b64decode(segment: str) -> bytes:
         raise Refused("bad base64url") from None
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")  # RFC 8259 §6: no NaN, no Infinity
+
+
+#: Python's json reads NaN and ±Infinity; a JWT's JSON is RFC 8259's (RFC 7519 §7.2 step 10).
+#: One decoder made once: json.loads with an argument would build one per call.
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"))  # from str: json skips guessing the encoding
+        value = _DECODER.decode(data.decode("utf-8"))  # from str: no guessing of the encoding
     except (ValueError, RecursionError):
         raise Refused(f"{what} is not JSON") from None
     if not isinstance(value, dict):

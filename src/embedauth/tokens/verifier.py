@@ -189,7 +189,8 @@ class Verifier:
         settings = self._settings
         compact = jws.parse(token, max_bytes=settings.max_token_bytes)
         header = compact.header
-        if header.get("typ") not in ACCESS_TOKEN_TYPES:
+        typ = header.get("typ")  # a media type: case-insensitive (RFC 7515 §4.1.9)
+        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
             raise jws.Refused("typ is not at+jwt")
         kid = header.get("kid")
         key = self._keys.get(kid) if isinstance(kid, str) else None
@@ -214,8 +215,11 @@ class Verifier:
         if isinstance(audience, str):
             accepted = audience in self._audiences
         else:
-            accepted = isinstance(audience, list) and any(
-                isinstance(a, str) and a in self._audiences for a in audience
+            # RFC 7519 §4.1.3: an array of strings; anything else in it refuses the token
+            accepted = (
+                isinstance(audience, list)
+                and all(isinstance(a, str) for a in audience)
+                and not self._audiences.isdisjoint(audience)
             )
         if not accepted:
             raise jws.Refused("wrong audience")
