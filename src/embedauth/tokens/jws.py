@@ -294,11 +294,19 @@ def verifier(alg: str, key: PublicKeyTypes | bytes, *, low_s_only: bool = False)
     """
     if alg in ("RS256", "PS256") and isinstance(key, rsa.RSAPublicKey):
         pad = padding.PKCS1v15() if alg == "RS256" else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
-        digest = hashes.SHA256()
-        return _checked(lambda sig, data: key.verify(sig, data, pad, digest))
+        digest, rsa_verify = hashes.SHA256(), key.verify
+
+        def verify_rsa(sig: bytes, data: bytes) -> bool:
+            try:
+                rsa_verify(sig, data, pad, digest)
+            except InvalidSignature:
+                return False
+            return True
+
+        return verify_rsa
     curve = _ECDSA.get(alg)
     if curve is not None and isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == curve.name:
-        return _checked(_ecdsa(key, curve, low_s_only=low_s_only))
+        return _ecdsa(key, curve, low_s_only=low_s_only)
     if alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
         return _checked(key.verify)
     if alg == "HS256" and isinstance(key, bytes) and len(key) >= 32:
@@ -307,30 +315,24 @@ def verifier(alg: str, key: PublicKeyTypes | bytes, *, low_s_only: bool = False)
     raise Refused(f"algorithm {alg} does not fit the key")
 
 
-def _ecdsa(
-    key: ec.EllipticCurvePublicKey, curve: _Curve, *, low_s_only: bool
-) -> Callable[[bytes, bytes], None]:
+def _ecdsa(key: ec.EllipticCurvePublicKey, curve: _Curve, *, low_s_only: bool) -> Verifier:
     """The check of a JOSE ECDSA signature (``R || S``, RFC 7518 §3.4) by ``key``, for ``curve``."""
     algorithm = ec.ECDSA(curve.hash())
-    size, length, half = curve.size, 2 * curve.size, curve.order // 2
+    size, length, half, ec_verify = curve.size, 2 * curve.size, curve.order // 2, key.verify
 
-    if low_s_only:
-
-        def verify_low_s(sig: bytes, data: bytes) -> None:
-            if len(sig) != length:
-                raise InvalidSignature
-            s = int.from_bytes(sig[size:], "big")
-            if s > half:  # (r, n - s) is the one spelling accepted: refused before the costly check
-                raise Refused("high-S ECDSA signature")
-            key.verify(encode_dss_signature(int.from_bytes(sig[:size], "big"), s), data, algorithm)
-
-        return verify_low_s
-
-    def verify(sig: bytes, data: bytes) -> None:
+    def verify(sig: bytes, data: bytes) -> bool:
         if len(sig) != length:
-            raise InvalidSignature
-        der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-        key.verify(der, data, algorithm)
+            return False
+        s = int.from_bytes(sig[size:], "big")
+        if (
+            low_s_only and s > half
+        ):  # (r, n - s) is the one spelling accepted: refused before the costly check
+            raise Refused("high-S ECDSA signature")
+        try:
+            ec_verify(encode_dss_signature(int.from_bytes(sig[:size], "big"), s), data, algorithm)
+        except InvalidSignature:
+            return False
+        return True
 
     return verify
 

@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,20 +65,23 @@ _FIRST_KEY_WAIT = 10.0
 
 @dataclass(frozen=True, slots=True)
 class LoadedKey:
-    """A stored key with its signature check ready."""
+    """A stored key with its signature check ready, and what verification reads of it as plain
+    attributes (read on every verification, cached ones included)."""
 
     record: SigningKey
     verify: jws.Verifier
+    #: The key id tokens name in their header.
+    kid: str = field(init=False)
+    #: The one algorithm this key signs and verifies.
+    alg: str = field(init=False)
+    #: When it stops being published (a POSIX time; infinity while no end is set).
+    unpublished_at: float = field(init=False)
 
-    @property
-    def kid(self) -> str:
-        """The key id tokens name in their header."""
-        return self.record.kid
-
-    @property
-    def alg(self) -> str:
-        """The one algorithm this key signs and verifies."""
-        return self.record.alg
+    def __post_init__(self) -> None:
+        expires = self.record.expires_at
+        object.__setattr__(self, "kid", self.record.kid)
+        object.__setattr__(self, "alg", self.record.alg)
+        object.__setattr__(self, "unpublished_at", math.inf if expires is None else to_timestamp(expires))
 
 
 class KeyRing:
@@ -97,6 +100,7 @@ class KeyRing:
         self._private: dict[str, Any] = {}  # decrypted on first use, for signing only
         self._loaded_at: float | None = None  # the clock's time of the last reload
         self._reloaded = -math.inf  # monotonic time of the last reload attempt (the floor)
+        self._reload_interval = settings.key_reload_interval
         self._reloading = threading.Lock()
         self._warned_at = -math.inf
 
@@ -127,10 +131,9 @@ class KeyRing:
         """The published key ``kid``, from memory. An unknown kid, or a ring due to be re-read,
         starts a reload in the background (at most once a second, failures included)."""
         key = self._keys.get(kid)
-        stale = time.monotonic() - self._reloaded >= self._settings.key_reload_interval
-        if key is None or stale:
+        if key is None or time.monotonic() - self._reloaded >= self._reload_interval:
             self._reload_soon()
-        if key is None or not self._published(key.record, self._clock()):
+        if key is None or self._clock() >= key.unpublished_at:
             return None
         return key
 
@@ -155,15 +158,11 @@ class KeyRing:
         """The keys in the JWKS now (reloading the ring when it is due)."""
         self._ensure_loaded()
         now = self._clock()
-        return [k for k in self._keys.values() if self._published(k.record, now)]
+        return [k for k in self._keys.values() if now < k.unpublished_at]
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set (RFC 7517) of every published asymmetric key."""
         return {"keys": [json.loads(k.record.public_jwk) for k in self.published() if k.alg != "HS256"]}
-
-    @staticmethod
-    def _published(record: SigningKey, now: float) -> bool:
-        return record.expires_at is None or now < to_timestamp(record.expires_at)
 
     # ------------------------------------------------------------------ signing
 
