@@ -72,11 +72,11 @@ def draw(document: dict[str, Any], out: Path = DEFAULT_OUT) -> Path:
             yerr=whiskers,
             error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#444444"},
         )
-        for bar, value in zip(bars, values, strict=True):
+        for bar, value, (_, q3) in zip(bars, values, ranges, strict=True):
             text = f"{value:.1f}" if value >= 10 else f"{value:.2f}"
             axes.annotate(
                 text,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                (bar.get_x() + bar.get_width() / 2, max(value, q3)),  # above the whisker
                 xytext=(0, 3),
                 textcoords="offset points",
                 ha="center",

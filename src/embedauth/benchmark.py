@@ -234,6 +234,7 @@ class AlgorithmResult:
         body: dict[str, Any] = {
             "us_per_op": {c.key: round(c.us_per_op, 2) for c in self.contenders},
             "quartiles_us": {c.key: [round(q, 2) for q in c.quartiles_us] for c in self.contenders},
+            "vs_floor": {c.key: round(c.vs_floor, 3) for c in self.contenders},
             "ratios": {name: round(value, 3) for name, value in self.ratios.items()},
         }
         if self.targets:

@@ -49,6 +49,9 @@ def test_json_has_every_figure_of_every_algorithm_and_contender(cli: Cli, elsewh
         assert list(verify["us_per_op"]) == VERIFIERS and all(map(positive, verify["us_per_op"].values()))
         assert list(issue["us_per_op"]) == ISSUERS and all(map(positive, issue["us_per_op"].values()))
         for figures in (verify, issue):
+            assert (
+                list(figures["vs_floor"]) == list(figures["us_per_op"]) and figures["vs_floor"]["floor"] == 1
+            )
             for key, (q1, q3) in figures["quartiles_us"].items():
                 assert 0 < q1 <= figures["us_per_op"][key] <= q3
         assert list(verify["ratios"]) == [
