@@ -21,6 +21,8 @@ from pathlib import Path
 from embedauth import benchmark
 from embedauth.errors import EmbedAuthError
 
+SKIP = 77  # what python -m benchmarks reads as "cannot run here", the reason on stderr
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -30,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the JSON document there")
     parser.add_argument("--progress", action="store_true", default=None, help="a progress bar on stderr")
     args = parser.parse_args(argv)
+    missing = benchmark.missing_extra()
+    if missing is not None:  # a prerequisite, not a failure: python -m benchmarks skips it, saying why
+        print(f"benchmarks.verify needs {missing}: pip install 'embedauth[bench]'", file=sys.stderr)
+        sys.exit(SKIP)
     preset = benchmark.QUICK if args.quick else benchmark.DEFAULT
     if args.rounds is not None:
         preset = benchmark.Preset(args.rounds, preset.verify_batch, preset.issue_batch)

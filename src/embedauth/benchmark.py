@@ -69,6 +69,7 @@ __all__ = [
     "Preset",
     "Progress",
     "Target",
+    "missing_extra",
     "progress_bar",
     "run",
 ]
@@ -118,8 +119,12 @@ class Machine:
     @classmethod
     def current(cls) -> Machine:
         """This machine, this interpreter and the libraries it imports."""
-        from cryptography.hazmat.backends.openssl.backend import backend
+        try:
+            from cryptography.hazmat.backends.openssl.backend import backend
 
+            openssl = str(backend.openssl_version_text())
+        except ImportError:  # another backend layout: the version is still cryptography's
+            openssl = "OpenSSL version unknown"
         peers = {"PyJWT": pyjwt.__version__}
         for name, module in (("joserfc", "joserfc"), ("Authlib", "authlib")):
             with contextlib.suppress(ImportError):
@@ -129,7 +134,7 @@ class Machine:
             cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
             python=f"{platform.python_implementation()} {platform.python_version()}",
             cryptography=cryptography.__version__,
-            openssl=backend.openssl_version_text(),
+            openssl=openssl,
             embedauth=__version__,
             peers=peers,
         )
@@ -282,7 +287,7 @@ class BenchResult:
             f"embedauth bench: {m.cpu}, {m.cores} core{'s' if m.cores != 1 else ''}; {m.python}; "
             f"cryptography {m.cryptography} ({m.openssl}); embedauth {m.embedauth}; {peers}",
             f"{self.date.isoformat(timespec='seconds').replace('+00:00', 'Z')}: {self.preset.rounds} "
-            f"interleaved rounds (order rotated each round) of {self.preset.verify_batch} tokens per "
+            f"interleaved round{'s' if self.preset.rounds != 1 else ''} (order rotated each round) of {self.preset.verify_batch} tokens per "
             f"verifier and {self.preset.issue_batch} per issuer; medians over rounds, ratios are "
             f"medians of per-round ratios; {self.seconds:.0f} s",
         ]
@@ -376,6 +381,18 @@ def _peers() -> tuple[ModuleType, ModuleType, ModuleType]:
             f"embedauth bench measures against joserfc and Authlib, and {exc.name} is not installed: {_EXTRA}"
         ) from None
     return jose_jwt, jose_jwk, authlib_jose
+
+
+def missing_extra() -> str | None:
+    """The first module of the ``bench`` extra that does not import here, or None when all do."""
+    for module in ("joserfc.jwt", "authlib.jose", "tqdm"):
+        try:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("ignore")
+                importlib.import_module(module)
+        except ImportError:
+            return module.split(".")[0]
+    return None
 
 
 def _tqdm() -> Any:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -66,3 +68,15 @@ def test_client_auth_prints_both_failures_and_their_ratio() -> None:
     table = run("benchmarks.client_auth", "--rounds", "3")
     assert "| unknown client ID |" in table and "| wrong secret (2 stored) |" in table, table
     assert re.search(r"wrong secret / unknown client: [\d.]+x", table), table
+
+
+def test_verify_without_the_bench_extra_exits_77_with_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import verify
+
+    monkeypatch.setitem(sys.modules, "authlib.jose", None)  # as if Authlib were not installed
+    with pytest.raises(SystemExit) as exited:
+        verify.main(["--quick"])
+    assert exited.value.code == 77  # python -m benchmarks reports it as skipped, with this reason
+    assert "pip install 'embedauth[bench]'" in capsys.readouterr().err

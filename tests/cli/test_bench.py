@@ -75,7 +75,7 @@ def test_text_is_the_header_and_both_tables(cli: Cli) -> None:
     assert (run.code, run.err) == (0, "")  # stderr is not a terminal here: no progress bar
     lines = run.out.splitlines()
     assert lines[0].startswith("embedauth bench: ") and "cores" in lines[0] and "cryptography" in lines[0]
-    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: 1 interleaved rounds", lines[1])
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: 1 interleaved round ", lines[1])
     for alg in ALGORITHMS:
         assert re.search(rf"^\| {alg} \|( [\d.]+x? \|){{11}} (yes|no: [^|]+) \|$", run.out, re.M)
         assert re.search(rf"^\| {alg} \|( [\d.]+x? \|){{7}}$", run.out, re.M)
