@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from embedauth import benchmark
 from embedauth.clock import utcnow
 from embedauth.core import EmbedAuth
 from embedauth.errors import AlreadyExists, ConfigurationError, InvalidInput
@@ -501,6 +502,20 @@ def _withdraw_key(auth: EmbedAuth, a: argparse.Namespace) -> KeyWithdrawn:
     return KeyWithdrawn(withdrawn)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return int(text)
+
+
+def _bench(auth: EmbedAuth, a: argparse.Namespace) -> benchmark.BenchResult:
+    preset = benchmark.QUICK if a.quick else benchmark.DEFAULT
+    if a.rounds is not None:
+        preset = benchmark.Preset(a.rounds, preset.verify_batch, preset.issue_batch)
+    with benchmark.progress_bar() as progress:  # on stderr, when stderr is a terminal
+        return benchmark.run(preset, progress=progress)
+
+
 def _published_keys(auth: EmbedAuth, a: argparse.Namespace) -> PublishedKeys:
     records = sorted((k.record for k in auth.keys.published()), key=lambda r: (r.activates_at, r.kid))
     return PublishedKeys(records)
@@ -511,6 +526,9 @@ class Command:
     handler: Handler
     help: str
     arguments: tuple[Adder, ...] = ()
+    storage: bool = True
+    """False: the verb needs no storage, and its handler gets a memory:// instance, whatever
+    ``--storage`` says (``bench`` builds the instances it measures itself)."""
 
 
 COMMANDS: dict[str, dict[str, Command]] = {
@@ -831,7 +849,7 @@ COMMANDS: dict[str, dict[str, Command]] = {
     },
 }
 
-#: The verbs without a group: ``embedauth audit``, ``embedauth notify``.
+#: The verbs without a group: ``embedauth audit``, ``embedauth notify``, ``embedauth bench``.
 TOP_LEVEL: dict[str, Command] = {
     "audit": Command(
         _audit,
@@ -848,6 +866,26 @@ TOP_LEVEL: dict[str, Command] = {
         lambda auth, a: auth.lifecycle.sweep(),
         "run one expiry sweep: send the notices due (each once per deployment), revoke idle "
         "refresh tokens, prune the audit trail",
+    ),
+    "bench": Command(
+        _bench,
+        "measure token verification and issuing on this machine against a hand-written floor on "
+        "cryptography, PyJWT, joserfc and Authlib (needs embedauth[bench]; no storage: it builds "
+        "memory:// instances of its own): a Markdown table on stdout, with DESIGN.md's targets, "
+        "about half a minute; a progress bar on stderr when stderr is a terminal (with --json too)",
+        (
+            arg(
+                "--quick", action="store_true", help="fewer tokens per round: a few seconds, rougher figures"
+            ),
+            arg(
+                "--rounds",
+                type=_positive,
+                metavar="N",
+                help=f"interleaved rounds (default {benchmark.DEFAULT.rounds}, "
+                f"{benchmark.QUICK.rounds} with --quick); the figures are medians over them",
+            ),
+        ),
+        storage=False,
     ),
 }
 

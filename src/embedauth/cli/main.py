@@ -3,7 +3,8 @@
     embedauth [--storage URL] GROUP VERB [ARGS] [--json]
 
 Storage is ``--storage URL`` (before GROUP or after VERB), else ``EMBEDAUTH_STORAGE``, else
-``sqlite:///embedauth.db``; other settings come from ``EMBEDAUTH_*`` variables. Each verb is one row of
+``sqlite:///embedauth.db`` (a verb that needs none, such as ``bench``, gets memory://); other
+settings come from ``EMBEDAUTH_*`` variables. Each verb is one row of
 :data:`~embedauth.cli.commands.COMMANDS`; its handler's result is printed by
 :mod:`embedauth.cli.render`, as text or (``--json``) exactly one JSON document on stdout. An
 :class:`~embedauth.errors.EmbedAuthError` is printed as one ``embedauth: error: ...`` line on stderr
@@ -76,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
             )
             for add in command.arguments:
                 add(verb)
-            verb.set_defaults(handler=command.handler)
+            verb.set_defaults(handler=command.handler, uses_storage=command.storage)
     for name, command in TOP_LEVEL.items():
         verb = groups.add_parser(name, parents=[common], help=command.help, description=command.help)
         for add in command.arguments:
             add(verb)
-        verb.set_defaults(handler=command.handler, verb=None)
+        verb.set_defaults(handler=command.handler, verb=None, uses_storage=command.storage)
     serve = groups.add_parser("serve", parents=[common], help=SERVE_HELP, description=SERVE_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
@@ -136,7 +137,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = system_clock) -> i
         return exc.code if isinstance(exc.code, int) else 2
     as_json = getattr(args, "json", False)
     try:
-        settings = Settings.from_env(storage=getattr(args, "storage", None), issuer=_issuer(args))
+        storage = getattr(args, "storage", None) if getattr(args, "uses_storage", True) else "memory://"
+        settings = Settings.from_env(storage=storage, issuer=_issuer(args))
         with EmbedAuth(settings=settings, clock=clock, load_entrypoints=True) as auth:
             result = args.handler(auth, args)
             now = utcnow(auth.clock)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from embedauth import public_json
+from embedauth.benchmark import BenchResult
 from embedauth.cli.commands import (
     AdminRegistration,
     AppDeleted,
@@ -219,6 +220,8 @@ def to_json(result: object) -> Any:
             return [public_json.signing_key(k) for k in result.keys]
         case KeyWithdrawn():
             return public_json.signing_key(result.key) | {"withdrawn": True}
+        case BenchResult():
+            return result.to_json()
         case GeneratedKek():
             return {"key_encryption_key": result.value}
         case CreatedSecret():
@@ -427,6 +430,8 @@ def to_text(result: object, now: datetime) -> str:
             return f"New key {key.kid} published now; it signs from {_iso(key.activates_at)}; {handover}."
         case KeyWithdrawn():
             return f"Withdrew key {result.key.kid}: its tokens are refused from now on."
+        case BenchResult():
+            return result.markdown()
         case GeneratedKek():
             return result.value
         case PublishedKeys():
