@@ -17,7 +17,8 @@ servers of a comparison run side by side; each is warmed (a first request checke
 then wrk for the warm-up time) before anything is measured. The two sides are then measured in
 interleaved rounds (baseline then measured, then measured then baseline, and so on), so drift from
 other load on the machine falls on both; the ratio is the median of the per-round ratios, the
-requests/s are each side's median. A request wrk counts as non-2xx (or a socket error) fails the
+requests/s are each side's median. Many short rounds rather than a few long ones: each pair of
+measurements is close in time, and the median sheds the rounds a burst of other load spoiled. A request wrk counts as non-2xx (or a socket error) fails the
 measurement: the row says so and the run exits with status 1.
 
 Run: ``python -m benchmarks.http`` (``--quick`` for a short run; ``--seconds``, ``--rounds``;
@@ -486,8 +487,8 @@ def table(results: Sequence[Result], options: Options) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run: 2 s per measurement, 2 rounds")
-    parser.add_argument("--seconds", type=float, help="seconds per measurement (default 5; --quick 2)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 4; --quick 2)")
+    parser.add_argument("--seconds", type=float, help="seconds per measurement (default 3; --quick 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per comparison (default 8; --quick 2)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args(argv)
@@ -495,8 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
     options = Options(
-        seconds=args.seconds or (2 if args.quick else 5),
-        rounds=args.rounds or (2 if args.quick else 4),
+        seconds=args.seconds or (2 if args.quick else 3),
+        rounds=args.rounds or (2 if args.quick else 8),
         warm=1 if args.quick else 2,
     )
     wanted = set(SECTIONS if not args.only else args.only.split(","))
