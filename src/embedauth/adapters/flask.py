@@ -27,6 +27,7 @@ endpoints and the ``exempt`` paths (an exact path, or every path under one endin
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
@@ -216,15 +217,19 @@ class EmbedAuthFlask:
 
     def check(self, scopes: Sequence[str]) -> Response | None:
         """The refusal when this request's caller lacks ``scopes`` (None: proceed, ``g`` holds it)."""
-        if self.guard is None:
+        guard = self.guard
+        if guard is None:
             raise RuntimeError("EmbedAuthFlask has no verifier: pass auth= or verifier= and realm=")
+        context = g._get_current_object()  # one context lookup, not one per use of ``g``
         try:
-            principal = g.get("embedauth_principal")
+            principal = context.get("embedauth_principal")
             if principal is None:
-                principal = self.guard.authenticate(request.headers.get("Authorization"))
-            g.embedauth_principal = self.guard.authorize(principal, scopes)
+                # The WSGI environ's value: what ``request.headers`` reads, without building it
+                # (the server joins a repeated header with ", ", which the guard then refuses).
+                principal = guard.authenticate(request.environ.get("HTTP_AUTHORIZATION"))
+            context.embedauth_principal = guard.authorize(principal, scopes)
         except BearerError as error:
-            return _flask_response(error.response(self.guard.realm))
+            return _flask_response(guard.refusal(error))
         except StorageError:  # only while the revocation state first loads
             return _flask_response(_common.unavailable("a bearer check"))
         return None
@@ -278,12 +283,16 @@ def require_scopes(*scopes: str) -> Callable[[Callable[_P, Any]], Callable[_P, A
     needed = tuple(scopes)
 
     def decorator(view: Callable[_P, Any]) -> Callable[_P, Any]:
+        is_async = inspect.iscoroutinefunction(view)  # once, not per request (ensure_sync asks)
+
         @functools.wraps(view)
         def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
             refusal = _extension().check(needed)
             if refusal is not None:
                 return refusal
-            return current_app.ensure_sync(view)(*args, **kwargs)
+            if is_async:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            return view(*args, **kwargs)
 
         return wrapper
 

@@ -123,10 +123,11 @@ _P = ParamSpec("_P")
 
 def _authorization(scope: Scope) -> str | None:
     """The ``Authorization`` header; repeats joined with ``", "`` as WSGI servers do (then refused)."""
-    values = [value for name, value in scope["headers"] if name == b"authorization"]
-    if not values:
-        return None
-    return b", ".join(values).decode("latin-1")
+    found: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            found = value if found is None else found + b", " + value
+    return None if found is None else found.decode("latin-1")
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -138,13 +139,38 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
-    """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
+def _encode(response: messages.Response) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """``response``'s ASGI headers (lower-cased, then ``content-length``) and body."""
     body = response.content()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
     headers.append((b"content-length", str(len(body)).encode("ascii")))
+    return headers, body
+
+
+async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
+    """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
+    headers, body = _encode(response)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+#: Refusals already encoded, by the identity of the (cached, so long-lived) response: the bearer
+#: guard renders each kind of refusal once, and a flood of bad tokens costs no JSON or header work.
+#: The entry keeps the response alive, so its id cannot be reused while the entry is there.
+_ENCODED: dict[int, tuple[messages.Response, tuple[tuple[bytes, bytes], ...], bytes]] = {}
+
+
+async def _send_refusal(response: messages.Response, scope: Scope, send: Send) -> None:
+    """:func:`_send` for a response the bearer guard keeps (:meth:`BearerGuard.refusal`)."""
+    entry = _ENCODED.get(id(response))
+    if entry is None or entry[0] is not response:
+        headers, body = _encode(response)
+        if len(_ENCODED) >= 1024:
+            _ENCODED.clear()
+        entry = _ENCODED[id(response)] = (response, tuple(headers), body)
+    # A fresh list each time: a middleware further out may add headers to it in place.
+    await send({"type": "http.response.start", "status": response.status, "headers": list(entry[1])})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else entry[2]})
 
 
 def _starlette_response(response: messages.Response) -> Response:
@@ -393,6 +419,10 @@ class PrincipalUser(BaseUser):
         return f"PrincipalUser({self.principal!r})"
 
 
+#: How many callers :class:`BearerMiddleware` keeps its ``scope["user"]`` for.
+_MAX_CALLERS = 4096
+
+
 class BearerMiddleware:
     """Pure ASGI middleware that checks the bearer token of every HTTP request and WebSocket handshake.
 
@@ -415,7 +445,12 @@ class BearerMiddleware:
         self.app = app
         self.guard = BearerGuard(verifier, realm=realm)
         self.required = required
+        exempt = tuple(exempt)
         self.exempt = _common.ExemptPaths(exempt)
+        # Whether any path may be exempt (a subclass's own is_exempt is always asked).
+        self._exempting = bool(exempt) or type(self).is_exempt is not BearerMiddleware.is_exempt
+        # By the identity of the Principal, which the entry keeps alive (so its id is not reused).
+        self._callers: dict[int, tuple[Principal, list[str], PrincipalUser]] = {}
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is one the middleware does not check."""
@@ -426,25 +461,45 @@ class BearerMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        scope[GUARD_SCOPE_KEY] = self.guard
-        principal = None
-        if not self.is_exempt(scope["path"]):
-            try:
-                if not self.guard.ready:  # the first request: load keys and revocations off the loop
-                    await run_in_threadpool(self.guard.prepare)
-                principal = self.guard.authenticate(_authorization(scope))
-                if principal is None and self.required:
-                    self.guard.authorize(None)
-            except BearerError as error:
-                await self._refuse(error.response(self.guard.realm), scope, send, POLICY_VIOLATION)
-                return
-            except StorageError:  # storage unreachable before the first load, or for too long since
-                await self._refuse(_common.unavailable("a bearer check"), scope, send, TRY_AGAIN_LATER)
-                return
+        guard = self.guard
+        scope[GUARD_SCOPE_KEY] = guard
+        if self._exempting and self.is_exempt(scope["path"]):
+            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+            await self.app(scope, receive, send)
+            return
+        found: bytes | None = None  # _authorization(), inline: this runs on every request
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                found = value if found is None else found + b", " + value
+        try:
+            if not guard.ready:  # the first request: load keys and revocations off the loop
+                await run_in_threadpool(guard.prepare)
+            principal = guard.authenticate(None if found is None else found.decode("latin-1"))
+            if principal is None and self.required:
+                guard.authorize(None)
+        except BearerError as error:
+            await self._refuse(guard.refusal(error), scope, send, POLICY_VIOLATION)
+            return
+        except StorageError:  # storage unreachable before the first load, or for too long since
+            await self._refuse(_common.unavailable("a bearer check"), scope, send, TRY_AGAIN_LATER)
+            return
         if principal is None:
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
         else:
-            scope["auth"], scope["user"] = AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)
+            # The verifier hands back the same Principal for a token it has cached: its sorted
+            # scopes and its user are made once. AuthCredentials is new each time (its list is
+            # the handler's to change).
+            callers = self._callers
+            known = callers.get(id(principal))
+            if known is None or known[0] is not principal:
+                if len(callers) >= _MAX_CALLERS:
+                    callers.clear()
+                known = callers[id(principal)] = (
+                    principal,
+                    sorted(principal.scopes),
+                    PrincipalUser(principal),
+                )
+            scope["auth"], scope["user"] = AuthCredentials(known[1]), known[2]
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -452,29 +507,35 @@ class BearerMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": close_code})
         else:
-            await _send(response, scope, send)
+            await _send_refusal(response, scope, send)
 
 
 # ---------------------------------------------------------------------------- per-route scopes
 
 
 def _connection(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> HTTPConnection:
+    if args and isinstance(args[0], HTTPConnection):  # a Starlette endpoint: the request comes first
+        return args[0]
     for value in (*args, *kwargs.values()):
         if isinstance(value, HTTPConnection):
             return value
     raise TypeError("requires_scopes: the endpoint receives no Request or WebSocket")
 
 
-def _refusal(conn: HTTPConnection, scopes: Sequence[str]) -> messages.Response | None:
+def _refusal(conn: HTTPConnection, scopes: tuple[str, ...]) -> messages.Response | None:
     """The RFC 6750 response when the caller lacks ``scopes``, or None when it may proceed."""
-    guard = conn.scope.get(GUARD_SCOPE_KEY)
+    scope = conn.scope
+    guard = scope.get(GUARD_SCOPE_KEY)
     if not isinstance(guard, BearerGuard):
         raise RuntimeError("requires_scopes needs BearerMiddleware in front of the endpoint")
-    user = conn.scope.get("user")
+    user = scope.get("user")
+    principal = user.principal if isinstance(user, PrincipalUser) else None
+    if principal is not None and principal.scopes.issuperset(scopes):
+        return None  # the common case, without the guard's call
     try:
-        guard.authorize(user.principal if isinstance(user, PrincipalUser) else None, scopes)
+        guard.authorize(principal, scopes)
     except BearerError as error:
-        return error.response(guard.realm)
+        return guard.refusal(error)
     return None
 
 
@@ -493,6 +554,14 @@ def requires_scopes(*scopes: str) -> Callable[[Callable[_P, Any]], Callable[_P, 
             @functools.wraps(endpoint)
             async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
                 conn = _connection(args, kwargs)
+                scope = conn.scope
+                user = scope.get("user")
+                if (
+                    isinstance(user, PrincipalUser)
+                    and isinstance(scope.get(GUARD_SCOPE_KEY), BearerGuard)
+                    and user.principal.scopes.issuperset(needed)
+                ):  # the common case, inline
+                    return await endpoint(*args, **kwargs)
                 refusal = _refusal(conn, needed)
                 if refusal is None:
                     return await endpoint(*args, **kwargs)
@@ -572,6 +641,6 @@ if HAS_FASTAPI:
                     principal = self.guard.authenticate(_authorization(request.scope))
                 return self.guard.authorize(principal, security_scopes.scopes)
             except BearerError as error:
-                raise BearerRefusal(error.response(self.guard.realm)) from None
+                raise BearerRefusal(self.guard.refusal(error)) from None
             except StorageError:
                 raise BearerRefusal(_common.unavailable("a bearer check")) from None

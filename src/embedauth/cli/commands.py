@@ -901,14 +901,25 @@ GROUP_HELP = {
 
 SERVE_HELP = (
     "serve the OAuth endpoints, the admin page (/admin/) and its API, and the demo API (/demo/public,"
-    " /demo/whoami, /demo/devices) with uvicorn; with EMBEDAUTH_SWEEP_INTERVAL=N, also the expiry"
-    " sweep every N seconds"
+    " /demo/whoami, /demo/devices) with uvicorn (one worker; httptools and uvloop when installed, as"
+    " the starlette extra installs them; no access log); with EMBEDAUTH_SWEEP_INTERVAL=N, also the"
+    " expiry sweep every N seconds"
 )
+
+
+def _uvicorn_stack() -> tuple[str, str]:
+    """uvicorn's ``loop`` and ``http``: uvloop and httptools when installed (named, not ``auto``,
+    so the startup line says what runs), else asyncio and h11."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+    return loop, http
 
 
 def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
     """``embedauth serve``: the OAuth endpoints (and, unless ``--no-demo``, the demo API) under
-    uvicorn, until interrupted."""
+    uvicorn, until interrupted: one worker on httptools and uvloop when installed, no access log."""
     extra = "flask" if a.framework == "flask" else "starlette"
     try:
         import uvicorn
@@ -920,6 +931,7 @@ def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
         raise ConfigurationError(
             f"embedauth serve needs {exc.name}: pip install 'embedauth[{extra}]'"
         ) from None
+    loop, http = _uvicorn_stack()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("embedauth").setLevel(logging.INFO)  # refusals and their reasons
     auth.keys.signing_key()  # the first key exists before the first request
@@ -928,5 +940,8 @@ def serve(auth: EmbedAuth, a: argparse.Namespace) -> None:
     address = f"http://{a.host}:{a.port}"
     issuer = "" if auth.settings.issuer.rstrip("/") == address else f", issuer {auth.settings.issuer}"
     demo = "" if a.no_demo else ", with the demo API"
-    print(f"{PROG}: serving on {address} ({a.framework}{demo}{issuer}); Ctrl-C stops", file=sys.stderr)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    stack = f"uvicorn {uvicorn.__version__}, {http} + {loop}, 1 worker, no access log"
+    print(
+        f"{PROG}: serving on {address} ({a.framework}{demo}{issuer}; {stack}); Ctrl-C stops", file=sys.stderr
+    )
+    uvicorn.run(app, host=a.host, port=a.port, loop=loop, http=http, access_log=False, log_level="warning")

@@ -69,30 +69,55 @@ class BearerError(Exception):
         )
 
 
+#: How many distinct refusals a guard keeps rendered (they differ only by the scopes routes need).
+_MAX_RENDERED = 256
+
+
 class BearerGuard:
-    """Checks the ``Authorization`` header of a protected request and the scopes a route needs."""
+    """Checks the ``Authorization`` header of a protected request and the scopes a route needs.
+
+    The hot path (a valid token the verifier has cached) costs the header split, the verifier's
+    call and a set comparison: readiness is remembered once reached, and refusals are rendered once
+    per kind (:meth:`refusal`). The verifier's ``verify`` is looked up per call, so that it can be
+    replaced (tests stub it).
+    """
 
     def __init__(self, verifier: TokenVerifier, *, realm: str) -> None:
         self.verifier = verifier
         self.realm = realm
+        self._ready = False
+        self._prepared = False
+        self._rendered: dict[tuple[str, int, str | None, str | None, str | None], Response] = {}
 
     @property
     def ready(self) -> bool:
-        """Whether the verifier has loaded what it needs (a verifier without ``ready`` always has)."""
-        return bool(getattr(self.verifier, "ready", True))
+        """Whether the verifier has loaded what it needs, so that :meth:`authenticate` does no I/O.
+
+        A verifier with a ``ready`` attribute says so itself; one with only ``prepare`` (an
+        :class:`~embedauth.EmbedAuth`) is ready once :meth:`prepare` has run; one with neither
+        always is. Readiness only ever goes from False to True, so it is remembered once reached.
+        """
+        if self._ready:
+            return True
+        ready = getattr(self.verifier, "ready", None)
+        if ready is None:
+            ready = self._prepared or getattr(self.verifier, "prepare", None) is None
+        self._ready = bool(ready)
+        return self._ready
 
     def prepare(self) -> None:
         """Let the verifier load what it needs: blocking I/O, for a worker thread (``StorageError``)."""
         prepare = getattr(self.verifier, "prepare", None)
         if prepare is not None:
             prepare()
+        self._prepared = True
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The caller, or None when the request carries no bearer credentials."""
         if authorization is None:
             return None
         scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() != "bearer":
+        if scheme != "Bearer" and scheme.lower() != "bearer":
             return None
         token = credentials.strip(" ")
         if not token or " " in token or "\t" in token:
@@ -108,7 +133,7 @@ class BearerGuard:
         """``principal`` if present and holding every scope in ``scopes``; else the RFC 6750 refusal."""
         if principal is None:
             raise BearerError(401, None)
-        needed = tuple(scopes)
+        needed = scopes if type(scopes) is tuple else tuple(scopes)
         if not principal.scopes.issuperset(needed):
             raise BearerError(
                 403, "insufficient_scope", "the access token lacks a scope this needs", " ".join(needed)
@@ -118,3 +143,14 @@ class BearerGuard:
     def check(self, authorization: str | None, scopes: Iterable[str] = ()) -> Principal:
         """:meth:`authenticate`, then :meth:`authorize`."""
         return self.authorize(self.authenticate(authorization), scopes)
+
+    def refusal(self, error: BearerError) -> Response:
+        """``error.response(self.realm)``, rendered once per kind of refusal and then reused."""
+        key = (self.realm, error.status, error.error, error.description, error.scope)
+        response = self._rendered.get(key)
+        if response is None:
+            response = error.response(self.realm)
+            if len(self._rendered) >= _MAX_RENDERED:
+                self._rendered.clear()
+            self._rendered[key] = response
+        return response
