@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from embedauth.config import Settings
+from embedauth.credentials import secrets as secrets_module
 from embedauth.credentials.secrets import (
     ALPHABET,
     SecretCache,
@@ -136,3 +137,21 @@ def test_secret_cache_is_bounded_and_keyed() -> None:
     disabled = SecretCache(maxsize=0)
     disabled.put(secrets[0], VerifiedSecret("c", "i", "h"))
     assert disabled.get(secrets[0]) is None
+
+
+def reference_base62(value: int, width: int) -> str:
+    """Base62 one digit at a time, the plain way."""
+    digits = []
+    for _ in range(width):
+        value, digit = divmod(value, 62)
+        digits.append(secrets_module.ALPHABET[digit])
+    assert value == 0
+    return "".join(reversed(digits))
+
+
+@given(st.integers(min_value=1, max_value=50), st.data())
+def test_base62_two_digits_at_a_time_is_base62(width: int, data: st.DataObject) -> None:
+    value = data.draw(st.integers(min_value=0, max_value=62**width - 1))
+    assert secrets_module._base62(value, width) == reference_base62(value, width)
+    with pytest.raises(ValueError, match="does not fit"):
+        secrets_module._base62(62**width + value, width)

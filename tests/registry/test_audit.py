@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from embedauth import Admin, EmbedAuth, InvalidClient, InvalidGrant, InvalidScope
+from embedauth import Admin, EmbedAuth, InvalidClient, InvalidGrant, InvalidScope, StorageError
 from embedauth.clock import FrozenClock, isoformat
 from embedauth.credentials.secrets import generate_client_secret
 from embedauth.hooks import hookimpl
@@ -204,6 +204,40 @@ def test_a_burst_of_token_requests_is_one_record(trail: EmbedAuth, sink: Sink, c
     assert trail.audit.flush() == 0  # written once
 
 
+def test_a_burst_dropped_from_a_full_queue_counts_every_request(clock: FrozenClock) -> None:
+    with catalogued("memory://", clock, audit_queue_size=2) as auth:
+        made = auth.registrations.create(tenant="site-1", name="Loop", scopes=["devices:read"])
+        for _ in range(5):
+            auth.tokens.client_credentials(made.client_id, made.client_secret)
+        auth.audit.record(actor="a", action="test.one")
+        auth.audit.record(actor="a", action="test.two")  # the queue is full: the burst goes
+        assert [r.action for r in auth.audit.pending()] == ["test.one", "test.two"]
+        auth.flush()
+        [dropped] = [r for r in auth.audit.list(None).items if r.action == "audit.dropped"]
+        assert dropped.detail == {"count": 5}
+
+
+def test_a_failed_write_keeps_the_burst(trail: EmbedAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests during a failed write start a new burst; the first is written, whole, next time."""
+    made = trail.registrations.create(tenant="site-1", name="Loop", scopes=["devices:read"])
+    for _ in range(3):
+        trail.tokens.client_credentials(made.client_id, made.client_secret)
+    add = trail.storage.add_audit_records
+
+    def failing(records: Any) -> None:
+        monkeypatch.setattr(trail.storage, "add_audit_records", add)
+        trail.tokens.client_credentials(made.client_id, made.client_secret)  # meanwhile
+        raise StorageError("down")
+
+    monkeypatch.setattr(trail.storage, "add_audit_records", failing)
+    with pytest.raises(StorageError):
+        trail.audit.flush()
+    trail.tokens.client_credentials(made.client_id, made.client_secret)
+    assert trail.audit.flush() == 2
+    issued = [r for r in trail.audit.list(None).items if r.action == "token.issued"]
+    assert sorted(int(r.detail.get("count", 1)) for r in issued) == [2, 3]
+
+
 def token_id(access_token: str) -> str:
     return str(jwt.decode(access_token, options={"verify_signature": False})["jti"])
 
@@ -297,7 +331,7 @@ def test_a_storage_error_keeps_the_records_queued(trail: EmbedAuth, monkeypatch:
 
 
 def test_details_are_small_and_plain(trail: EmbedAuth) -> None:
-    record = trail.audit.record(
+    trail.audit.record(
         actor="a" * 500,
         action="test.detail",
         tenant="not a tenant!",
@@ -309,6 +343,7 @@ def test_details_are_small_and_plain(trail: EmbedAuth) -> None:
             **{f"x{i}": i for i in range(30)},
         },
     )
+    [record] = trail.audit.pending()
     assert len(record.actor) == 255 and record.tenant is None and record.client_id is None
     assert len(record.detail) == 20
     assert record.detail["k" * 64] == "v" * 200 and record.detail["items"] == list(range(50))

@@ -54,14 +54,23 @@ CHECKSUM_LENGTH = 6  # 62**6 > 2**32
 HINT_LENGTH = 3
 
 
+#: Every two-digit base62 number, by its value: _base62 takes two digits per division (it runs
+#: twice per token request: the token's id and the presented secret's checksum).
+_PAIRS = tuple(high + low for high in ALPHABET for low in ALPHABET)
+
+
 def _base62(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
+    """``value`` in ``width`` base62 digits, most significant first (ValueError if it does not fit)."""
+    pairs = []
+    for _ in range(width // 2):
+        value, pair = divmod(value, 3844)
+        pairs.append(_PAIRS[pair])
+    if width % 2:
         value, digit = divmod(value, 62)
-        chars.append(ALPHABET[digit])
+        pairs.append(ALPHABET[digit])
     if value:
         raise ValueError("value does not fit the width")
-    return "".join(reversed(chars))
+    return "".join(reversed(pairs))
 
 
 def _checksum(text: str) -> str:

@@ -16,11 +16,12 @@ an ``audit.dropped`` record says how many once writing works again. A process th
 writes everything queued at once: what tests (and the command, on exit) call.
 
 **A burst is one record.** Token requests that differ only in the token (the same client,
-credential, scopes, source and outcome, within one write) are written as one record whose detail
-counts them (``count``, ``last_at``, the first ``token_ids``): a client asking for tokens in a
-loop, or a stranger sending bad secrets as fast as the network allows, cannot push the admins'
-records out of a trail bounded by ``audit_max_records``, and storage writes one row per burst
-instead of one per request. A single request is one record, as it is.
+credential, scopes, source and outcome, until the next write) are one record whose detail counts
+them (``count``, ``last_at``, the first 50 ``token_ids``, the last ``expires_at``): a client asking
+for tokens in a loop, or a stranger sending bad secrets as fast as the network allows, cannot push
+the admins' records out of a trail bounded by ``audit_max_records``, storage writes one row per
+burst instead of one per request, and a request that joins an open burst costs a counter, not a
+queued record. A single request is one record, as it is.
 
 Nothing secret is ever recorded: callers pass ids, names and reasons, never a secret or a token,
 and :func:`clean_detail` keeps only short scalar values (or short lists of them) under short keys.
@@ -41,7 +42,7 @@ from typing import Any
 import pluggy
 
 from embedauth import validation
-from embedauth.clock import Clock, utcnow
+from embedauth.clock import Clock, from_timestamp, utcnow
 from embedauth.config import Settings
 from embedauth.errors import EmbedAuthError, InvalidInput
 from embedauth.models import AuditRecord, Page
@@ -92,38 +93,49 @@ def _scalar(value: object) -> bool | int | float | str | None:
     return _text(value)
 
 
-def coalesced(records: Sequence[AuditRecord]) -> list[AuditRecord]:
-    """``records`` with each run of token requests that differ only in the token as one record
-    (the first, its detail counting the run), in the order of their first record."""
-    groups: dict[tuple[Any, ...], list[AuditRecord]] = {}
-    kept: list[AuditRecord | list[AuditRecord]] = []
-    for record in records:
-        if record.action not in _COALESCED:
-            kept.append(record)
-            continue
-        same = {k: v for k, v in record.detail.items() if k not in _VARYING}
-        key = (record.action, record.actor, record.tenant, record.client_id, record.target, record.source,
-               record.outcome, record.reason, tuple(sorted((k, repr(v)) for k, v in same.items())))  # fmt: skip
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = []
-            kept.append(group)
-        group.append(record)
-    return [item if isinstance(item, AuditRecord) else _run(item) for item in kept]
+def _burst_key(action: str, *fields: Any, detail: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What a token request shares with the others of its burst: everything but the token."""
+    same = tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in (detail or {}).items() if k not in _VARYING
+    )
+    return (action, *fields, same)
 
 
-def _run(group: list[AuditRecord]) -> AuditRecord:
-    first, last = group[0], group[-1]
-    if len(group) == 1:
-        return first
-    detail = {k: v for k, v in first.detail.items() if k not in _VARYING}
-    detail.update(count=len(group), last_at=_scalar(last.at))
-    token_ids = [r.detail["token_id"] for r in group[:_ITEMS] if "token_id" in r.detail]
-    if token_ids:
-        detail["token_ids"] = token_ids
-    if "expires_at" in last.detail:
-        detail["expires_at"] = last.detail["expires_at"]
-    return dataclasses.replace(first, detail=detail)
+class _Burst:
+    """The token requests after a burst's first record, until that record is written."""
+
+    __slots__ = ("count", "expires_at", "last_at", "token_ids")
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.last_at: float | None = None  # the clock's time of the last request
+        self.token_ids: list[Any] = []
+        self.expires_at: Any = None
+
+    def add(self, at: float, detail: Mapping[str, Any]) -> None:
+        self.count += 1
+        self.last_at = at
+        token_id = detail.get("token_id")
+        if token_id is not None and len(self.token_ids) < _ITEMS - 1:
+            self.token_ids.append(token_id)
+        self.expires_at = detail.get("expires_at", self.expires_at)
+
+    def merged(self, first: AuditRecord) -> AuditRecord:
+        """``first`` counting the whole burst (itself when it stayed alone)."""
+        if self.count == 1:
+            return first
+        detail = {k: v for k, v in first.detail.items() if k not in _VARYING}
+        assert self.last_at is not None
+        detail.update(count=self.count, last_at=_scalar(from_timestamp(self.last_at)))
+        token_ids = [first.detail["token_id"]] if "token_id" in first.detail else []
+        token_ids += [_scalar(t) for t in self.token_ids]
+        if token_ids:
+            detail["token_ids"] = token_ids
+        if self.expires_at is not None:
+            detail["expires_at"] = _scalar(self.expires_at)
+        elif "expires_at" in first.detail:
+            detail["expires_at"] = first.detail["expires_at"]
+        return dataclasses.replace(first, detail=detail)
 
 
 class Audit:
@@ -138,6 +150,10 @@ class Audit:
         self._hook = plugins.hook
         self._lock = threading.Lock()
         self._queue: collections.deque[AuditRecord] = collections.deque()
+        # Token requests coalesced at once (see the module docstring): the open burst of each kind
+        # of request, and every burst by the id of its first record (queued until written).
+        self._open: dict[tuple[Any, ...], _Burst] = {}
+        self._bursts: dict[str, tuple[tuple[Any, ...], _Burst]] = {}
         self._dropped = 0
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -159,8 +175,17 @@ class Audit:
         outcome: str = "success",
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
-    ) -> AuditRecord:
-        """Queue one record (written within ``audit_flush_interval``); returns it."""
+    ) -> None:
+        """Queue one record (written within ``audit_flush_interval``); a token request that
+        joins an open burst only counts in it."""
+        key = None
+        if action in _COALESCED:
+            key = _burst_key(action, actor, tenant, client_id, target, source, outcome, reason, detail=detail)
+            with self._lock:
+                burst = self._open.get(key)
+                if burst is not None:
+                    burst.add(self._clock(), detail or {})
+                    return
         record = AuditRecord(
             id=secrets.token_hex(16),
             at=utcnow(self._clock),
@@ -176,11 +201,34 @@ class Audit:
         )
         with self._lock:
             if len(self._queue) >= max(1, self._settings.audit_queue_size):
-                self._queue.popleft()
-                self._dropped += 1
+                self._forget(self._queue.popleft())
             self._queue.append(record)
+            if key is not None:  # another thread may have opened one meanwhile: this one replaces it
+                self._open[key] = burst = _Burst()
+                self._bursts[record.id] = (key, burst)
             self._start()
-        return record
+
+    def _forget(self, record: AuditRecord) -> None:
+        """``record`` dropped from a full queue, with its burst (under ``self._lock``)."""
+        key_burst = self._bursts.pop(record.id, None)
+        self._dropped += 1 if key_burst is None else key_burst[1].count
+        if key_burst is not None and self._open.get(key_burst[0]) is key_burst[1]:
+            del self._open[key_burst[0]]
+
+    def _merged(self, records: Sequence[AuditRecord], *, close: bool) -> list[AuditRecord]:
+        """``records`` with each burst's count (under ``self._lock``); ``close``: later requests
+        start new bursts (these are being written)."""
+        merged = []
+        for record in records:
+            key_burst = self._bursts.get(record.id)
+            if key_burst is None:
+                merged.append(record)
+                continue
+            key, burst = key_burst
+            if close and self._open.get(key) is burst:
+                del self._open[key]
+            merged.append(burst.merged(record))
+        return merged
 
     def admin_action(
         self,
@@ -266,7 +314,8 @@ class Audit:
         hook); return how many were written. Storage errors propagate, the records stay queued."""
         with self._flushing:
             with self._lock:
-                batch = list(self._queue)
+                queued = list(self._queue)
+                batch = self._merged(queued, close=True)
                 dropped, self._dropped = self._dropped, 0
             if dropped:
                 log.warning("embedauth: %d audit records were dropped (the queue was full)", dropped)
@@ -283,23 +332,22 @@ class Audit:
                 )
             if not batch:
                 return 0
-            stored = coalesced(batch)
             try:
-                self._storage.add_audit_records(stored)
+                self._storage.add_audit_records(batch)
             except BaseException:
                 with self._lock:
                     self._dropped += dropped
                 raise
-            written = {record.id for record in batch}
+            written = {record.id for record in queued}
             with self._lock:
                 while self._queue and self._queue[0].id in written:
-                    self._queue.popleft()
-            for record in stored:
+                    self._bursts.pop(self._queue.popleft().id, None)
+            for record in batch:
                 try:
                     self._hook.embedauth_audit_record(record=record)
                 except Exception:  # a sink's failure is its own; the record is stored
                     log.exception("embedauth: an embedauth_audit_record hook failed")
-            return len(stored)
+            return len(batch)
 
     def prune(self) -> int:
         """Delete records older than ``audit_retention_days`` and beyond ``audit_max_records``."""
@@ -322,4 +370,4 @@ class Audit:
     def pending(self) -> builtins.list[AuditRecord]:
         """The records queued and not yet written (a copy)."""
         with self._lock:
-            return builtins.list(self._queue)
+            return self._merged(self._queue, close=False)
