@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from embedauth import EmbedAuth, InvalidClient, InvalidToken
+from embedauth import EmbedAuth, InvalidClient, InvalidToken, StorageError
 from embedauth.clock import FrozenClock
 from embedauth.models import Registration
 from embedauth.storage.memory import MemoryStorage
@@ -200,10 +200,14 @@ def test_a_change_in_another_connection_reaches_the_view_within_a_second(
         with EmbedAuth(url, **settings) as here, EmbedAuth(url, **settings) as there:
             here.permissions.add("devices:read")
             created = create(here)
-            for _ in range(2):  # the first read may overlap the feed's first full load: not kept
-                token = there.tokens.client_credentials(created.client_id, created.client_secret).access_token
-            assert there.verify(token)
             view = there.clients._registrations
+            deadline = time.monotonic() + 5
+            while True:  # a read that overlaps the feed's first loads is not kept: ask again
+                token = there.tokens.client_credentials(created.client_id, created.client_secret).access_token
+                if len(view) == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert there.verify(token)
             assert len(view) == 1
             changed = threading.Event()
             there.revocations.listen(lambda client_id: changed.set())
@@ -215,3 +219,27 @@ def test_a_change_in_another_connection_reaches_the_view_within_a_second(
                 there.verify(token)
             with pytest.raises(InvalidClient):
                 there.tokens.client_credentials(created.client_id, created.client_secret)
+
+
+def test_a_failing_feed_empties_the_view_at_once(clock: FrozenClock, storage: CountingStorage) -> None:
+    """When the revocation thread cannot read storage, the view forgets everything: until the feed
+    works again, every token request reads storage (and meets the outage there)."""
+    with EmbedAuth(storage, clock=clock, revocation_poll_interval=0.05, **TEST_SETTINGS) as auth:
+        created = create(auth)
+        assert works(auth, created.client_id, created.client_secret)
+        view = auth.clients._registrations
+        assert len(view) == 1
+        original = storage.revocation_head
+        failed = threading.Event()
+
+        def down() -> Any:
+            failed.set()
+            raise StorageError("storage unreachable")
+
+        storage.revocation_head = down  # type: ignore[method-assign]
+        assert failed.wait(2)
+        deadline = time.monotonic() + 1
+        while len(view) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(view) == 0
+        storage.revocation_head = original  # type: ignore[method-assign]

@@ -215,8 +215,9 @@ def parse(token: object, *, max_bytes: int) -> Compact:
     # signature over it has verified.
     header_segment, payload_segment, signature_segment = segments
     header = _header(header_segment)
-    # The header and payload text is what the signature covers; the signature's own text must
-    # be the one canonical encoding, so that no second spelling of a token verifies.
+    # The header and payload text is what the signature covers (no one without the key can
+    # respell it, so its pad bits are not checked); the signature's own text must be the one
+    # canonical encoding, so that no second spelling of a token verifies.
     last = _CANONICAL_LAST.get(len(signature_segment) % 4)
     if last is None:
         raise Refused("bad base64url length")

@@ -206,8 +206,8 @@ class RevocationState:
 
     def listen(self, listener: Callable[[str | None], None]) -> None:
         """Call ``listener(client_id)`` for every registration entry applied (a change or a
-        revocation of that registration), and ``listener(None)`` after every full reload. It runs
-        under the state's lock: memory only, no I/O."""
+        revocation of that registration), and ``listener(None)`` after every full reload and
+        whenever the feed fails. It runs under the state's lock: memory only, no I/O."""
         self._listeners.append(listener)
 
     def token_entries(self, client_id: str) -> int:
@@ -412,8 +412,12 @@ class RevocationState:
             self._unwarned += 1
 
     def _failed(self) -> bool:
-        """After a failure: reload everything next time, reconnect after a pause. Returns False."""
+        """After a failure: reload everything next time, reconnect after a pause. Returns False.
+        Listeners hear None at once: what they keep from storage is not kept current meanwhile."""
         self._needs_full = True
+        with self._lock:
+            for listener in self._listeners:
+                listener(None)
         self._close_feed()
         self._stop.wait(self._settings.revocation_poll_interval)
         return False
