@@ -111,13 +111,16 @@ def _verify_instance(revocations: int, registrations: int) -> tuple[EmbedAuth, s
     return auth, created.client_id, created.client_secret, state.size()
 
 
-def verify_cases(revocations: Sequence[int], registrations: Sequence[int], tokens: int) -> list[Case]:
+def verify_cases(
+    revocations: Sequence[int], registrations: Sequence[int], tokens: int, stack: contextlib.ExitStack
+) -> list[Case]:
     configs = [(n, 0) for n in revocations] + [(0, n) for n in registrations if n]
     if max(revocations) and max(registrations):
         configs.append((max(revocations), max(registrations)))
     cases: list[Case] = []
     for rev, reg in configs:
         auth, client_id, secret, held = _verify_instance(rev, reg)
+        stack.callback(auth.close)
 
         def one_round(auth: EmbedAuth = auth, client_id: str = client_id, secret: str = secret) -> float:
             fresh = [auth.tokens.client_credentials(client_id, secret).access_token for _ in range(tokens)]
@@ -130,11 +133,7 @@ def verify_cases(revocations: Sequence[int], registrations: Sequence[int], token
         size = f"{held:,} revocation entries, {reg:,} registrations"
         cases.append(Case("verify, first sight", "memory", size, one_round))
         cases[-1].baseline = cases[0] if cases[0] is not cases[-1] else None
-        _instances.append(auth)
     return cases
-
-
-_instances: list[EmbedAuth] = []
 
 
 # ---------------------------------------------------------------------------- token endpoint
@@ -219,10 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     revocations = args.revocations or ([0, 1_000, 5_000] if quick else [0, 10_000, 100_000])
     registrations = args.registrations or ([0, 5_000] if quick else [0, 100_000])
     sizes = args.sizes or ([200, 5_000] if quick else [1_000, 1_000_000])
-    rounds = args.rounds or (3 if quick else 11)
-    tokens = args.tokens or (200 if quick else 2_000)
+    rounds = args.rounds or (3 if quick else 21)
+    tokens = args.tokens or (200 if quick else 1_000)
     working = args.working or (30 if quick else 500)
-    requests = (100, 15) if quick else (2_000, 300)
+    requests = (100, 15) if quick else (1_000, 150)
     started = time.monotonic()
 
     cases: list[Case] = []
@@ -230,9 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeding: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         if not args.skip_verify:
-            cases += verify_cases(revocations, registrations, tokens)
-            for auth in _instances:
-                stack.callback(auth.close)
+            cases += verify_cases(revocations, registrations, tokens, stack)
         if not args.skip_endpoint:
             for backend in (b for b in args.backends.split(",") if b):
                 reason = _seed.unreachable(backend)
