@@ -47,6 +47,7 @@ from embedauth import EmbedAuth
 from embedauth.credentials.secrets import generate_client_secret, new_id
 from embedauth.errors import InvalidClient, InvalidToken
 from embedauth.tokens import jws
+from embedauth.tokens import verifier as verifier_module
 
 ISSUER = "https://api.example.com"
 CHUNK = 5_000
@@ -81,11 +82,11 @@ def structures(auth: EmbedAuth) -> dict[str, tuple[int, int]]:
     return {
         "token cache": (verifier.cache_size(), settings.token_cache_size),
         "verified-secret cache": (len(clients._secret_cache), settings.secret_cache_size),
-        "header cache (jws._HEADERS)": (len(jws._HEADERS), jws._HEADERS.maxsize),
+        "header cache (jws._HEADERS)": (len(jws._HEADERS), jws._HEADERS_MAX),
         "throttle, per client ID": (len(throttle._identities._buckets), THROTTLE_KEYS),
         "throttle, per address": (len(throttle._addresses._buckets), THROTTLE_KEYS),
         "registration view": (len(view), settings.registration_cache_size),
-        "customer-scope cache": (len(verifier._customer_scopes), verifier._customer_scopes.maxsize),
+        "customer-scope cache": (len(verifier._customer_scopes), verifier_module._CUSTOMER_SCOPES),
     }
 
 
