@@ -33,9 +33,9 @@ def unavailable(name: str, reason: str, hint: str | None = None) -> None:
     pytest.skip(message)
 
 
-@functools.cache
-def _probe(name: str) -> str | None:
-    """None if the server answers, else why not (probed once per run)."""
+def unreachable(name: str) -> str | None:
+    """None if the server ``name`` (postgres, mysql, redis) answers, else why not (the benchmarks
+    ask too)."""
     try:
         if name == "redis":
             import redis
@@ -53,6 +53,9 @@ def _probe(name: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "unreachable"
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+_probe = functools.cache(unreachable)  # probed once per run
 
 
 def require(name: str) -> None:

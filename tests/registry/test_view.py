@@ -131,14 +131,19 @@ def test_a_read_during_which_a_notice_arrived_is_not_kept(
     assert view.get(created.client_id) == latest and reads(storage) == 0
 
 
-def test_a_full_reload_empties_the_view(clock: FrozenClock, storage: CountingStorage) -> None:
+def test_a_reload_after_a_gap_empties_the_view(clock: FrozenClock, storage: CountingStorage) -> None:
+    """A scheduled full reload keeps the view (every notice since the last read was read); one after
+    a gap (a reconnect, a failure, a log that went back) empties it: a notice may have been missed."""
     with EmbedAuth(storage, clock=clock, revocation_full_reload_interval=0.001, **TEST_SETTINGS) as auth:
         created = create(auth)
         assert works(auth, created.client_id, created.client_secret)
         view = auth.clients._registrations
         assert len(view) == 1
         time.sleep(0.002)
-        auth.revocations.sync()  # due for a full read: a notice may have been missed
+        auth.revocations.sync()  # due for a scheduled full read
+        assert len(view) == 1
+        auth.revocations._needs_full = True  # what the feed thread sets after a failure
+        auth.revocations.sync()
         assert len(view) == 0
 
 

@@ -232,12 +232,9 @@ class RevocationState:
         """Read what changed since the last read (or everything, when due), and forget the expired."""
         with self._syncing:
             head = self._storage.revocation_head()
-            full = (
-                self._needs_full
-                or head.epoch != self._epoch
-                or head.seq < self._seq
-                or time.monotonic() - self._full_at >= self._settings.revocation_full_reload_interval
-            )
+            # A notice may have been missed: a reconnect, a failure, a log that went back.
+            gap = self._needs_full or head.epoch != self._epoch or head.seq < self._seq
+            full = gap or time.monotonic() - self._full_at >= self._settings.revocation_full_reload_interval
             if full and self._epoch is not None and (head.epoch != self._epoch or head.seq < self._seq):
                 log.warning(
                     "embedauth: the revocation log went back (epoch %s seq %d, was %s seq %d); reloading it",
@@ -247,9 +244,9 @@ class RevocationState:
                     self._seq,
                 )
             entries = self._storage.revocations_after(0 if full else self._seq)
-            self._absorb(head, entries, full=full)
+            self._absorb(head, entries, full=full, gap=gap)
 
-    def _absorb(self, head: RevocationHead, entries: list[Revocation], *, full: bool) -> None:
+    def _absorb(self, head: RevocationHead, entries: list[Revocation], *, full: bool, gap: bool) -> None:
         with self._lock:
             for entry in entries:
                 self._apply(entry)
@@ -257,7 +254,7 @@ class RevocationState:
             self._bound()
             # After a full read the log's own position holds, even when it went back.
             self._seq = max(head.seq, *(entry.seq for entry in entries), 0 if full else self._seq)
-            if full:  # a notice may have been missed (a reconnect, a log that went back)
+            if gap:  # not a scheduled reload: listeners may have missed a notice
                 for listener in self._listeners:
                     listener(None)
             self._epoch = head.epoch
