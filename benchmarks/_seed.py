@@ -20,11 +20,9 @@ hold one entry and every request for another client would cost an argon2 run.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import json
-import os
 import random
 import secrets
 import statistics
@@ -36,16 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import argon2
+from tests.services import MYSQL_URL, POSTGRES_URL, REDIS_URL, _with_query
 
 from embedauth.credentials.secrets import generate_client_secret, hint, new_id
 from embedauth.models import CustomerScope, CustomerScopeKind, Registration, SecretCredential
 from embedauth.storage.base import Storage
-
-POSTGRES_URL = os.environ.get(
-    "EMBEDAUTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get("EMBEDAUTH_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-REDIS_URL = os.environ.get("EMBEDAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 #: The argon2id cost every harness runs at: far below the default (t=2, 19 MiB), so that seeding and
 #: warming thousands of clients takes seconds. Stated in every harness's output.
@@ -53,36 +46,6 @@ ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 256, "argo
 ARGON2_TEXT = "argon2id t=1 m=256 KiB p=1 (bench setting; the default is t=2 m=19456 KiB)"
 SCOPE = "bench:read"
 TENANT = "bench"
-
-
-def new_kek() -> str:
-    """A random key-encryption key: PostgreSQL, MariaDB and Redis refuse to store keys without one."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-def _with_query(url: str, query: str) -> str:
-    return url + ("&" if "?" in url else "?") + query
-
-
-def unreachable(backend: str) -> str | None:
-    """None if ``backend``'s server answers, else why not."""
-    try:
-        if backend == "redis":
-            import redis
-
-            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-            client.ping()
-            client.close()
-        elif backend in ("postgres", "mysql"):
-            import sqlalchemy
-
-            engine = sqlalchemy.create_engine(POSTGRES_URL if backend == "postgres" else MYSQL_URL)
-            with engine.connect() as conn:
-                conn.execute(sqlalchemy.text("SELECT 1"))
-            engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "unreachable"
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 @contextlib.contextmanager

@@ -43,10 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.services import unreachable
+
 from benchmarks import _seed
 from embedauth import EmbedAuth
 from embedauth.credentials.secrets import new_id
 from embedauth.models import RevocationKind
+from embedauth.tokens.keys import new_key_encryption_key
 
 ISSUER = "https://api.example.com"
 VERIFY_TARGET = (0.90, 1.10)
@@ -159,7 +162,7 @@ def endpoint_cases(
         auth = EmbedAuth(
             url,
             issuer=ISSUER,
-            key_encryption_key=_seed.new_kek(),
+            key_encryption_key=new_key_encryption_key(),
             failed_auth_limit_per_client=10**6,
             failed_auth_limit_per_address=10**6,
             **_seed.ARGON2,
@@ -240,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cases += verify_cases(revocations, registrations, tokens, stack)
         if not args.skip_endpoint:
             for backend in (b for b in args.backends.split(",") if b):
-                reason = _seed.unreachable(backend)
+                reason = unreachable(backend)
                 if reason is not None:
                     skipped.append(f"{backend}: {reason}")
                     continue

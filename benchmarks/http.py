@@ -361,50 +361,74 @@ def _bearer_targets(bare: Server, protected: Server, client: Client) -> tuple[Ta
 
 
 @contextlib.contextmanager
-def starlette_setup(tmp: Path) -> Iterator[tuple[Target, Target, str]]:
+def _bearer_setup(
+    tmp: Path, server_name: str, command: Callable[[int], list[str]], stack_text: str
+) -> Iterator[tuple[Target, Target, str]]:
+    """The bare app and the protected one, each under ``command(port)``, on one SQLite store."""
+    with storage("sqlite", tmp) as url:
+        client = registration(url)
+        with contextlib.ExitStack() as stack:
+            running = {}
+            for kind in ("bare", "protected"):
+                port = free_port()
+                env = pythonpath() | {
+                    "EMBEDAUTH_BENCH_APP": kind,
+                    "EMBEDAUTH_STORAGE": url,
+                    "EMBEDAUTH_ISSUER": ISSUER,
+                }
+                running[kind] = stack.enter_context(
+                    server(command(port), env, port, "/", tmp / f"{server_name}-{kind}.log")
+                )
+            measured, baseline = _bearer_targets(running["bare"], running["protected"], client)
+            yield measured, baseline, stack_text
+
+
+def starlette_setup(tmp: Path) -> contextlib.AbstractContextManager[tuple[Target, Target, str]]:
     """uvicorn (one worker, httptools + uvloop, no access log): the bare app and the protected one."""
-    with storage("sqlite", tmp) as url:
-        client = registration(url)
-        with contextlib.ExitStack() as stack:
-            running = {}
-            for kind in ("bare", "protected"):
-                port = free_port()
-                command = [*python(), "-m", "uvicorn", "--factory", "benchmarks.http_app:create",
-                           "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                           "--no-access-log", "--log-level", "warning"]  # fmt: skip
-                env = pythonpath() | {
-                    "EMBEDAUTH_BENCH_APP": kind,
-                    "EMBEDAUTH_STORAGE": url,
-                    "EMBEDAUTH_ISSUER": ISSUER,
-                }
-                running[kind] = stack.enter_context(
-                    server(command, env, port, "/", tmp / f"uvicorn-{kind}.log")
-                )
-            measured, baseline = _bearer_targets(running["bare"], running["protected"], client)
-            yield measured, baseline, "uvicorn, 1 worker, httptools + uvloop, no access log"
+    return _bearer_setup(
+        tmp,
+        "uvicorn",
+        lambda port: [
+            *python(),
+            "-m",
+            "uvicorn",
+            "--factory",
+            "benchmarks.http_app:create",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        "uvicorn, 1 worker, httptools + uvloop, no access log",
+    )
 
 
-@contextlib.contextmanager
-def flask_setup(tmp: Path) -> Iterator[tuple[Target, Target, str]]:
+def flask_setup(tmp: Path) -> contextlib.AbstractContextManager[tuple[Target, Target, str]]:
     """gunicorn with one sync worker: the bare Flask app and the protected one."""
-    with storage("sqlite", tmp) as url:
-        client = registration(url)
-        with contextlib.ExitStack() as stack:
-            running = {}
-            for kind in ("bare", "protected"):
-                port = free_port()
-                command = [*python(), "-m", "gunicorn", "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
-                           "--log-level", "warning", "benchmarks.http_app:create_flask()"]  # fmt: skip
-                env = pythonpath() | {
-                    "EMBEDAUTH_BENCH_APP": kind,
-                    "EMBEDAUTH_STORAGE": url,
-                    "EMBEDAUTH_ISSUER": ISSUER,
-                }
-                running[kind] = stack.enter_context(
-                    server(command, env, port, "/", tmp / f"gunicorn-{kind}.log")
-                )
-            measured, baseline = _bearer_targets(running["bare"], running["protected"], client)
-            yield measured, baseline, "gunicorn, 1 sync worker, no access log"
+    return _bearer_setup(
+        tmp,
+        "gunicorn",
+        lambda port: [
+            *python(),
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-k",
+            "sync",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "benchmarks.http_app:create_flask()",
+        ],
+        "gunicorn, 1 sync worker, no access log",
+    )
 
 
 STORAGE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "redis": "Redis"}

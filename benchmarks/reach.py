@@ -33,9 +33,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from tests.services import unreachable
+
 from benchmarks import _seed
 from embedauth import EmbedAuth
 from embedauth.errors import InvalidToken
+from embedauth.tokens.keys import new_key_encryption_key
 
 ISSUER = "https://api.example.com"
 PUSHED = ("redis", "postgres")
@@ -103,7 +106,7 @@ def _read(proc: subprocess.Popen[str], stderr: IO[str]) -> str:
 
 def trials(backend: str, count: int, poll: float, workdir: Path) -> dict[str, Any]:
     """``count`` trials on a fresh namespace of ``backend``: reach and disable times, seconds."""
-    kek = _seed.new_kek()
+    kek = new_key_encryption_key()
     rng = random.Random(11)
     reach: list[float] = []
     writes: list[float] = []
@@ -176,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped: list[str] = []
     with tempfile.TemporaryDirectory() as workdir:
         for backend in (b for b in args.backends.split(",") if b):
-            reason = _seed.unreachable(backend)
+            reason = unreachable(backend)
             if reason is not None:
                 skipped.append(f"{backend}: {reason}")
                 continue
