@@ -139,38 +139,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _encode(response: messages.Response) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """``response``'s ASGI headers (lower-cased, then ``content-length``) and body."""
+async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
+    """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
     body = response.content()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
     headers.append((b"content-length", str(len(body)).encode("ascii")))
-    return headers, body
-
-
-async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
-    """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
-    headers, body = _encode(response)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
-
-
-#: Refusals already encoded, by the identity of the (cached, so long-lived) response: the bearer
-#: guard renders each kind of refusal once, and a flood of bad tokens costs no JSON or header work.
-#: The entry keeps the response alive, so its id cannot be reused while the entry is there.
-_ENCODED: dict[int, tuple[messages.Response, tuple[tuple[bytes, bytes], ...], bytes]] = {}
-
-
-async def _send_refusal(response: messages.Response, scope: Scope, send: Send) -> None:
-    """:func:`_send` for a response the bearer guard keeps (:meth:`BearerGuard.refusal`)."""
-    entry = _ENCODED.get(id(response))
-    if entry is None or entry[0] is not response:
-        headers, body = _encode(response)
-        if len(_ENCODED) >= 1024:
-            _ENCODED.clear()
-        entry = _ENCODED[id(response)] = (response, tuple(headers), body)
-    # A fresh list each time: a middleware further out may add headers to it in place.
-    await send({"type": "http.response.start", "status": response.status, "headers": list(entry[1])})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else entry[2]})
 
 
 def _starlette_response(response: messages.Response) -> Response:
@@ -467,14 +442,10 @@ class BearerMiddleware:
             scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             await self.app(scope, receive, send)
             return
-        found: bytes | None = None  # _authorization(), inline: this runs on every request
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                found = value if found is None else found + b", " + value
         try:
             if not guard.ready:  # the first request: load keys and revocations off the loop
                 await run_in_threadpool(guard.prepare)
-            principal = guard.authenticate(None if found is None else found.decode("latin-1"))
+            principal = guard.authenticate(_authorization(scope))
             if principal is None and self.required:
                 guard.authorize(None)
         except BearerError as error:
@@ -507,7 +478,7 @@ class BearerMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": close_code})
         else:
-            await _send_refusal(response, scope, send)
+            await _send(response, scope, send)
 
 
 # ---------------------------------------------------------------------------- per-route scopes
@@ -529,11 +500,8 @@ def _refusal(conn: HTTPConnection, scopes: tuple[str, ...]) -> messages.Response
     if not isinstance(guard, BearerGuard):
         raise RuntimeError("requires_scopes needs BearerMiddleware in front of the endpoint")
     user = scope.get("user")
-    principal = user.principal if isinstance(user, PrincipalUser) else None
-    if principal is not None and principal.scopes.issuperset(scopes):
-        return None  # the common case, without the guard's call
     try:
-        guard.authorize(principal, scopes)
+        guard.authorize(user.principal if isinstance(user, PrincipalUser) else None, scopes)
     except BearerError as error:
         return guard.refusal(error)
     return None
