@@ -19,8 +19,6 @@ lookup and the argon2 run is a read of memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 __all__ = ["WouldBlock", "may_block", "nonblocking"]
@@ -38,11 +36,14 @@ def may_block(what: str) -> None:
         raise WouldBlock(what)
 
 
-@contextmanager
-def nonblocking() -> Iterator[None]:
-    """Within the block, :func:`may_block` raises :class:`WouldBlock`."""
-    token = _forbidden.set(True)
-    try:
-        yield
-    finally:
-        _forbidden.reset(token)
+class nonblocking:  # noqa: N801 - used as a function: ``with nonblocking():``
+    """Within the block, :func:`may_block` raises :class:`WouldBlock` (a class, not a
+    ``@contextmanager``: it is entered on every token request, and a generator costs more)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _forbidden.set(True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _forbidden.reset(self._token)

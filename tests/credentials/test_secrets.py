@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets as stdlib_secrets
 import string
 
 import pytest
@@ -139,19 +140,29 @@ def test_secret_cache_is_bounded_and_keyed() -> None:
     assert disabled.get(secrets[0]) is None
 
 
-def reference_base62(value: int, width: int) -> str:
-    """Base62 one digit at a time, the plain way."""
-    digits = []
-    for _ in range(width):
-        value, digit = divmod(value, 62)
-        digits.append(secrets_module.ALPHABET[digit])
-    assert value == 0
-    return "".join(reversed(digits))
-
-
 @given(st.integers(min_value=1, max_value=50), st.data())
-def test_base62_two_digits_at_a_time_is_base62(width: int, data: st.DataObject) -> None:
+def test_base62_round_trips(width: int, data: st.DataObject) -> None:
     value = data.draw(st.integers(min_value=0, max_value=62**width - 1))
-    assert secrets_module._base62(value, width) == reference_base62(value, width)
+    encoded = secrets_module._base62(value, width)
+    assert len(encoded) == width
+    assert sum(secrets_module.ALPHABET.index(c) * 62**i for i, c in enumerate(reversed(encoded))) == value
     with pytest.raises(ValueError, match="does not fit"):
         secrets_module._base62(62**width + value, width)
+
+
+def test_random_base62_digits_are_uniform() -> None:
+    """Each of the 62 digits equally likely. Taking a random byte modulo 62 would make the first 8
+    digits (the remainders of the 8 bytes above 247) 25% likelier: a chi-square over 62,000 digits
+    tells the two apart by a wide margin (uniform: ~61 ± 11; modulo bias: ~430)."""
+    digits = "".join(secrets_module._random_base62(31) for _ in range(2_000))
+    assert set(digits) <= set(secrets_module.ALPHABET)
+    expected = len(digits) / 62
+    chi_square = sum((digits.count(c) - expected) ** 2 / expected for c in secrets_module.ALPHABET)
+    assert chi_square < 130  # p < 1e-6 for a uniform source (61 degrees of freedom)
+
+
+def test_random_base62_draws_again_when_too_many_bytes_were_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytes 248-255 name no digit: a draw left with fewer than ``width`` digits is drawn again."""
+    draws = iter([bytes([255] * 9 + [0] * 21), bytes([1] * 30)])
+    monkeypatch.setattr(stdlib_secrets, "token_bytes", lambda n: next(draws)[:n])
+    assert secrets_module._random_base62(22) == "1" * 22

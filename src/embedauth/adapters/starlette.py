@@ -139,11 +139,26 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+#: Response headers as ASGI wants them, by the headers as the endpoints give them: most responses
+#: carry one of a few fixed sets (a token response's, a refusal's), so each is encoded once.
+_ENCODED: dict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = {}
+_MAX_ENCODED = 512
+
+
+def _encoded(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
+    encoded = _ENCODED.get(headers)
+    if encoded is None:
+        encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        if len(_ENCODED) >= _MAX_ENCODED:
+            _ENCODED.clear()
+        _ENCODED[headers] = encoded
+    return encoded
+
+
 async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
     """``response`` as ASGI messages: exactly its headers (lower-cased) and ``content-length``."""
     body = response.content()
-    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
-    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    headers = [*_encoded(response.headers), (b"content-length", str(len(body)).encode("ascii"))]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 

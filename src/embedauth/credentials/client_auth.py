@@ -1,8 +1,8 @@
 """Client authentication: every way a client proves who it is, in one place.
 
 * ``client_secret_basic`` and ``client_secret_post`` (RFC 6749 §2.3.1): :meth:`ClientAuthenticator.check_secret`.
-  A malformed secret is refused by its checksum before any lookup; an unknown client costs the same
-  argon2 work as a wrong secret, and the two get the same answer.
+  A malformed secret is refused by its checksum before any storage lookup; an unknown client costs
+  the same argon2 work as a wrong secret, and the two get the same answer.
 * ``private_key_jwt`` (RFC 7523 §2.2 and §3, OIDC Core §9): :meth:`ClientAuthenticator.check_assertion`.
   The client signs a short-lived JWT (the *client assertion*) with the private key of a certificate
   an admin registered for it.
@@ -214,9 +214,9 @@ class ClientAuthenticator:
     ) -> tuple[Registration, SecretCredential] | None:
         """The registration and the secret credential that ``client_secret`` matches, or None.
 
-        A malformed secret is refused by its checksum before any lookup. A secret not verified
-        before is throttled, then costs one argon2 run, whatever the number of secrets stored and
-        whether the client exists. The match is returned even if the credential or the
+        A malformed secret is refused by its checksum before any storage lookup (one this process
+        verified before passed it then). A secret not verified before is throttled, then costs one
+        argon2 run, whatever the number of secrets stored and whether the client exists. The match is returned even if the credential or the
         registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
         """
         return self._check_secret(client_id, client_secret, address)[1]
@@ -225,12 +225,14 @@ class ClientAuthenticator:
         self, client_id: str, client_secret: str, address: str | None
     ) -> tuple[Registration | None, tuple[Registration, SecretCredential] | None]:
         """:meth:`check_secret`, with the registration found (for the audit trail's tenant)."""
-        try:
-            parse_client_secret(client_secret)
-        except InvalidSecret:
-            return None, None
-        known = self._secret_cache.knows(client_secret, client_id)
+        cached = self._secret_cache.get(client_secret)  # memory only: an HMAC and a lookup
+        known = cached is not None and cached.owner == client_id
         if not known:
+            # A secret verified before passed this check then; any other is checked now.
+            try:
+                parse_client_secret(client_secret)
+            except InvalidSecret:
+                return None, None
             self._throttle.check(client_id, address)  # before any lookup or hash
         # From memory only when the secret is known too; otherwise argon2 runs, after the same
         # storage read for every client ID (no timing difference between unknown and known ones).
@@ -238,7 +240,7 @@ class ClientAuthenticator:
             self._registrations.get(client_id, fresh=not known) if is_client_id(client_id) else None
         )
         stored = [] if registration is None else [(s.id, s.hint, s.secret_hash) for s in registration.secrets]
-        matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored)
+        matched = match_secret(self._hasher, self._secret_cache, client_secret, client_id, stored, cached)
         if matched is None:
             self._throttle.failed(client_id, address)
         if registration is None or matched is None:

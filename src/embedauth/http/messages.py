@@ -50,9 +50,12 @@ JSON = ("Content-Type", "application/json")
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps makes one per call
+
+
 def json_bytes(body: Any) -> bytes:
     """The one JSON encoding of a body: compact, ASCII (non-ASCII escaped), UTF-8 bytes."""
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return _ENCODE(body).encode("utf-8")
 
 
 def quoted(value: str) -> str:

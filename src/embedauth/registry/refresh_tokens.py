@@ -169,12 +169,13 @@ class RefreshTokens:
         except InvalidSecret:
             return None
         identity = f"refresh-token:{token_id}"
-        if self._cache.get(token) is None:
+        cached = self._cache.get(token)
+        if cached is None:
             self._throttle.check(identity, address)  # before any lookup or hash
         record = self._storage.get_refresh_token(token_id)
         stored = [] if record is None else [(record.id, record.hint, record.token_hash)]
         owner = "" if record is None else record.user
-        if match_secret(self._hasher, self._cache, token, owner, stored) is None:
+        if match_secret(self._hasher, self._cache, token, owner, stored, cached) is None:
             self._throttle.failed(identity, address)
             return None
         return record

@@ -76,12 +76,18 @@ class LoadedKey:
     alg: str = field(init=False)
     #: When it stops being published (a POSIX time; infinity while no end is set).
     unpublished_at: float = field(init=False)
+    #: When it starts and stops signing (POSIX times; infinity while no retirement is set).
+    signs_from: float = field(init=False)
+    signs_until: float = field(init=False)
 
     def __post_init__(self) -> None:
-        expires = self.record.expires_at
-        object.__setattr__(self, "kid", self.record.kid)
-        object.__setattr__(self, "alg", self.record.alg)
+        record = self.record
+        expires, retires = record.expires_at, record.retires_at
+        object.__setattr__(self, "kid", record.kid)
+        object.__setattr__(self, "alg", record.alg)
         object.__setattr__(self, "unpublished_at", math.inf if expires is None else to_timestamp(expires))
+        object.__setattr__(self, "signs_from", to_timestamp(record.activates_at))
+        object.__setattr__(self, "signs_until", math.inf if retires is None else to_timestamp(retires))
 
 
 class KeyRing:
@@ -200,12 +206,9 @@ class KeyRing:
         return active
 
     def _active(self, now: float) -> LoadedKey | None:
-        signing = [
-            k
-            for k in self._keys.values()
-            if to_timestamp(k.record.activates_at) <= now
-            and (k.record.retires_at is None or now < to_timestamp(k.record.retires_at))
-        ]
+        signing = [k for k in self._keys.values() if k.signs_from <= now < k.signs_until]
+        if len(signing) == 1:  # the usual case, outside a rotation's overlap
+            return signing[0]
         return max(signing, key=lambda k: (k.record.activates_at, k.kid), default=None)
 
     # ------------------------------------------------------------------ rotating
