@@ -187,6 +187,11 @@ def issued(scope: str, *, refresh: bool = False) -> Callable[[World, Any], bool]
     return check
 
 
+def mistyped(secret: str) -> str:
+    """``secret`` with its last character changed (so its checksum fails)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
+
+
 def padded(world: World) -> list[tuple[str, str]]:
     """A valid token request of exactly MAX_FORM_BYTES bytes (an unknown parameter pads it)."""
     pairs = [*CC, *secret_post(world.client), ("pad", "")]
@@ -298,7 +303,7 @@ CASES = [
          form=lambda w: [*CC, ("scope", "devices:read users:read")], authorization=client_basic),
     Case("token-invalid-grant", "POST", "/oauth/token", 400, NO_STORE,
          lambda w, body: body["error"] == "invalid_grant",
-         form=lambda w: [("grant_type", "refresh_token"), ("refresh_token", w.refresh_token[:-1] + "x")]),
+         form=lambda w: [("grant_type", "refresh_token"), ("refresh_token", mistyped(w.refresh_token))]),
     # --- token: transport
     Case("token-json-body", "POST", "/oauth/token", 400, NO_STORE, NOT_FORM,
          raw=lambda w: b'{"grant_type": "client_credentials"}', content_type=JSON, authorization=client_basic),

@@ -4,6 +4,7 @@ responses, form bodies and HTTP Basic credentials (property-tested)."""
 from __future__ import annotations
 
 import base64
+import urllib.parse
 from urllib.parse import urlencode
 
 import pytest
@@ -149,3 +150,20 @@ def test_parse_form_refuses_with_invalid_request_only(raw: bytes) -> None:
     except InvalidRequest:
         return
     assert all(isinstance(name, str) and isinstance(value, str) for name, value in pairs)
+
+
+@pytest.mark.rfc("6749", "B")
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from("ab=&%+2Fé\x00 "), max_size=40) | st.text(max_size=40))
+def test_parse_form_is_parse_qsl(text: str) -> None:
+    """Bodies with nothing to decode take a shortcut: it answers what ``parse_qsl`` does."""
+    raw = text.encode()
+    try:
+        expected: object = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        expected = InvalidRequest
+    try:
+        got: object = list(parse_form(raw, "application/x-www-form-urlencoded"))
+    except InvalidRequest:
+        got = InvalidRequest
+    assert got == expected

@@ -163,6 +163,28 @@ async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
+#: Absolute URLs by what Starlette builds them from: a token endpoint sees the same few all day.
+_URLS: dict[tuple[Any, ...], str] = {}
+_MAX_URLS = 512
+
+
+def _url(scope: Scope) -> str:
+    """``str(URL(scope=scope))``, made once per scheme, (first) ``Host`` header, server, path and query."""
+    host = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    key = (scope.get("scheme"), host, scope.get("server"), scope["path"], scope.get("query_string"))
+    url = _URLS.get(key)
+    if url is None:
+        url = str(URL(scope=scope))
+        if len(_URLS) >= _MAX_URLS:
+            _URLS.clear()
+        _URLS[key] = url
+    return url
+
+
 def _starlette_response(response: messages.Response) -> Response:
     """``response`` as a Starlette :class:`~starlette.responses.Response` (for handlers and decorators)."""
     return Response(response.content(), response.status, headers=dict(response.headers))
@@ -209,7 +231,7 @@ class _OAuthEndpoint:
             _common.answer,
             route,
             method=method,
-            url=str(URL(scope=scope)),
+            url=_url(scope),
             headers=headers,
             body=body,
             path=scope["path"],

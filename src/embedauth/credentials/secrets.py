@@ -10,6 +10,7 @@ verified against its hash. The checksum detects accidents; the 256 random bits a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import os
 import re
@@ -240,8 +241,9 @@ class VerifiedSecret:
 class SecretCache:
     """Remembers successful verifications so repeat token requests skip argon2.
 
-    Keyed by an HMAC of the presented secret under a per-process random key: the cache holds no
-    secret, and its keys are useless outside the process. A hit is only a shortcut for the hash
+    Keyed by a MAC of the presented secret under a per-process random key (keyed BLAKE2b, a MAC by
+    design, a third of HMAC-SHA256's cost on every token request): the cache holds no secret, and
+    its keys are useless outside the process. A hit is only a shortcut for the hash
     comparison: the caller still checks that the credential is present with the same hash
     (:func:`match_secret`), so a rotation or deletion takes effect at once in every process, with
     nothing to invalidate.
@@ -252,7 +254,7 @@ class SecretCache:
         self._entries: LRUCache[bytes, VerifiedSecret] = LRUCache(maxsize)
 
     def _digest(self, secret: str) -> bytes:
-        return hmac.digest(self._key, secret.encode(), "sha256")
+        return hashlib.blake2b(secret.encode(), key=self._key, digest_size=32).digest()
 
     def get(self, secret: str) -> VerifiedSecret | None:
         """What an earlier verification of ``secret`` proved, if it is still remembered."""
