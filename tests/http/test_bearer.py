@@ -106,3 +106,30 @@ def test_any_header_is_answered_as_rfc_6750_says(guard: BearerGuard, header: str
         assert challenge.startswith(f'Bearer realm="{REALM}", error="')
     else:
         assert outcome is None
+
+
+@pytest.mark.rfc("6750", "3.1")
+def test_a_header_read_before_is_still_verified_each_time(
+    guard: BearerGuard, token: str, auth: EmbedAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard remembers which token a header holds once it verified, never the verdict: a
+    revocation after that is refused on the next request, and a refused token is not remembered."""
+    from embedauth.http import bearer
+
+    header = f"Bearer {token}"
+    assert guard.check(header, ("devices:read",))
+    assert guard._read == {header: token}
+    with pytest.raises(BearerError):
+        guard.check(f"Bearer {token}x")
+    assert len(guard._read) == 1  # the refused one is not kept
+    auth.registrations.disable(guard.check(header).client_id)
+    assert refusal(guard, header).error == "invalid_token"
+    monkeypatch.setattr(bearer, "_MAX_READ", 2)
+    others = [
+        auth.registrations.create(tenant="site-1", name=f"Job {i}", scopes=["devices:read"]) for i in range(3)
+    ]
+    for made in others:
+        guard.check(
+            "Bearer " + auth.tokens.client_credentials(made.client_id, made.client_secret).access_token
+        )
+        assert len(guard._read) <= 2
