@@ -216,8 +216,9 @@ class ClientAuthenticator:
 
         A malformed secret is refused by its checksum before any storage lookup (one this process
         verified before passed it then). A secret not verified before is throttled, then costs one
-        argon2 run, whatever the number of secrets stored and whether the client exists. The match is returned even if the credential or the
-        registration has expired or is disabled: :meth:`authenticate` decides, and may say why.
+        argon2 run, whatever the number of secrets stored and whether the client exists. The match
+        is returned even if the credential or the registration has expired or is disabled:
+        :meth:`authenticate` decides, and may say why.
         """
         return self._check_secret(client_id, client_secret, address)[1]
 
@@ -225,7 +226,7 @@ class ClientAuthenticator:
         self, client_id: str, client_secret: str, address: str | None
     ) -> tuple[Registration | None, tuple[Registration, SecretCredential] | None]:
         """:meth:`check_secret`, with the registration found (for the audit trail's tenant)."""
-        cached = self._secret_cache.get(client_secret)  # memory only: an HMAC and a lookup
+        cached = self._secret_cache.get(client_secret)  # memory only: a MAC and a lookup
         known = cached is not None and cached.owner == client_id
         if not known:
             # A secret verified before passed this check then; any other is checked now.

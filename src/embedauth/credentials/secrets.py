@@ -2,8 +2,8 @@
 
 A client secret is ``eas_`` + 43 random base62 characters (256 bits) + a 6-character base62 CRC-32
 of everything before it, like GitHub's tokens: a scanner finds leaks by the prefix, and a mistyped
-or truncated secret is refused by its checksum before any storage lookup or hash. A refresh token is
-``ear_`` + its 22-character id + the same 43 + 6 characters, so it can be found by id and then
+or truncated secret is refused by its checksum before any storage lookup or hash. A refresh token
+is ``ear_`` + its 22-character id + the same 43 + 6 characters, so it can be found by id and then
 verified against its hash. The checksum detects accidents; the 256 random bits are the security.
 """
 
@@ -243,8 +243,8 @@ class SecretCache:
 
     Keyed by a MAC of the presented secret under a per-process random key (keyed BLAKE2b, a MAC by
     design, a third of HMAC-SHA256's cost on every token request): the cache holds no secret, and
-    its keys are useless outside the process. A hit is only a shortcut for the hash
-    comparison: the caller still checks that the credential is present with the same hash
+    its keys are useless outside the process. A hit is only a shortcut for the hash comparison:
+    the caller still checks that the credential is present with the same hash
     (:func:`match_secret`), so a rotation or deletion takes effect at once in every process, with
     nothing to invalidate.
     """

@@ -78,9 +78,9 @@ _MAX_READ = 4096
 class BearerGuard:
     """Checks the ``Authorization`` header of a protected request and the scopes a route needs.
 
-    The hot path (a valid token the verifier has cached) costs the header split, the verifier's
-    call and a set comparison: readiness is remembered once reached, and refusals are rendered once
-    per kind (:meth:`refusal`). The verifier's ``verify`` is looked up per call, so that it can be
+    The hot path (a valid token the verifier has cached) costs a lookup of the header among those
+    read before, the verifier's call and a set comparison: readiness is remembered once reached,
+    and refusals are rendered once per kind (:meth:`refusal`). The verifier's ``verify`` is looked up per call, so that it can be
     replaced (tests stub it).
     """
 
