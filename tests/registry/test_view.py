@@ -219,9 +219,16 @@ def test_a_change_in_another_connection_reaches_the_view_within_a_second(
             began = time.monotonic()
             here.registrations.disable(created.client_id)
             assert changed.wait(1.0), "the change notice did not arrive within a second"
-            assert time.monotonic() - began < 1.0 and len(view) == 0
-            with pytest.raises(InvalidToken):
-                there.verify(token)
+            assert len(view) == 0
+            # The notice heard may be the feed's own (None: its first connection, say), which empties
+            # the view before the pause's revocation entry is applied: give that the same second.
+            while True:
+                try:
+                    there.verify(token)
+                except InvalidToken:
+                    break
+                assert time.monotonic() - began < 1.0, "the pause did not reach the verifier within a second"
+                time.sleep(0.01)
             with pytest.raises(InvalidClient):
                 there.tokens.client_credentials(created.client_id, created.client_secret)
 
