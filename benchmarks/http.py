@@ -9,6 +9,10 @@
   ``requires_scopes("devices:read")`` (a valid token, verified from the cache after the first
   request) against the same endpoint bare, the same request (token header included) to each; uvicorn,
   one worker, httptools + uvloop, no access log (``benchmarks/http_app.py``). Target: at least 90%.
+* **Starlette structure** (rows without a target of their own, explaining the one above): the same
+  bare endpoint behind a middleware that only leaves a fixed caller in the scope (``layer``), and
+  the same with ``requires_scopes`` (``layer-requires``), against the bare app: what one middleware
+  and one decorator cost before any header is read or token verified.
 * **Flask bearer check**: the same, a Flask view with ``require_scopes("devices:read")`` against the
   same view bare, each under gunicorn with one sync worker. Target: at least 90%.
 
@@ -22,7 +26,7 @@ measurements is close in time, and the median sheds the rounds a burst of other 
 measurement: the row says so and the run exits with status 1.
 
 Run: ``python -m benchmarks.http`` (``--quick`` for a short run; ``--seconds``, ``--rounds``;
-``--only sqlite,postgresql,redis,starlette,flask``; ``--json PATH`` writes the figures). Needs ``wrk``
+``--only sqlite,postgresql,redis,starlette,starlette-structure,flask``; ``--json PATH`` writes the figures). Needs ``wrk``
 (``apt-get install wrk``). PostgreSQL and Redis come from ``EMBEDAUTH_TEST_POSTGRES_URL`` and
 ``EMBEDAUTH_TEST_REDIS_URL`` (the test suite's defaults otherwise); each run uses its own schema or
 key prefix and removes it.
@@ -64,7 +68,7 @@ POSTGRES_URL = os.environ.get(
     "EMBEDAUTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("EMBEDAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECTIONS = ("sqlite", "postgresql", "redis", "starlette", "flask")
+SECTIONS = ("sqlite", "postgresql", "redis", "starlette", "starlette-structure", "flask")
 
 
 class Skip(Exception):
@@ -279,7 +283,8 @@ class Result:
     key: str
     measure: str
     baseline: str
-    target: float
+    target: float | None
+    """None: a row that explains another (no target of its own)."""
     rps: float | None = None
     baseline_rps: float | None = None
     ratio: float | None = None
@@ -290,7 +295,7 @@ class Result:
 
     @property
     def met(self) -> bool | None:
-        return None if self.ratio is None else self.ratio >= self.target
+        return None if self.ratio is None or self.target is None else self.ratio >= self.target
 
 
 @dataclass(frozen=True)
@@ -362,14 +367,19 @@ def _bearer_targets(bare: Server, protected: Server, client: Client) -> tuple[Ta
 
 @contextlib.contextmanager
 def _bearer_setup(
-    tmp: Path, server_name: str, command: Callable[[int], list[str]], stack_text: str
+    tmp: Path,
+    server_name: str,
+    command: Callable[[int], list[str]],
+    stack_text: str,
+    measured_kind: str = "protected",
 ) -> Iterator[tuple[Target, Target, str]]:
-    """The bare app and the protected one, each under ``command(port)``, on one SQLite store."""
+    """The bare app and ``measured_kind`` (``benchmarks.http_app``), each under ``command(port)``,
+    on one SQLite store."""
     with storage("sqlite", tmp) as url:
         client = registration(url)
         with contextlib.ExitStack() as stack:
             running = {}
-            for kind in ("bare", "protected"):
+            for kind in ("bare", measured_kind):
                 port = free_port()
                 env = pythonpath() | {
                     "EMBEDAUTH_BENCH_APP": kind,
@@ -379,15 +389,15 @@ def _bearer_setup(
                 running[kind] = stack.enter_context(
                     server(command(port), env, port, "/", tmp / f"{server_name}-{kind}.log")
                 )
-            measured, baseline = _bearer_targets(running["bare"], running["protected"], client)
+            measured, baseline = _bearer_targets(running["bare"], running[measured_kind], client)
             yield measured, baseline, stack_text
 
 
-def starlette_setup(tmp: Path) -> contextlib.AbstractContextManager[tuple[Target, Target, str]]:
-    """uvicorn (one worker, httptools + uvloop, no access log): the bare app and the protected one."""
-    return _bearer_setup(
+def starlette_setup(measured_kind: str = "protected") -> Setup:
+    """uvicorn (one worker, httptools + uvloop, no access log): the bare app and ``measured_kind``."""
+    return lambda tmp: _bearer_setup(
         tmp,
-        "uvicorn",
+        f"uvicorn-{measured_kind}",
         lambda port: [
             *python(),
             "-m",
@@ -405,6 +415,7 @@ def starlette_setup(tmp: Path) -> contextlib.AbstractContextManager[tuple[Target
             "warning",
         ],
         "uvicorn, 1 worker, httptools + uvloop, no access log",
+        measured_kind,
     )
 
 
@@ -434,26 +445,31 @@ def flask_setup(tmp: Path) -> contextlib.AbstractContextManager[tuple[Target, Ta
 STORAGE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "redis": "Redis"}
 
 
-def comparisons() -> list[tuple[Result, Setup]]:
-    rows: list[tuple[Result, Setup]] = []
+def comparisons() -> list[tuple[str, Result, Setup]]:
+    """Every row: the ``--only`` section it belongs to, its result, and its setup."""
+    rows: list[tuple[str, Result, Setup]] = []
     for kind, name in STORAGE_NAMES.items():
+        token = Result(
+            kind, f"`POST /oauth/token`, warm client, {name}", "`GET /demo/public`, same server", 0.5
+        )
+        rows.append((kind, token, token_setup(kind)))
+    middleware = Result(
+        "starlette", "`BearerMiddleware` + `requires_scopes`, Starlette", "same app, bare", 0.9
+    )
+    rows.append(("starlette", middleware, starlette_setup("protected")))
+    # The protected app taken apart: what the structure alone costs, before any token is read.
+    for kind, measure in (
+        ("layer", "a middleware leaving a fixed caller in the scope, Starlette"),
+        ("layer-requires", "the same + `requires_scopes`, Starlette"),
+    ):
         rows.append(
             (
-                Result(
-                    kind, f"`POST /oauth/token`, warm client, {name}", "`GET /demo/public`, same server", 0.5
-                ),
-                token_setup(kind),
+                "starlette-structure",
+                Result(f"starlette-{kind}", measure, "same app, bare", None),
+                starlette_setup(kind),
             )
         )
-    rows.append(
-        (
-            Result("starlette", "`BearerMiddleware` + `requires_scopes`, Starlette", "same app, bare", 0.9),
-            starlette_setup,
-        )
-    )
-    rows.append(
-        (Result("flask", "`require_scopes`, Flask", "same app, bare", 0.9), flask_setup),
-    )
+    rows.append(("flask", Result("flask", "`require_scopes`, Flask", "same app, bare", 0.9), flask_setup))
     return rows
 
 
@@ -482,14 +498,15 @@ def table(results: Sequence[Result], options: Options) -> str:
     ]
     notes = []
     for r in results:
+        target = "–" if r.target is None else f"≥ {r.target:.0%}"
         if r.ratio is not None and r.rps is not None and r.baseline_rps is not None:
-            met = "yes" if r.met else "no"
+            met = "–" if r.met is None else "yes" if r.met else "no"
             lines.append(
                 f"| {r.measure} | {r.rps:.0f} | {r.baseline} | {r.baseline_rps:.0f} | {r.ratio:.0%} "
-                f"| ≥ {r.target:.0%} | {met} |"
+                f"| {target} | {met} |"
             )
         elif r.failed is not None:
-            lines.append(f"| {r.measure} | – | {r.baseline} | – | – | ≥ {r.target:.0%} | FAILED |")
+            lines.append(f"| {r.measure} | – | {r.baseline} | – | – | {target} | FAILED |")
             notes.append(f"- {r.key}: FAILED: {r.failed}")
         else:
             notes.append(f"- {r.key}: skipped: {r.skipped}")
@@ -531,8 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["EMBEDAUTH_KEY_ENCRYPTION_KEY"] = new_key_encryption_key()
     results = []
     with tempfile.TemporaryDirectory(prefix="embedauth-http-") as tmp:
-        for result, setup in comparisons():
-            if result.key in wanted:
+        for section, result, setup in comparisons():
+            if section in wanted:
                 measure(result, setup, Path(tmp), options)
                 results.append(result)
     print(table(results, options), end="")
