@@ -1,7 +1,12 @@
-"""A bounded, thread-safe least-recently-used map: every embedauth cache is one of these.
+"""The two bounded maps every embedauth cache is one of.
 
-Hand-written (twenty lines over :class:`collections.OrderedDict`) because it sits on the token
-verification hot path, where a general-purpose cache library's per-call overhead shows.
+* :class:`LRUCache`: thread-safe, least recently used out first; for what costs something to
+  recompute (verified tokens, verified secrets, registrations). Hand-written (twenty lines over
+  :class:`collections.OrderedDict`) because it sits on the token verification hot path, where a
+  general-purpose cache library's per-call overhead shows.
+* :class:`BoundedDict`: a plain dict emptied when full; for the few distinct values a deployment
+  derives again and again (parsed headers, encoded response headers, URLs), where a hit must be
+  one dict lookup and a full map means someone is sending made-up values.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-__all__ = ["LRUCache"]
+__all__ = ["BoundedDict", "LRUCache"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -63,3 +68,19 @@ class LRUCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class BoundedDict(dict[K, V]):
+    """A dict of at most ``maxsize`` entries: :meth:`put` empties it when full. Reads are the
+    dict's own (``get``, ``in``, ``[]``), so a hit costs one lookup. Each read and write is one
+    step under the GIL; two threads putting at once at worst empty it twice."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value``, after emptying the map if it is full."""
+        if len(self) >= self.maxsize:
+            self.clear()
+        self[key] = value

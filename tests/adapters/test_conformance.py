@@ -28,6 +28,7 @@ from tests.adapters.apps import (
     basic,
     open_auth,
 )
+from tests.http.helpers import mistyped
 
 FORM = "application/x-www-form-urlencoded"
 #: The headers both frameworks must send identically (plus content-length, when the body is stable).
@@ -185,11 +186,6 @@ def issued(scope: str, *, refresh: bool = False) -> Callable[[World, Any], bool]
         )
 
     return check
-
-
-def mistyped(secret: str) -> str:
-    """``secret`` with its last character changed (so its checksum fails)."""
-    return secret[:-1] + ("y" if secret.endswith("x") else "x")
 
 
 def padded(world: World) -> list[tuple[str, str]]:

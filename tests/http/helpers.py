@@ -41,3 +41,8 @@ def refused(
     # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
     assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in parsed.get("error_description", ""))
     return parsed
+
+
+def mistyped(secret: str) -> str:
+    """``secret`` with its last character changed (so its checksum fails)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")

@@ -114,8 +114,6 @@ def test_a_header_read_before_is_still_verified_each_time(
 ) -> None:
     """The guard remembers which token a header holds once it verified, never the verdict: a
     revocation after that is refused on the next request, and a refused token is not remembered."""
-    from embedauth.http import bearer
-
     header = f"Bearer {token}"
     assert guard.check(header, ("devices:read",))
     assert guard._read == {header: token}
@@ -124,7 +122,7 @@ def test_a_header_read_before_is_still_verified_each_time(
     assert len(guard._read) == 1  # the refused one is not kept
     auth.registrations.disable(guard.check(header).client_id)
     assert refusal(guard, header).error == "invalid_token"
-    monkeypatch.setattr(bearer, "_MAX_READ", 2)
+    monkeypatch.setattr(guard._read, "maxsize", 2)
     others = [
         auth.registrations.create(tenant="site-1", name=f"Job {i}", scopes=["devices:read"]) for i in range(3)
     ]

@@ -83,6 +83,7 @@ from embedauth.http import messages
 from embedauth.http.admin_page import AdminPage, SignIn
 from embedauth.http.bearer import BearerError, BearerGuard, TokenVerifier
 from embedauth.http.management import MAX_BODY_BYTES, TOO_LARGE
+from embedauth.lru import BoundedDict
 from embedauth.models import Principal
 from embedauth.registry.admin import Admin
 
@@ -141,17 +142,14 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 #: Response headers as ASGI wants them, by the headers as the endpoints give them: most responses
 #: carry one of a few fixed sets (a token response's, a refusal's), so each is encoded once.
-_ENCODED: dict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = {}
-_MAX_ENCODED = 512
+_ENCODED: BoundedDict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = BoundedDict(512)
 
 
 def _encoded(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
     encoded = _ENCODED.get(headers)
     if encoded is None:
         encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        if len(_ENCODED) >= _MAX_ENCODED:
-            _ENCODED.clear()
-        _ENCODED[headers] = encoded
+        _ENCODED.put(headers, encoded)
     return encoded
 
 
@@ -164,8 +162,7 @@ async def _send(response: messages.Response, scope: Scope, send: Send) -> None:
 
 
 #: Absolute URLs by what Starlette builds them from: a token endpoint sees the same few all day.
-_URLS: dict[tuple[Any, ...], str] = {}
-_MAX_URLS = 512
+_URLS: BoundedDict[tuple[Any, ...], str] = BoundedDict(512)
 
 
 def _url(scope: Scope) -> str:
@@ -179,9 +176,7 @@ def _url(scope: Scope) -> str:
     url = _URLS.get(key)
     if url is None:
         url = str(URL(scope=scope))
-        if len(_URLS) >= _MAX_URLS:
-            _URLS.clear()
-        _URLS[key] = url
+        _URLS.put(key, url)
     return url
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from embedauth.errors import InvalidToken
 from embedauth.http.messages import JSON, Response, quoted
+from embedauth.lru import BoundedDict
 from embedauth.models import Principal
 
 __all__ = ["BearerError", "BearerGuard", "TokenVerifier"]
@@ -89,12 +90,14 @@ class BearerGuard:
         self.realm = realm
         self._ready = False
         self._prepared = False
-        self._rendered: dict[tuple[str, int, str | None, str | None, str | None], Response] = {}
+        self._rendered: BoundedDict[tuple[str, int, str | None, str | None, str | None], Response] = (
+            BoundedDict(_MAX_RENDERED)
+        )
         # Headers whose token verified -> that token, the same string object every time: the
         # verifier's cache then finds it without hashing or comparing its characters again, and
         # the header is not split and scanned again (a token is ~600 characters: each pass over it
         # costs). Every use still goes through the verifier (expiry, revocation, key).
-        self._read: dict[str, str] = {}
+        self._read: BoundedDict[str, str] = BoundedDict(_MAX_READ)
 
     @property
     def ready(self) -> bool:
@@ -133,9 +136,7 @@ class BearerGuard:
         if not token or " " in token or "\t" in token:
             raise BearerError(400, "invalid_request", "the Authorization header must be: Bearer <token>")
         principal = self._verify(token)
-        if len(self._read) >= _MAX_READ:  # only tokens that verified: no stranger fills it
-            self._read.clear()
-        self._read[authorization] = token
+        self._read.put(authorization, token)  # only tokens that verified: no stranger fills it
         return principal
 
     def _verify(self, token: str) -> Principal:
@@ -167,7 +168,5 @@ class BearerGuard:
         response = self._rendered.get(key)
         if response is None:
             response = error.response(self.realm)
-            if len(self._rendered) >= _MAX_RENDERED:
-                self._rendered.clear()
-            self._rendered[key] = response
+            self._rendered.put(key, response)
         return response

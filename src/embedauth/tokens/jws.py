@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from embedauth.errors import InvalidToken
+from embedauth.lru import BoundedDict
 
 __all__ = [
     "ASYMMETRIC",
@@ -176,10 +177,10 @@ _CANONICAL_LAST = {
 }
 #: Headers accepted lately, by their segment: tokens of one key share one, so a header is decoded
 #: and checked once, not per token. The segment is the whole input to its header: a hit is exactly
-#: the decision a miss would make. A plain dict (one lookup on the hot path), emptied when full:
+#: the decision a miss would make. A BoundedDict (one lookup on the hot path), emptied when full:
 #: a deployment has a few keys, so a full map means someone is sending made-up headers.
-_HEADERS: dict[str, dict[str, Any]] = {}
 _HEADERS_MAX = 64
+_HEADERS: BoundedDict[str, dict[str, Any]] = BoundedDict(_HEADERS_MAX)
 _CACHED_HEADER_LENGTH = 512  # longer header segments are not remembered
 
 
@@ -194,9 +195,7 @@ def _header(segment: str) -> dict[str, Any]:
     if forbidden:
         raise Refused(f"forbidden header parameter: {sorted(forbidden)}")
     if len(segment) <= _CACHED_HEADER_LENGTH:
-        if len(_HEADERS) >= _HEADERS_MAX:
-            _HEADERS.clear()
-        _HEADERS[segment] = header
+        _HEADERS.put(segment, header)
     return header
 
 

@@ -21,7 +21,7 @@ import pluggy
 from embedauth.clock import Clock
 from embedauth.config import Settings
 from embedauth.errors import InvalidToken, StorageError
-from embedauth.lru import LRUCache
+from embedauth.lru import BoundedDict, LRUCache
 from embedauth.models import CustomerScope, Principal
 from embedauth.tokens import jws
 from embedauth.validation import parse_customer_scope
@@ -129,7 +129,7 @@ class Verifier:
         self._leeway = settings.leeway
         self._audiences = frozenset(settings.audiences or (settings.issuer,))
         # A deployment has a few customer-scope values; a full map is emptied (see _customer_scope).
-        self._customer_scopes: dict[str, CustomerScope] = {}
+        self._customer_scopes: BoundedDict[str, CustomerScope] = BoundedDict(_CUSTOMER_SCOPES)
         self._prepared = False
         self._preparing = threading.Lock()
         self._failed_at = -math.inf
@@ -276,9 +276,7 @@ class Verifier:
                 scope = parse_customer_scope(text)
             except ValueError:
                 raise jws.Refused("customer_scope malformed") from None
-            if len(self._customer_scopes) >= _CUSTOMER_SCOPES:
-                self._customer_scopes.clear()
-            self._customer_scopes[text] = scope
+            self._customer_scopes.put(text, scope)
         return scope
 
     def _deny(self, client_id: str | None, reason: str) -> None:
