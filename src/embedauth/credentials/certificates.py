@@ -30,8 +30,9 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from embedauth.errors import InvalidCertificate
 
@@ -83,7 +84,9 @@ def parse_certificate(data: bytes | str, *, now: datetime) -> ParsedCertificate:
         raise InvalidCertificate(_PRIVATE_KEY)
     cert = _load(raw)
     try:  # the parser is lazy: a damaged field only shows when it is read
-        key = cert.public_key()
+        # Refused before its key is loaded: cryptography deprecates DSA and warns on loading a key.
+        dsa = cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
+        key = None if dsa else cert.public_key()
         subject = cert.subject.rfc4514_string()
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except UnsupportedAlgorithm:
@@ -92,8 +95,8 @@ def parse_certificate(data: bytes | str, *, now: datetime) -> ParsedCertificate:
         ) from None
     except (ValueError, TypeError):  # TypeError: e.g. a name attribute re-tagged as a BIT STRING
         raise InvalidCertificate(_NOT_A_CERTIFICATE) from None
-    key_type, accepted = _describe(key)
-    if not accepted:
+    key_type, accepted = ("DSA", False) if key is None else _describe(key)
+    if key is None or not accepted:
         raise InvalidCertificate(f"the certificate's key is {key_type}; {_ACCEPTED_KEYS}")
     if now >= not_after:
         raise InvalidCertificate(
@@ -156,6 +159,4 @@ def _describe(key: CertificatePublicKeyTypes) -> tuple[str, bool]:
             return f"EC {curve or key.curve.name}", curve is not None
         case ed25519.Ed25519PublicKey():
             return "Ed25519", True
-        case dsa.DSAPublicKey():
-            return f"DSA {key.key_size}", False
     return type(key).__name__.removesuffix("PublicKey"), False

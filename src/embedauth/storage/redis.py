@@ -225,7 +225,7 @@ class RedisChangeFeed(ConnectionFeed):
             socket_keepalive=True,
             socket_keepalive_options=_FEED_KEEPALIVE,
         )
-        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]  # typed in newer redis-py
         self._pubsub.subscribe(self._channel)
         deadline = time.monotonic() + self._timeout
         while True:
