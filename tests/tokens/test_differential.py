@@ -3,7 +3,8 @@
 The same token goes to (1) ``EmbedAuth.verify``, (2) ``jwt.decode`` of PyJWT and (3)
 ``joserfc.jwt.decode`` with a ``JWTClaimsRegistry``, each configured with what embedauth requires
 (the issuer, the audiences, the leeway, RFC 9068 §2.2's required claims, the clock), and the three
-must make the same accept/reject decision, with the same claims on accept.
+must make the same accept/reject decision, with the same claims on accept (an integer beyond 64
+bits compared as the float embedauth's JSON parser reads it as, :func:`as_read`).
 
 Neither library knows all of embedauth's rules, so an oracle is the library's verdict followed by
 the :data:`RULES`: one small function each, with the RFC (or the embedauth policy) it comes from.
@@ -432,11 +433,12 @@ def numeric_dates(ctx: Context) -> bool:
     )
 
 
-def numeric_date_int_range(ctx: Context) -> bool:
-    """embedauth policy (``jws.is_numeric_date``): an integer NumericDate must be below 2**53 in
-    magnitude, what a float holds exactly. RFC 7519 sets no bound; both libraries take any int."""
+def numeric_date_range(ctx: Context) -> bool:
+    """embedauth policy (``jws.is_numeric_date``): a NumericDate, integer or not, must be below
+    2**53 in magnitude, what a float holds exactly. RFC 7519 sets no bound; both libraries take
+    any number (``1e308`` included)."""
     return any(
-        isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53
+        isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 2**53
         for value in (ctx.claims.get(name) for name in ("exp", "iat", "nbf"))
     )
 
@@ -503,14 +505,48 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
 def json_numbers_only(ctx: Context) -> bool:
     """RFC 8259 §6 (RFC 7519 §7.2 step 10: "a completely valid JSON object"): ``NaN``, ``Infinity``
-    and ``-Infinity`` are not JSON. Python's ``json`` (so all three verifiers) reads them."""
+    and ``-Infinity`` are not JSON. Python's ``json`` (so both libraries) reads them, and reads
+    ``1e400`` as infinity; embedauth refuses a number beyond a double's range (RFC 8259 §9 lets a
+    parser limit the range of numbers; RFC 7493 §2.2 holds I-JSON to doubles)."""
     for segment in ctx.segments[:2]:
         try:
-            json.loads(b64d(segment), parse_constant=_no_constant)
+            json.loads(b64d(segment), parse_constant=_no_constant, parse_float=_finite)
         except ValueError:
             return True
+    return False
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def unicode_strings(ctx: Context) -> bool:
+    """RFC 7493 §2.1 (and RFC 8259 §8.2, whose behaviour for them is "unpredictable"): a string
+    escaping an unpaired surrogate, ``"\\ud800"``, is not Unicode text. Python's ``json`` reads it
+    into a str that cannot be encoded; embedauth refuses the token."""
+    for segment in ctx.segments[:2]:
+        for text in _strings(json.loads(b64d(segment))):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
     return False
 
 
@@ -524,8 +560,9 @@ RULES: tuple[Rule, ...] = (
     kid_names_the_key,
     utf8_json_text,
     json_numbers_only,
+    unicode_strings,
     numeric_dates,
-    numeric_date_int_range,
+    numeric_date_range,
     rfc7519_time_checks,
     required_string_claims,
     scope_is_a_string,
@@ -537,11 +574,25 @@ RULES: tuple[Rule, ...] = (
 # ----------------------------------------------------------------------------------- comparing
 
 
+def as_read(value: object) -> object:
+    """``value`` with every integer beyond 64 bits as the float embedauth reads it as (RFC 8259 §9
+    lets a parser limit the range and precision of numbers; ``jws._json_object``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return float(value)
+    if isinstance(value, dict):
+        return {key: as_read(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_read(item) for item in value]
+    return value
+
+
 def same(a: Decision, b: Decision) -> bool:
     if a.accepted != b.accepted:
         return False
     # json text compares NaN as NaN (a NaN claim is never equal to itself)
-    return not a.accepted or json.dumps(a.claims, sort_keys=True) == json.dumps(b.claims, sort_keys=True)
+    return not a.accepted or json.dumps(as_read(a.claims), sort_keys=True) == json.dumps(
+        as_read(b.claims), sort_keys=True
+    )
 
 
 def at(setup: Setup, now: float) -> None:

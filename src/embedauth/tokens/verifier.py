@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -88,12 +87,18 @@ class RevocationView(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
 class _Verified:
-    principal: Principal
-    expires: float  # exp plus leeway
-    generation: int
-    kid: str
+    """A cache entry: the token's principal and what a hit checks again. A plain slotted class,
+    not a frozen dataclass: it is made once per first-seen token, and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) costs three times as much."""
+
+    __slots__ = ("expires", "generation", "kid", "principal")
+
+    def __init__(self, principal: Principal, expires: float, generation: int, kid: str) -> None:
+        self.principal = principal
+        self.expires = expires  # exp plus leeway
+        self.generation = generation
+        self.kid = kid
 
     def revoked(self, revocations: RevocationView) -> bool:
         principal = self.principal
