@@ -121,7 +121,7 @@ def trials(backend: str, count: int, poll: float, workdir: Path) -> dict[str, An
         auth.permissions.add(_seed.SCOPE)
         auth.jwks()  # the signing key exists before the verifier loads the ring
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.reach", "--child", url, "--kek", kek, "--poll", str(poll)],
+            [sys.executable, "-m", "benchmarks.reach", "--child", url, f"--kek={kek}", "--poll", str(poll)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
