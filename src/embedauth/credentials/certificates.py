@@ -84,9 +84,8 @@ def parse_certificate(data: bytes | str, *, now: datetime) -> ParsedCertificate:
         raise InvalidCertificate(_PRIVATE_KEY)
     cert = _load(raw)
     try:  # the parser is lazy: a damaged field only shows when it is read
-        # Refused before its key is loaded: cryptography deprecates DSA and warns on loading a key.
-        dsa = cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
-        key = None if dsa else cert.public_key()
+        # DSA is refused unloaded (key None): cryptography deprecates it and warns on loading one.
+        key = None if cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA else cert.public_key()
         subject = cert.subject.rfc4514_string()
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except UnsupportedAlgorithm:
