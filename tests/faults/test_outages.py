@@ -375,10 +375,11 @@ async def _pile_up(
             return answered(path, await http.request(method, path, **options), sent)
 
         def alone(path: str, times: int, **options: Any) -> list[Answer]:
-            """``times`` sequential GETs of ``path`` on a connection of their own, opened before."""
+            """``times`` sequential GETs of ``path`` once the server hangs, on a connection of their own
+            opened before."""
             with httpx.Client(base_url=served.base_url, timeout=HTTP_TIMEOUT) as own:
                 own.get("/demo/public")
-                opened.wait()
+                hanging.wait()
                 time.sleep(0.1)  # the token requests are in
                 answers = []
                 for _ in range(times):
@@ -386,7 +387,7 @@ async def _pile_up(
                     answers.append(answered(path, own.get(path, **options), sent))
                 return answers
 
-        opened = threading.Event()
+        hanging = threading.Event()  # set once the server is hung
         bearer = {"Authorization": f"Bearer {token}"}
         side = [
             asyncio.create_task(asyncio.to_thread(alone, "/demo/whoami", 50, headers=bearer)),
@@ -395,7 +396,7 @@ async def _pile_up(
         await asyncio.gather(*(http.get("/demo/public") for _ in range(PILE_UP + 2)))  # connections open
         hung = time.monotonic()
         hang()
-        opened.set()
+        hanging.set()
         form = {"grant_type": "client_credentials"}
         basic = (client.client_id, client.secret)
         tokens = await asyncio.gather(
