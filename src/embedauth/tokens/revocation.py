@@ -248,8 +248,11 @@ class RevocationState:
 
     def _absorb(self, head: RevocationHead, entries: list[Revocation], *, full: bool, gap: bool) -> None:
         with self._lock:
+            # Entries commit in seq order, so only those past the last seq read are news: a scheduled
+            # full reload re-reads the rest, and must not drop every changed registration from views.
+            seen = self._seq
             for entry in entries:
-                self._apply(entry)
+                self._apply(entry, notify=entry.seq > seen)
             self._forget_expired(self._clock())
             self._bound()
             # After a full read the log's own position holds, even when it went back.
@@ -264,14 +267,15 @@ class RevocationState:
             if full:
                 self._full_at, self._needs_full = now, False
 
-    def _apply(self, entry: Revocation) -> None:
+    def _apply(self, entry: Revocation, *, notify: bool = True) -> None:
         expires = to_timestamp(entry.expires_at)
         subject = entry.subject
         if entry.kind is RevocationKind.REGISTRATION:
             known = self._generations.get(subject, (0, 0.0))
             self._generations[subject] = (max(known[0], entry.generation), max(known[1], expires))
-            for listener in self._listeners:
-                listener(subject)
+            if notify:
+                for listener in self._listeners:
+                    listener(subject)
         elif entry.kind is RevocationKind.CREDENTIAL:
             self._credentials[subject] = max(self._credentials.get(subject, 0.0), expires)
         elif entry.kind is RevocationKind.SIGNING_KEY:
