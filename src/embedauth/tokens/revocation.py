@@ -205,9 +205,11 @@ class RevocationState:
             )
 
     def listen(self, listener: Callable[[str | None], None]) -> None:
-        """Call ``listener(client_id)`` for every registration entry applied (a change or a
-        revocation of that registration), and ``listener(None)`` after every full reload and
-        whenever the feed fails. It runs under the state's lock: memory only, no I/O."""
+        """Call ``listener(client_id)`` for every new registration entry (a change or a revocation
+        of that registration: one this process wrote, or one read past the last seq), and
+        ``listener(None)`` after every reload that follows a gap (a reconnect, a failure, a log
+        that went back: a notice may have been missed) and whenever the feed fails. It runs under
+        the state's lock: memory only, no I/O."""
         self._listeners.append(listener)
 
     def token_entries(self, client_id: str) -> int:
